@@ -1,0 +1,150 @@
+// The epair engine: the cloner, the vnets, and the workers that carry frames.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "epair/frame.hpp"
+#include "epair/interface.hpp"
+#include "epair/mac.hpp"
+#include "epair/status.hpp"
+
+namespace epair {
+
+class Dispatcher;
+struct Pair;
+
+/// The vnet every engine starts with, where interfaces are created unless a
+/// call names another (FreeBSD's vnet0, Linux's initial namespace).
+inline constexpr std::string_view kHostVnet = "host";
+/// The highest unit the cloner gives out (FreeBSD's epair maxunit).
+inline constexpr int kMaxUnit = 32767;
+/// Interface names hold at most 15 characters (IFNAMSIZ 16 with the NUL).
+inline constexpr std::size_t kMaxInterfaceName = 15;
+
+struct EngineConfig {
+  /// Worker threads; 0 means one per CPU.
+  std::uint32_t workers = 0;
+  /// Receive queues per side; a flow hash spreads frames over them.
+  std::uint32_t queues_per_side = 1;
+  /// Frames each receive queue holds before it tail-drops (FreeBSD: 4096).
+  std::uint32_t queue_depth = 4096;
+  /// Frames a worker takes from a queue at once and hands to the endpoint.
+  std::uint32_t burst = 32;
+  /// Bursts a worker takes from one queue before it lets others run.
+  std::uint32_t bursts_per_run = 8;
+  /// How long an idle worker polls before it sleeps, in microseconds.
+  std::uint32_t worker_spin_us = 50;
+  /// Bind worker i to CPU i (mod the CPU count).
+  bool pin_workers = false;
+  MacMode mac_mode = MacMode::kLegacy;
+  /// The host id hashed into addresses; default /etc/machine-id. A zero id
+  /// is replaced by a random one, as FreeBSD does.
+  std::optional<std::uint64_t> host_id;
+  /// The pool behind pool().
+  FramePoolConfig pool;
+};
+
+/// One engine is one world of epairs: a cloner per vnet, the vnets, a frame
+/// pool and the workers. Every member may be called from any thread, also
+/// from inside Endpoint::input() and observers.
+class Engine {
+ public:
+  /// Throws std::invalid_argument for a configuration that cannot work
+  /// (zero queue depth, burst or queues), std::system_error when threads
+  /// cannot be started.
+  explicit Engine(const EngineConfig& config = {});
+  /// Destroys every pair (see destroy()) and vnet, then stops the workers.
+  /// Interface handles still held afterwards fail every operation.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const EngineConfig& config() const { return config_; }
+  std::uint64_t host_id() const { return host_id_; }
+  /// The engine's frame pool.
+  FramePool& pool() { return *pool_; }
+  std::shared_ptr<FramePool> shared_pool() const { return pool_; }
+
+  // --- the cloner (SPEC.md "Cloning and names") ---
+
+  /// The cloners this engine has: {"epair"} (ifconfig -C).
+  std::vector<std::string> cloners() const { return {"epair"}; }
+  /// Creates a pair in vnet from "epair" (lowest free unit) or "epair<N>",
+  /// and returns the name of side a. params are cloner parameters: epair
+  /// takes none and never reads them. Errors: EINVAL for a name the cloner
+  /// does not match, ENOSPC when the unit is above kMaxUnit or the name
+  /// leaves no room for the suffix, EEXIST when the unit or an end's name
+  /// is taken, ENOENT for an unknown vnet, EBUSY for one shutting down.
+  Result<std::string> create(std::string_view name, std::string_view vnet = kHostVnet,
+                             const void* params = nullptr);
+  /// Destroys the pair that ifname (either end) belongs to, found in vnet.
+  /// In order: both sides go link down and not RUNNING, both are detached
+  /// from their vnets, the call waits until no worker is delivering for them
+  /// (not when called on a worker thread, where it cannot wait: the worker
+  /// that runs a queue next frees it instead), every queued frame is freed,
+  /// and the unit is freed. ENXIO when there is no such interface.
+  Status destroy(std::string_view ifname, std::string_view vnet = kHostVnet);
+
+  /// The interface called ifname in vnet, or null.
+  std::shared_ptr<Interface> find(std::string_view ifname, std::string_view vnet = kHostVnet) const;
+  /// The interfaces in vnet, by index; empty for an unknown vnet.
+  std::vector<std::shared_ptr<Interface>> interfaces(std::string_view vnet = kHostVnet) const;
+
+  // --- vnets (SPEC.md "Moving between network stacks") ---
+
+  /// EINVAL for an empty name or one with '/' or control characters, EEXIST
+  /// when it exists.
+  Status create_vnet(std::string_view name);
+  /// Shuts vnet down: interfaces it borrowed go back to their home vnet
+  /// (arriving not UP), pairs created in it are destroyed, and so is a pair
+  /// whose end cannot go home because the name is taken there. Moves into a
+  /// vnet that is shutting down fail with EBUSY meanwhile. ENOENT when
+  /// unknown, EINVAL for the host vnet, EBUSY when already shutting down.
+  Status destroy_vnet(std::string_view name);
+  std::vector<std::string> vnets() const;
+
+  /// ifconfig IFNAME vnet TARGET: moves ifname from vnet `from` to target.
+  /// The interface arrives not UP, with a new index. EEXIST when target is
+  /// where it already is or has an interface of that name, ENOENT for an
+  /// unknown vnet, EBUSY when target is shutting down, ENXIO when ifname is
+  /// not in `from`.
+  Status move(std::string_view ifname, std::string_view target, std::string_view from = kHostVnet);
+  /// ifconfig -vnet FROM IFNAME: brings ifname back from vnet `from` into
+  /// vnet `into`. The same rules as move().
+  Status reclaim(std::string_view ifname, std::string_view from, std::string_view into = kHostVnet);
+
+ private:
+  struct Vnet;
+  struct PairRecord;
+  using Events = std::vector<std::pair<std::shared_ptr<Interface>, InterfaceEvent>>;
+
+  std::shared_ptr<Vnet> vnet_locked(std::string_view name) const;
+  Status move_locked(std::string_view ifname, Vnet& from, std::string_view target_name, Events& events);
+  void attach_locked(Interface& ifp, Vnet& vnet);
+  MacAddress mac_for_locked(const Interface& a);
+  std::shared_ptr<Pair> begin_teardown_locked(Pair& pair, Events& events);
+  void finish_teardown(const std::shared_ptr<Pair>& pair, Events& events);
+  static void deliver(Events& events);
+
+  const EngineConfig config_;
+  std::uint64_t host_id_;
+  std::shared_ptr<FramePool> pool_;
+  std::shared_ptr<Dispatcher> dispatcher_;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Vnet>, std::less<>> vnets_;
+  std::map<Pair*, std::shared_ptr<PairRecord>> pairs_;
+  // Pairs between teardown steps 2 and 5, and the vnet that holds the unit.
+  std::map<Pair*, std::shared_ptr<Vnet>> units_to_free_;
+  std::uint32_t next_mac_index_ = 0;
+};
+
+}  // namespace epair

@@ -1,0 +1,305 @@
+// One end of an epair: the ifnet of FreeBSD, with the transmit path.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "epair/frame.hpp"
+#include "epair/mac.hpp"
+#include "epair/status.hpp"
+
+namespace epair {
+
+class Engine;
+class Interface;
+class ReceiveQueue;
+struct Pair;
+
+/// Interface flags, FreeBSD's values (ifconfig prints them in hex).
+enum InterfaceFlag : std::uint32_t {
+  kFlagUp = 0x1,
+  kFlagBroadcast = 0x2,
+  kFlagDebug = 0x4,
+  kFlagKnowsEpoch = 0x20,  ///< FreeBSD IFF_KNOWSEPOCH: set, never printed by name
+  kFlagRunning = 0x40,     ///< driver-owned (IFF_DRV_RUNNING): cannot be set by users
+  kFlagNoArp = 0x80,
+  kFlagPromisc = 0x100,
+  kFlagAllMulti = 0x200,
+  kFlagSimplex = 0x800,
+  kFlagLink0 = 0x1000,
+  kFlagLink1 = 0x2000,
+  kFlagLink2 = 0x4000,
+  kFlagMulticast = 0x8000,
+  kFlagLowerUp = 0x10000,  ///< Linux IFF_LOWER_UP: carrier; mirrors link_state()
+};
+
+/// Flags a user may change with set_flags(); the rest belong to the driver.
+inline constexpr std::uint32_t kUserFlags =
+    kFlagUp | kFlagDebug | kFlagNoArp | kFlagPromisc | kFlagAllMulti | kFlagLink0 | kFlagLink1 | kFlagLink2;
+
+/// Capabilities, FreeBSD's IFCAP_ values.
+enum Capability : std::uint32_t {
+  kCapVlanMtu = 0x8,
+  kCapVlanHwTagging = 0x10,
+};
+inline constexpr std::uint32_t kSupportedCapabilities = kCapVlanMtu | kCapVlanHwTagging;
+
+enum class LinkState { kUnknown, kDown, kUp };
+
+/// The counters of ifnet (if_data), all monotonic.
+struct InterfaceCounters {
+  std::uint64_t ipackets = 0;
+  std::uint64_t ierrors = 0;
+  std::uint64_t opackets = 0;
+  std::uint64_t oerrors = 0;
+  std::uint64_t ibytes = 0;
+  std::uint64_t obytes = 0;
+  std::uint64_t imcasts = 0;
+  std::uint64_t omcasts = 0;
+  std::uint64_t iqdrops = 0;
+  std::uint64_t oqdrops = 0;
+};
+
+/// What changed, for observers.
+enum class InterfaceEvent {
+  kFlags,      ///< flags() changed (UP/DOWN, RUNNING, PROMISC, ...)
+  kLinkState,  ///< link_state() changed
+  kMtu,
+  kAddress,      ///< the Ethernet address changed
+  kDescription,
+  kCapabilities,
+  kMoved,      ///< now in another vnet (vnet_name())
+  kDestroyed,  ///< the pair is gone; the last event
+};
+
+/// The network stack behind an interface. The core hands it the frames the
+/// interface receives; it hands the core frames to transmit with
+/// Interface::transmit(). Endpoints own their own threads and descriptors.
+class Endpoint {
+ public:
+  virtual ~Endpoint() = default;
+  /// Called on a worker thread with a burst of frames received on ifp, in
+  /// order. The endpoint owns the frames from now on: it frees them or
+  /// transmits them. Must not block for long: other queues of the same worker
+  /// wait meanwhile. May call any Interface or Engine function, including
+  /// destroying ifp.
+  virtual void input(Interface& ifp, std::span<Frame* const> burst) noexcept = 0;
+};
+
+/// Keeps a subscription alive; unsubscribes when destroyed.
+class Subscription {
+ public:
+  Subscription() = default;
+  explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  Subscription(Subscription&& other) noexcept : cancel_(std::exchange(other.cancel_, nullptr)) {}
+  Subscription& operator=(Subscription&& other) noexcept;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription() { reset(); }
+  void reset();
+
+ private:
+  std::function<void()> cancel_;
+};
+
+/// Direction of a frame shown to a capture tap.
+enum class TapDirection { kOut, kIn };
+
+/// One end of an epair. Obtained from Engine::find(); a shared_ptr keeps the
+/// whole pair's memory alive, even after it is destroyed (then every
+/// operation fails with ENXIO or is a no-op).
+///
+/// Thread safety: every member may be called from any thread. The control
+/// setters serialise on the engine; transmit() never blocks and never
+/// allocates.
+class Interface {
+ public:
+  ~Interface();
+  Interface(const Interface&) = delete;
+  Interface& operator=(const Interface&) = delete;
+
+  // --- identity ---
+  const std::string& name() const { return name_; }
+  static constexpr std::string_view driver_name() { return "epair"; }
+  int unit() const { return unit_; }
+  /// 'a' or 'b'.
+  char side() const { return side_; }
+  /// The interface index in its current vnet; changes when moved.
+  std::uint32_t index() const;
+  /// Name of the vnet the interface is in now, and the one it was created in.
+  std::string vnet_name() const;
+  std::string home_vnet_name() const;
+  /// The other end; null once the pair is destroyed.
+  std::shared_ptr<Interface> peer() const;
+  /// Interface groups; always {"epair"}.
+  std::vector<std::string> groups() const { return {"epair"}; }
+
+  // --- state ---
+  std::uint32_t flags() const;
+  bool is_up() const { return (flags() & kFlagUp) != 0; }
+  bool is_running() const { return (flags() & kFlagRunning) != 0; }
+  /// Sets the user flags (kUserFlags) to exactly those in flags; driver
+  /// flags are ignored. ENXIO once destroyed.
+  Status set_flags(std::uint32_t flags);
+  Status set_up(bool up);
+  LinkState link_state() const;
+
+  std::uint32_t mtu() const;
+  /// FreeBSD accepts 72..65535 (EINVAL otherwise). Changes this side only.
+  Status set_mtu(std::uint32_t mtu);
+  static constexpr std::uint32_t kMinMtu = 72;
+  static constexpr std::uint32_t kMaxMtu = 65535;
+  static constexpr std::uint32_t kDefaultMtu = 1500;
+  /// Ethernet header plus one VLAN tag: the slack over the MTU that transmit
+  /// accepts.
+  static constexpr std::uint32_t kFrameOverhead = 18;
+
+  MacAddress mac() const;
+  /// Rejects multicast and all-zero addresses (EINVAL).
+  Status set_mac(const MacAddress& mac);
+
+  std::uint32_t capabilities() const { return kSupportedCapabilities; }
+  std::uint32_t enabled_capabilities() const;
+  /// Enables exactly the given capabilities; EINVAL for unsupported bits.
+  Status set_enabled_capabilities(std::uint32_t caps);
+
+  std::string description() const;
+  Status set_description(std::string text);
+
+  /// Baudrate in bit/s: 10 Gbit/s.
+  static constexpr std::uint64_t baudrate() { return 10'000'000'000ULL; }
+  /// ifconfig's media words.
+  static constexpr std::string_view media() { return "Ethernet 10Gbase-T (10Gbase-T <full-duplex>)"; }
+  /// "active" while the link is up, else "no carrier".
+  std::string_view media_status() const;
+
+  InterfaceCounters counters() const;
+  /// Number of receive queues of this side.
+  std::size_t queue_count() const { return queues_.size(); }
+
+  // --- data path ---
+  /// Transmits one frame to the peer, taking ownership whatever the result.
+  /// Follows SPEC.md step by step: E2BIG when longer than mtu() + 18, ENXIO
+  /// when not RUNNING, ENETDOWN when not UP (each counted in oerrors); a peer
+  /// that is down, or a full receive queue, drops the frame, counts it, and
+  /// still returns success.
+  std::error_code transmit(Frame* frame);
+  /// transmit() for a burst, in order; returns how many frames got success.
+  std::size_t transmit_burst(std::span<Frame* const> frames);
+
+  // --- endpoint, observers, taps ---
+  /// Attaches the stack that receives this side's frames, replacing any
+  /// other. Frames received while none is attached are freed and counted in
+  /// iqdrops.
+  void attach(std::shared_ptr<Endpoint> endpoint);
+  /// Detaches the endpoint; returns once no worker is delivering to it.
+  void detach();
+
+  using Observer = std::function<void(Interface&, InterfaceEvent)>;
+  /// Calls observer after each change, on the thread that made the change,
+  /// outside every lock of the engine.
+  Subscription subscribe(Observer observer);
+
+  using Tap = std::function<void(const Interface&, const Frame&, TapDirection)>;
+  /// Shows every frame to tap: outgoing ones at step 3 of the transmit path
+  /// (before the peer checks), incoming ones before the endpoint sees them.
+  /// Runs on the transmitting thread or the worker; must not keep the frame.
+  Subscription add_tap(Tap tap);
+
+ private:
+  friend class Engine;
+  friend class Dispatcher;
+  friend struct Pair;
+  friend class ReceiveQueue;
+
+  struct alignas(kCacheLine) TransmitCounters {
+    std::atomic<std::uint64_t> opackets{0};
+    std::atomic<std::uint64_t> obytes{0};
+    std::atomic<std::uint64_t> omcasts{0};
+    std::atomic<std::uint64_t> oerrors{0};
+    std::atomic<std::uint64_t> oqdrops{0};
+  };
+  // Counted by the peer's transmitter at enqueue, as FreeBSD does.
+  struct alignas(kCacheLine) EnqueueCounters {
+    std::atomic<std::uint64_t> ipackets{0};
+  };
+  struct alignas(kCacheLine) InputCounters {
+    std::atomic<std::uint64_t> ibytes{0};
+    std::atomic<std::uint64_t> imcasts{0};
+    std::atomic<std::uint64_t> iqdrops{0};
+    std::atomic<std::uint64_t> ierrors{0};
+  };
+
+  struct ObserverEntry {
+    std::uint64_t id;
+    std::shared_ptr<Observer> observer;
+  };
+  struct TapEntry {
+    std::uint64_t id;
+    std::shared_ptr<Tap> tap;
+  };
+
+  Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth);
+
+  void notify(InterfaceEvent event);
+  void show_to_taps(const Frame& frame, TapDirection direction);
+  void input_burst(std::span<Frame* const> burst, Endpoint* endpoint);
+  void scrub_for_peer(Frame& frame, Interface& peer) const;
+  ReceiveQueue& queue_for(const Frame& frame);
+  bool enqueue_on_peer(Interface& peer, Frame* frame);
+  std::error_code check_transmit(std::uint32_t frame_size, std::uint32_t flags) const;
+  std::shared_ptr<Endpoint> endpoint() const;
+  void set_driver_state(bool running);
+
+  Pair& pair_;
+  Interface* peer_ = nullptr;
+  const char side_;
+  const std::string name_;
+  const int unit_;
+
+  // Read on every transmit; written on the control path.
+  alignas(kCacheLine) std::atomic<std::uint32_t> flags_;
+  std::atomic<std::uint32_t> mtu_{kDefaultMtu};
+  std::atomic<std::uint32_t> capenable_{kCapVlanMtu};
+  std::atomic<std::size_t> tap_count_{0};
+
+  TransmitCounters tx_;
+  EnqueueCounters rx_enqueue_;
+  InputCounters rx_;
+
+  std::vector<std::unique_ptr<ReceiveQueue>> queues_;
+
+  // Control-path state, guarded by mutex_.
+  mutable std::mutex mutex_;
+  MacAddress mac_;
+  std::string description_;
+  LinkState link_state_ = LinkState::kDown;
+  std::uint32_t index_ = 0;
+  std::string vnet_name_;
+  std::string home_vnet_name_;
+  std::shared_ptr<Endpoint> endpoint_;
+  std::vector<ObserverEntry> observers_;
+  std::vector<TapEntry> taps_;
+  std::uint64_t next_subscription_id_ = 1;
+};
+
+/// "flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>" without the
+/// "flags=" word: the hex value and the names ifconfig prints.
+std::string format_flags(std::uint32_t flags);
+/// "options=8<VLAN_MTU>" without the "options=" word.
+std::string format_capabilities(std::uint32_t caps);
+/// The ifconfig block of SPEC.md for ifp. extra_lines (already indented with
+/// a tab, e.g. "\tinet 10.0.0.1 netmask 0xffffff00 ...") go after "ether".
+std::string format_ifconfig(const Interface& ifp, std::span<const std::string> extra_lines = {});
+/// Counters in netstat's words, two lines, each starting with a tab.
+std::string format_counters(const InterfaceCounters& counters);
+
+}  // namespace epair

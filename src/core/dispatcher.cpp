@@ -1,0 +1,241 @@
+#include "dispatcher.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+
+#include "epair/interface.hpp"
+#include "pair.hpp"
+
+namespace epair {
+
+namespace {
+
+thread_local bool tls_on_worker = false;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+void backoff(unsigned attempt) {
+  if (attempt < 64) {
+    cpu_relax();
+  } else if (attempt < 256) {
+    std::this_thread::yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(const DispatcherConfig& config) : config_(config) {
+  const std::uint32_t count = config_.workers == 0 ? 1 : config_.workers;
+  workers_.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) workers_.push_back(std::make_unique<Worker>());
+  for (std::uint32_t i = 0; i < count; ++i) {
+    workers_[i]->thread = std::thread([this, i] { run_worker(i); });
+    if (config_.pin_workers) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(i % std::thread::hardware_concurrency(), &set);
+      pthread_setaffinity_np(workers_[i]->thread.native_handle(), sizeof set, &set);
+    }
+  }
+}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+void Dispatcher::stop() {
+  std::call_once(stopped_, [this] {
+    stopping_.store(true, std::memory_order_release);
+    for (auto& worker : workers_) {
+      // release: pairs with the acquire load of wake_seq in run_worker(),
+      // which then sees stopping_.
+      worker->wake_seq.fetch_add(1, std::memory_order_release);
+      worker->wake_seq.notify_one();
+    }
+    for (auto& worker : workers_) worker->thread.join();
+  });
+}
+
+std::uint32_t Dispatcher::assign_worker() {
+  return next_worker_.fetch_add(1, std::memory_order_relaxed) % static_cast<std::uint32_t>(workers_.size());
+}
+
+bool Dispatcher::on_worker_thread() { return tls_on_worker; }
+
+void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
+  // seq_cst fence: pairs with the fence in run_queue() after the worker
+  // stores IDLE. Either this load sees IDLE, or the worker's re-check sees the
+  // frame just published; never neither (the lost wakeup of PR 262571).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (q.state_.load(std::memory_order_relaxed) != ReceiveQueue::kIdle) return;
+  std::uint32_t expected = ReceiveQueue::kIdle;
+  // acquire: pairs with the release store of IDLE, after which the worker no
+  // longer touches keepalive_.
+  if (!q.state_.compare_exchange_strong(expected, ReceiveQueue::kWaking, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+    return;
+  }
+  q.keepalive_ = pair.shared_from_this();
+  schedule(q);
+}
+
+void Dispatcher::schedule(ReceiveQueue& q) {
+  Worker& worker = *workers_[q.worker_];
+  bool wake_worker;
+  {
+    std::lock_guard lock(worker.mutex);
+    q.next_ = nullptr;
+    if (worker.tail != nullptr) {
+      worker.tail->next_ = &q;
+    } else {
+      worker.head = &q;
+    }
+    worker.tail = &q;
+    wake_worker = worker.sleeping.exchange(false, std::memory_order_relaxed);
+  }
+  if (wake_worker) {
+    worker.wake_seq.fetch_add(1, std::memory_order_release);
+    worker.wake_seq.notify_one();
+  }
+}
+
+ReceiveQueue* Dispatcher::pop(Worker& worker) {
+  std::lock_guard lock(worker.mutex);
+  ReceiveQueue* q = worker.head;
+  if (q != nullptr) {
+    worker.head = q->next_;
+    if (worker.head == nullptr) worker.tail = nullptr;
+    q->next_ = nullptr;
+  }
+  return q;
+}
+
+void Dispatcher::run_worker(std::uint32_t id) {
+  tls_on_worker = true;
+  Worker& worker = *workers_[id];
+  const auto spin = std::chrono::microseconds(config_.spin_us);
+  for (;;) {
+    if (ReceiveQueue* q = pop(worker)) {
+      run_queue(*q);
+      continue;
+    }
+    // Poll a little before sleeping: a futex wake costs microseconds, and at
+    // high rates the next frame is usually that close.
+    const auto deadline = std::chrono::steady_clock::now() + spin;
+    ReceiveQueue* found = nullptr;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (int i = 0; i < 64; ++i) cpu_relax();
+      if ((found = pop(worker)) != nullptr) break;
+    }
+    if (found != nullptr) {
+      run_queue(*found);
+      continue;
+    }
+    // acquire: pairs with the release increment in schedule() and ~Dispatcher().
+    const std::uint32_t seq = worker.wake_seq.load(std::memory_order_acquire);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    {
+      std::lock_guard lock(worker.mutex);
+      if (worker.head != nullptr) continue;
+      // Set under the mutex: a producer that queues after this sees it.
+      worker.sleeping.store(true, std::memory_order_relaxed);
+    }
+    worker.wake_seq.wait(seq, std::memory_order_acquire);
+    worker.sleeping.store(false, std::memory_order_relaxed);
+  }
+}
+
+void Dispatcher::run_queue(ReceiveQueue& q) {
+  // Popped from the run list: WAKING, and ours alone until we leave RUNNING.
+  q.state_.store(ReceiveQueue::kRunning, std::memory_order_relaxed);
+  Interface& ifp = q.owner();
+  std::shared_ptr<Endpoint> endpoint = ifp.endpoint();
+
+  Frame* burst[256];
+  const std::uint32_t burst_size = std::min<std::uint32_t>(config_.burst, 256);
+  bool budget_spent = false;
+  for (std::uint32_t round = 0;; ++round) {
+    if (q.closed_.load(std::memory_order_acquire)) break;
+    if (round == config_.bursts_per_run) {
+      budget_spent = true;
+      break;
+    }
+    const std::uint32_t n = q.ring_.dequeue_burst(burst, burst_size);
+    if (n == 0) break;
+    ifp.input_burst({burst, n}, endpoint.get());
+  }
+  endpoint.reset();
+
+  // Hold the pair ourselves: once the state leaves RUNNING a producer may
+  // take keepalive_ over.
+  std::shared_ptr<Pair> keep = std::move(q.keepalive_);
+  q.runs_.fetch_add(1, std::memory_order_release);
+
+  if (q.closed_.load(std::memory_order_acquire)) {
+    q.drain();
+    q.state_.store(ReceiveQueue::kDead, std::memory_order_release);
+    return;
+  }
+  if (budget_spent && !q.ring_.empty()) {
+    // Go to the back of the line rather than loop, so one busy pair cannot
+    // starve the other queues of this worker.
+    q.keepalive_ = std::move(keep);
+    q.state_.store(ReceiveQueue::kWaking, std::memory_order_relaxed);
+    schedule(q);
+    return;
+  }
+  // release: pairs with the acquire CAS in wake() and close().
+  q.state_.store(ReceiveQueue::kIdle, std::memory_order_release);
+  // seq_cst fence: pairs with the fence in wake(). A producer that enqueued
+  // before the IDLE store may have seen RUNNING and left; we must see its
+  // frame here.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!q.ring_.empty()) {
+    std::uint32_t expected = ReceiveQueue::kIdle;
+    if (q.state_.compare_exchange_strong(expected, ReceiveQueue::kWaking, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+      q.keepalive_ = std::move(keep);
+      schedule(q);
+    }
+  }
+}
+
+void Dispatcher::close(ReceiveQueue& q) {
+  q.closed_.store(true, std::memory_order_seq_cst);
+  for (unsigned attempt = 0;; ++attempt) {
+    std::uint32_t state = q.state_.load(std::memory_order_acquire);
+    if (state == ReceiveQueue::kDead) return;
+    if (state == ReceiveQueue::kIdle) {
+      // acquire: pairs with the worker's release store of IDLE.
+      if (q.state_.compare_exchange_strong(state, ReceiveQueue::kDead, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+        q.drain();
+        return;
+      }
+      continue;
+    }
+    // WAKING or RUNNING: the worker that runs q next sees closed_ and drains.
+    if (on_worker_thread()) return;
+    backoff(attempt);
+  }
+}
+
+void Dispatcher::quiesce(ReceiveQueue& q) {
+  if (on_worker_thread()) return;
+  const std::uint64_t runs = q.runs_.load(std::memory_order_acquire);
+  for (unsigned attempt = 0;; ++attempt) {
+    if (q.state_.load(std::memory_order_acquire) != ReceiveQueue::kRunning) return;
+    if (q.runs_.load(std::memory_order_acquire) != runs) return;
+    backoff(attempt);
+  }
+}
+
+}  // namespace epair

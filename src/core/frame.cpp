@@ -1,0 +1,127 @@
+#include "epair/frame.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace epair {
+
+bool FrameMeta::add_tag(const FrameTag& tag) {
+  if (tag_count == kMaxTags) return false;
+  tags[tag_count++] = tag;
+  return true;
+}
+
+void FrameMeta::delete_nonpersistent_tags() {
+  std::uint8_t kept = 0;
+  for (std::uint8_t i = 0; i < tag_count; ++i) {
+    if (tags[i].persistent) tags[kept++] = tags[i];
+  }
+  for (std::uint8_t i = kept; i < tag_count; ++i) tags[i] = FrameTag{};
+  tag_count = kept;
+}
+
+std::uint8_t* Frame::append(std::uint32_t n) {
+  if (n > tailroom()) return nullptr;
+  std::uint8_t* tail = data() + size_;
+  size_ += n;
+  return tail;
+}
+
+std::uint8_t* Frame::prepend(std::uint32_t n) {
+  if (n > offset_) return nullptr;
+  offset_ -= n;
+  size_ += n;
+  return data();
+}
+
+bool Frame::trim_front(std::uint32_t n) {
+  if (n > size_) return false;
+  offset_ += n;
+  size_ -= n;
+  return true;
+}
+
+bool Frame::resize(std::uint32_t n) {
+  if (n > capacity_ - offset_) return false;
+  size_ = n;
+  return true;
+}
+
+bool Frame::assign(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() > capacity_ - offset_) return false;
+  std::memcpy(data(), bytes.data(), bytes.size());
+  size_ = static_cast<std::uint32_t>(bytes.size());
+  return true;
+}
+
+namespace {
+constexpr std::uint32_t kMinFrame = 64;
+
+const FramePoolConfig& checked(const FramePoolConfig& config) {
+  if (config.frames == 0) throw std::invalid_argument("frame pool needs at least one frame");
+  if (config.buffer_size < config.headroom + kMinFrame)
+    throw std::invalid_argument("frame pool buffer leaves no room for a frame after the headroom");
+  return config;
+}
+}  // namespace
+
+FramePool::FramePool(const FramePoolConfig& config)
+    : config_(checked(config)),
+      frames_(std::make_unique<Frame[]>(config.frames)),
+      buffers_(std::make_unique<std::uint8_t[]>(static_cast<std::size_t>(config.frames) * config.buffer_size)),
+      free_(config.frames) {
+  for (std::uint32_t i = 0; i < config_.frames; ++i) {
+    Frame& frame = frames_[i];
+    frame.pool_ = this;
+    frame.buffer_ = buffers_.get() + static_cast<std::size_t>(i) * config_.buffer_size;
+    frame.capacity_ = config_.buffer_size;
+    Frame* pointer = &frame;
+    free_.enqueue(pointer);
+  }
+}
+
+FramePool::~FramePool() = default;
+
+void FramePool::reset(Frame* frame) const {
+  frame->offset_ = config_.headroom;
+  frame->size_ = 0;
+  frame->meta = FrameMeta{};
+}
+
+Frame* FramePool::alloc() {
+  Frame* frame = nullptr;
+  if (!free_.dequeue(frame)) {
+    alloc_failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  reset(frame);
+  return frame;
+}
+
+std::uint32_t FramePool::alloc_bulk(Frame** out, std::uint32_t n) {
+  const std::uint32_t got = free_.dequeue_burst(out, n);
+  if (got < n) alloc_failures_.fetch_add(n - got, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < got; ++i) reset(out[i]);
+  return got;
+}
+
+void FramePool::free(Frame* frame) { free_.enqueue(frame); }
+
+void FramePool::free_bulk(Frame* const* frames, std::uint32_t n) {
+  // Frames of one burst may come from several pools (an endpoint can transmit
+  // frames of its own pool); give each run back to the pool it belongs to.
+  std::uint32_t start = 0;
+  while (start < n) {
+    FramePool* owner = frames[start]->pool_;
+    std::uint32_t end = start + 1;
+    while (end < n && frames[end]->pool_ == owner) ++end;
+    if (owner == this) {
+      free_.enqueue_burst(frames + start, end - start);
+    } else {
+      owner->free_bulk(frames + start, end - start);
+    }
+    start = end;
+  }
+}
+
+}  // namespace epair

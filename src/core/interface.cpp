@@ -1,0 +1,511 @@
+// The transmit path first (SPEC.md "Transmit"), then delivery on the worker,
+// then the control path.
+#include "epair/interface.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "dispatcher.hpp"
+#include "epair/flow_hash.hpp"
+#include "pair.hpp"
+#include "receive_queue.hpp"
+
+namespace epair {
+
+namespace {
+
+constexpr std::uint8_t kGroupBit = 0x01;
+
+// Broadcast/multicast from the destination address, as ether_output does.
+std::uint32_t destination_class(const Frame& frame) {
+  const std::uint8_t* dst = frame.data();
+  if ((dst[0] & kGroupBit) == 0) return 0;
+  const bool broadcast = (dst[0] & dst[1] & dst[2] & dst[3] & dst[4] & dst[5]) == 0xff;
+  return broadcast ? kFrameBroadcast : kFrameMulticast;
+}
+
+constexpr std::uint32_t kMinEthernetHeader = 14;
+
+}  // namespace
+
+// Steps 1 and 2: checks on the sending side, each an oerror.
+std::error_code Interface::check_transmit(std::uint32_t frame_size, std::uint32_t flags) const {
+  if (frame_size > mtu_.load(std::memory_order_relaxed) + kFrameOverhead) {
+    return std::make_error_code(std::errc::argument_list_too_long);
+  }
+  if ((flags & kFlagRunning) == 0) return std::make_error_code(std::errc::no_such_device_or_address);
+  if ((flags & kFlagUp) == 0) return std::make_error_code(std::errc::network_down);
+  return {};
+}
+
+// Step 5: what belongs to the sender only never crosses the cable.
+void Interface::scrub_for_peer(Frame& frame, Interface& peer) const {
+  FrameMeta& meta = frame.meta;
+  meta.flags &= ~(kFrameSendTag | kFrameBroadcast | kFrameMulticast);
+  meta.send_tag = 0;
+  // A VLAN tag in metadata is a real tag only when the sender does hardware
+  // tagging; otherwise it is stale (the double tagging of PR 270736).
+  if ((capenable_.load(std::memory_order_relaxed) & kCapVlanHwTagging) == 0) {
+    meta.flags &= ~kFrameVlanTag;
+    meta.vlan_tci = 0;
+  }
+  meta.delete_nonpersistent_tags();
+  meta.rcvif = &peer;
+}
+
+ReceiveQueue& Interface::queue_for(const Frame& frame) {
+  if (queues_.size() == 1) return *queues_[0];
+  std::uint32_t hash;
+  if ((frame.meta.flags & kFrameFlowHash) != 0) {
+    hash = frame.meta.flow_hash;
+  } else if (auto computed = flow_hash(frame.bytes())) {
+    hash = *computed;
+  } else {
+    return *queues_[0];
+  }
+  return *queues_[hash % queues_.size()];
+}
+
+// Step 6: tail drop when full. Returns false when the frame was dropped.
+bool Interface::enqueue_on_peer(Interface& peer, Frame* frame) {
+  ReceiveQueue& q = peer.queue_for(*frame);
+  if (q.ring_.enqueue_burst(&frame, 1) == 0) return false;
+  pair_.dispatcher->wake(q, pair_);
+  return true;
+}
+
+std::error_code Interface::transmit(Frame* frame) {
+  Frame* burst[1] = {frame};
+  std::error_code error;
+  const std::uint32_t size = frame->size();
+  if (size < kMinEthernetHeader) {
+    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    frame->release();
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  error = check_transmit(size, flags_.load(std::memory_order_acquire));
+  if (error) {
+    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    frame->release();
+    return error;
+  }
+  if (tap_count_.load(std::memory_order_relaxed) != 0) show_to_taps(*frame, TapDirection::kOut);
+
+  Interface& peer = *peer_;
+  constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
+  if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
+    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    frame->release();
+    return {};
+  }
+  const std::uint32_t mcast = destination_class(*frame);
+  scrub_for_peer(*frame, peer);
+  frame->meta.flags |= mcast;
+  // Once queued the frame is the peer's: nothing of it is read afterwards.
+  if (!enqueue_on_peer(peer, burst[0])) {
+    tx_.oqdrops.fetch_add(1, std::memory_order_relaxed);
+    frame->release();
+    return {};
+  }
+  // Step 7.
+  tx_.opackets.fetch_add(1, std::memory_order_relaxed);
+  tx_.obytes.fetch_add(size, std::memory_order_relaxed);
+  if (mcast != 0) tx_.omcasts.fetch_add(1, std::memory_order_relaxed);
+  peer.rx_enqueue_.ipackets.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
+  // The same steps as transmit(), with flags read once and counters added
+  // once per burst, and frames for one queue enqueued together.
+  constexpr std::uint32_t kChunk = 64;
+  std::size_t accepted = 0;
+  std::uint64_t oerrors = 0, opackets = 0, obytes = 0, omcasts = 0, oqdrops = 0;
+  Interface& peer = *peer_;
+  const std::uint32_t flags = flags_.load(std::memory_order_acquire);
+  constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
+  const bool peer_ready = (peer.flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
+  const bool taps = tap_count_.load(std::memory_order_relaxed) != 0;
+
+  Frame* ready[kChunk];
+  std::uint32_t sizes[kChunk];
+  std::uint32_t classes[kChunk];
+  std::size_t next = 0;
+  while (next < frames.size()) {
+    std::uint32_t count = 0;
+    for (; next < frames.size() && count < kChunk; ++next) {
+      Frame* frame = frames[next];
+      const std::uint32_t size = frame->size();
+      std::error_code error = size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
+                                                        : check_transmit(size, flags);
+      if (error) {
+        ++oerrors;
+        frame->release();
+        continue;
+      }
+      if (taps) show_to_taps(*frame, TapDirection::kOut);
+      ++accepted;
+      if (!peer_ready) {
+        ++oerrors;
+        frame->release();
+        continue;
+      }
+      classes[count] = destination_class(*frame);
+      scrub_for_peer(*frame, peer);
+      frame->meta.flags |= classes[count];
+      sizes[count] = size;
+      ready[count++] = frame;
+    }
+    if (count == 0) continue;
+    std::uint32_t queued;
+    if (peer.queues_.size() == 1) {
+      ReceiveQueue& q = *peer.queues_[0];
+      queued = q.ring_.enqueue_burst(ready, count);
+      if (queued != 0) pair_.dispatcher->wake(q, pair_);
+      for (std::uint32_t i = queued; i < count; ++i) {
+        ++oqdrops;
+        ready[i]->release();
+      }
+      for (std::uint32_t i = 0; i < queued; ++i) {
+        obytes += sizes[i];
+        omcasts += classes[i] != 0;
+      }
+      opackets += queued;
+    } else {
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (enqueue_on_peer(peer, ready[i])) {
+          ++opackets;
+          obytes += sizes[i];
+          omcasts += classes[i] != 0;
+        } else {
+          ++oqdrops;
+          ready[i]->release();
+        }
+      }
+    }
+  }
+  if (oerrors != 0) tx_.oerrors.fetch_add(oerrors, std::memory_order_relaxed);
+  if (oqdrops != 0) tx_.oqdrops.fetch_add(oqdrops, std::memory_order_relaxed);
+  if (opackets != 0) {
+    tx_.opackets.fetch_add(opackets, std::memory_order_relaxed);
+    tx_.obytes.fetch_add(obytes, std::memory_order_relaxed);
+    if (omcasts != 0) tx_.omcasts.fetch_add(omcasts, std::memory_order_relaxed);
+    peer.rx_enqueue_.ipackets.fetch_add(opackets, std::memory_order_relaxed);
+  }
+  return accepted;
+}
+
+// Step 8, on the worker: what ether_input would count, then the stack.
+void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
+  std::uint64_t bytes = 0, mcasts = 0;
+  const bool taps = tap_count_.load(std::memory_order_relaxed) != 0;
+  for (Frame* frame : burst) {
+    bytes += frame->size();
+    mcasts += (frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0;
+    if (taps) show_to_taps(*frame, TapDirection::kIn);
+  }
+  rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (mcasts != 0) rx_.imcasts.fetch_add(mcasts, std::memory_order_relaxed);
+  if (endpoint != nullptr) {
+    endpoint->input(*this, burst);
+    return;
+  }
+  rx_.iqdrops.fetch_add(burst.size(), std::memory_order_relaxed);
+  if (!burst.empty()) burst[0]->pool().free_bulk(burst.data(), static_cast<std::uint32_t>(burst.size()));
+}
+
+void Interface::show_to_taps(const Frame& frame, TapDirection direction) {
+  std::vector<std::shared_ptr<Tap>> taps;
+  {
+    std::lock_guard lock(mutex_);
+    taps.reserve(taps_.size());
+    for (const auto& entry : taps_) taps.push_back(entry.tap);
+  }
+  for (const auto& tap : taps) (*tap)(*this, frame, direction);
+}
+
+// --- control path ---
+
+Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues,
+                     std::uint32_t queue_depth)
+    : pair_(pair),
+      side_(side),
+      name_(std::move(name)),
+      unit_(unit),
+      flags_(kFlagBroadcast | kFlagSimplex | kFlagMulticast | kFlagKnowsEpoch) {
+  queues_.reserve(queues);
+  for (std::size_t i = 0; i < queues; ++i) {
+    queues_.push_back(std::make_unique<ReceiveQueue>(*this, queue_depth, pair.dispatcher->assign_worker()));
+  }
+}
+
+Interface::~Interface() = default;
+
+std::uint32_t Interface::index() const {
+  std::lock_guard lock(mutex_);
+  return index_;
+}
+
+std::string Interface::vnet_name() const {
+  std::lock_guard lock(mutex_);
+  return vnet_name_;
+}
+
+std::string Interface::home_vnet_name() const {
+  std::lock_guard lock(mutex_);
+  return home_vnet_name_;
+}
+
+std::shared_ptr<Interface> Interface::peer() const {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return nullptr;
+  return pair_.handle(*peer_);
+}
+
+std::uint32_t Interface::flags() const { return flags_.load(std::memory_order_acquire); }
+
+LinkState Interface::link_state() const {
+  std::lock_guard lock(mutex_);
+  return link_state_;
+}
+
+std::string_view Interface::media_status() const {
+  return link_state() == LinkState::kUp ? "active" : "no carrier";
+}
+
+Status Interface::set_flags(std::uint32_t requested) {
+  std::uint32_t old_flags = flags_.load(std::memory_order_relaxed);
+  std::uint32_t new_flags;
+  do {
+    if ((old_flags & kFlagRunning) == 0 && pair_.destroyed.load(std::memory_order_acquire)) {
+      return {ENXIO, "interface " + name_ + " does not exist"};
+    }
+    new_flags = (old_flags & ~kUserFlags) | (requested & kUserFlags);
+  } while (!flags_.compare_exchange_weak(old_flags, new_flags, std::memory_order_acq_rel));
+  if (new_flags != old_flags) notify(InterfaceEvent::kFlags);
+  return {};
+}
+
+Status Interface::set_up(bool up) {
+  const std::uint32_t current = flags();
+  return set_flags(up ? (current | kFlagUp) : (current & ~kFlagUp));
+}
+
+std::uint32_t Interface::mtu() const { return mtu_.load(std::memory_order_relaxed); }
+
+Status Interface::set_mtu(std::uint32_t mtu) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (mtu < kMinMtu || mtu > kMaxMtu) return {EINVAL, name_ + ": SIOCSIFMTU: Invalid argument"};
+  if (mtu_.exchange(mtu, std::memory_order_relaxed) != mtu) notify(InterfaceEvent::kMtu);
+  return {};
+}
+
+MacAddress Interface::mac() const {
+  std::lock_guard lock(mutex_);
+  return mac_;
+}
+
+Status Interface::set_mac(const MacAddress& mac) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (mac.is_multicast() || mac.is_zero()) return {EINVAL, name_ + ": SIOCSIFLLADDR: Invalid argument"};
+  {
+    std::lock_guard lock(mutex_);
+    if (mac_ == mac) return {};
+    mac_ = mac;
+  }
+  notify(InterfaceEvent::kAddress);
+  return {};
+}
+
+std::uint32_t Interface::enabled_capabilities() const { return capenable_.load(std::memory_order_relaxed); }
+
+Status Interface::set_enabled_capabilities(std::uint32_t caps) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if ((caps & ~kSupportedCapabilities) != 0) return {EINVAL, name_ + ": SIOCSIFCAP: Invalid argument"};
+  if (capenable_.exchange(caps, std::memory_order_relaxed) != caps) notify(InterfaceEvent::kCapabilities);
+  return {};
+}
+
+std::string Interface::description() const {
+  std::lock_guard lock(mutex_);
+  return description_;
+}
+
+Status Interface::set_description(std::string text) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  // FreeBSD's ifdescr_maxlen.
+  constexpr std::size_t kMaxDescription = 1024;
+  if (text.size() > kMaxDescription) return {ENAMETOOLONG, name_ + ": SIOCSIFDESCR: File name too long"};
+  {
+    std::lock_guard lock(mutex_);
+    if (description_ == text) return {};
+    description_ = std::move(text);
+  }
+  notify(InterfaceEvent::kDescription);
+  return {};
+}
+
+InterfaceCounters Interface::counters() const {
+  InterfaceCounters c;
+  c.ipackets = rx_enqueue_.ipackets.load(std::memory_order_relaxed);
+  c.ierrors = rx_.ierrors.load(std::memory_order_relaxed);
+  c.opackets = tx_.opackets.load(std::memory_order_relaxed);
+  c.oerrors = tx_.oerrors.load(std::memory_order_relaxed);
+  c.ibytes = rx_.ibytes.load(std::memory_order_relaxed);
+  c.obytes = tx_.obytes.load(std::memory_order_relaxed);
+  c.imcasts = rx_.imcasts.load(std::memory_order_relaxed);
+  c.omcasts = tx_.omcasts.load(std::memory_order_relaxed);
+  c.iqdrops = rx_.iqdrops.load(std::memory_order_relaxed);
+  c.oqdrops = tx_.oqdrops.load(std::memory_order_relaxed);
+  return c;
+}
+
+std::shared_ptr<Endpoint> Interface::endpoint() const {
+  std::lock_guard lock(mutex_);
+  return endpoint_;
+}
+
+void Interface::attach(std::shared_ptr<Endpoint> endpoint) {
+  std::shared_ptr<Endpoint> old;
+  {
+    std::lock_guard lock(mutex_);
+    old = std::exchange(endpoint_, std::move(endpoint));
+  }
+  for (auto& q : queues_) pair_.dispatcher->quiesce(*q);
+}
+
+void Interface::detach() { attach(nullptr); }
+
+// Runs with the engine lock held; observers hear of it later.
+void Interface::set_driver_state(bool running) {
+  if (running) {
+    flags_.fetch_or(kFlagRunning | kFlagLowerUp, std::memory_order_acq_rel);
+    std::lock_guard lock(mutex_);
+    link_state_ = LinkState::kUp;
+  } else {
+    {
+      std::lock_guard lock(mutex_);
+      link_state_ = LinkState::kDown;
+    }
+    flags_.fetch_and(~(kFlagRunning | kFlagLowerUp), std::memory_order_acq_rel);
+  }
+}
+
+void Interface::notify(InterfaceEvent event) {
+  std::vector<std::shared_ptr<Observer>> observers;
+  {
+    std::lock_guard lock(mutex_);
+    observers.reserve(observers_.size());
+    for (const auto& entry : observers_) observers.push_back(entry.observer);
+  }
+  for (const auto& observer : observers) (*observer)(*this, event);
+}
+
+Subscription Interface::subscribe(Observer observer) {
+  std::lock_guard lock(mutex_);
+  const std::uint64_t id = next_subscription_id_++;
+  observers_.push_back({id, std::make_shared<Observer>(std::move(observer))});
+  std::weak_ptr<Pair> weak = pair_.weak_from_this();
+  return Subscription([weak, this, id] {
+    if (auto pair = weak.lock()) {
+      std::lock_guard guard(mutex_);
+      std::erase_if(observers_, [id](const ObserverEntry& e) { return e.id == id; });
+    }
+  });
+}
+
+Subscription Interface::add_tap(Tap tap) {
+  std::lock_guard lock(mutex_);
+  const std::uint64_t id = next_subscription_id_++;
+  taps_.push_back({id, std::make_shared<Tap>(std::move(tap))});
+  tap_count_.store(taps_.size(), std::memory_order_relaxed);
+  std::weak_ptr<Pair> weak = pair_.weak_from_this();
+  return Subscription([weak, this, id] {
+    if (auto pair = weak.lock()) {
+      std::lock_guard guard(mutex_);
+      std::erase_if(taps_, [id](const TapEntry& e) { return e.id == id; });
+      tap_count_.store(taps_.size(), std::memory_order_relaxed);
+    }
+  });
+}
+
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    reset();
+    cancel_ = std::exchange(other.cancel_, nullptr);
+  }
+  return *this;
+}
+
+void Subscription::reset() {
+  if (cancel_) std::exchange(cancel_, nullptr)();
+}
+
+// --- ifconfig face ---
+
+std::string format_flags(std::uint32_t flags) {
+  static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
+      {kFlagUp, "UP"},           {kFlagBroadcast, "BROADCAST"}, {kFlagDebug, "DEBUG"},
+      {kFlagRunning, "RUNNING"}, {kFlagNoArp, "NOARP"},         {kFlagPromisc, "PROMISC"},
+      {kFlagAllMulti, "ALLMULTI"}, {kFlagSimplex, "SIMPLEX"},   {kFlagLink0, "LINK0"},
+      {kFlagLink1, "LINK1"},     {kFlagLink2, "LINK2"},         {kFlagMulticast, "MULTICAST"},
+  };
+  // LOWER_UP is Linux's; FreeBSD's flags word has no such bit.
+  const std::uint32_t printed = flags & ~kFlagLowerUp;
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%x", printed);
+  std::string text = hex;
+  text += '<';
+  bool first = true;
+  for (const auto& [bit, name] : kNames) {
+    if ((printed & bit) == 0) continue;
+    if (!first) text += ',';
+    text += name;
+    first = false;
+  }
+  text += '>';
+  return text;
+}
+
+std::string format_capabilities(std::uint32_t caps) {
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%x", caps);
+  std::string text = hex;
+  text += '<';
+  bool first = true;
+  for (const auto& [bit, name] : {std::pair{kCapVlanMtu, "VLAN_MTU"}, std::pair{kCapVlanHwTagging, "VLAN_HWTAGGING"}}) {
+    if ((caps & bit) == 0) continue;
+    if (!first) text += ',';
+    text += name;
+    first = false;
+  }
+  text += '>';
+  return text;
+}
+
+std::string format_ifconfig(const Interface& ifp, std::span<const std::string> extra_lines) {
+  std::string text = ifp.name() + ": flags=" + format_flags(ifp.flags()) + " metric 0 mtu " +
+                     std::to_string(ifp.mtu()) + "\n";
+  if (auto description = ifp.description(); !description.empty()) text += "\tdescription: " + description + "\n";
+  text += "\toptions=" + format_capabilities(ifp.enabled_capabilities()) + "\n";
+  text += "\tether " + ifp.mac().to_string() + "\n";
+  for (const auto& line : extra_lines) text += line + "\n";
+  text += "\tgroups: epair\n";
+  text += "\tmedia: " + std::string(Interface::media()) + "\n";
+  text += "\tstatus: " + std::string(ifp.media_status()) + "\n";
+  return text;
+}
+
+std::string format_counters(const InterfaceCounters& c) {
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "\tinput:  packets %llu bytes %llu mcasts %llu errors %llu drops %llu\n"
+                "\toutput: packets %llu bytes %llu mcasts %llu errors %llu drops %llu\n",
+                static_cast<unsigned long long>(c.ipackets), static_cast<unsigned long long>(c.ibytes),
+                static_cast<unsigned long long>(c.imcasts), static_cast<unsigned long long>(c.ierrors),
+                static_cast<unsigned long long>(c.iqdrops), static_cast<unsigned long long>(c.opackets),
+                static_cast<unsigned long long>(c.obytes), static_cast<unsigned long long>(c.omcasts),
+                static_cast<unsigned long long>(c.oerrors), static_cast<unsigned long long>(c.oqdrops));
+  return text;
+}
+
+}  // namespace epair

@@ -1,0 +1,68 @@
+// A receive queue of one side and the state of its wakeup handshake.
+//
+// Producers (transmitters on the peer) enqueue and then call
+// Dispatcher::wake(); one worker at a time drains. state_ moves
+//
+//   IDLE --(producer's CAS, takes a keep-alive of the pair)--> WAKING
+//   WAKING --(worker pops it from its run list)--> RUNNING
+//   RUNNING --(worker, queue flushed)--> IDLE, then re-check the ring
+//   RUNNING --(worker, budget spent)--> WAKING, back on the run list
+//   IDLE or RUNNING --(closed_, whoever owns it)--> DEAD, ring drained
+//
+// DEAD is final: no producer can schedule the queue again.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "epair/frame.hpp"
+#include "epair/ring.hpp"
+
+namespace epair {
+
+class Interface;
+struct Pair;
+
+class ReceiveQueue {
+ public:
+  enum State : std::uint32_t { kIdle, kWaking, kRunning, kDead };
+
+  ReceiveQueue(Interface& owner, std::uint32_t depth, std::uint32_t worker)
+      : owner_(owner), ring_(depth), worker_(worker) {}
+  /// Frees frames that raced into the queue after it was drained.
+  ~ReceiveQueue() { drain(); }
+
+  Interface& owner() const { return owner_; }
+  std::uint32_t worker() const { return worker_; }
+  std::uint32_t depth() const { return ring_.capacity(); }
+
+  /// Frees every queued frame. Only the owner of the consumer side (the
+  /// worker in RUNNING, or whoever moved the queue to DEAD) may call it.
+  void drain() {
+    Frame* frames[64];
+    while (std::uint32_t n = ring_.dequeue_burst(frames, 64)) {
+      for (std::uint32_t i = 0; i < n; ++i) frames[i]->release();
+    }
+  }
+
+ private:
+  friend class Dispatcher;
+  friend class Interface;
+
+  Interface& owner_;
+  MpscRing<Frame*> ring_;
+  const std::uint32_t worker_;
+
+  alignas(kCacheLine) std::atomic<std::uint32_t> state_{kIdle};
+  std::atomic<bool> closed_{false};
+  // Completed runs; lets detach() see that a run it raced with has ended.
+  std::atomic<std::uint64_t> runs_{0};
+  // Held from IDLE->WAKING until the run that follows ends, so that a pair
+  // destroyed meanwhile stays in memory for the worker.
+  std::shared_ptr<Pair> keepalive_;
+  // Link in the worker's run list; guarded by that worker's mutex.
+  ReceiveQueue* next_ = nullptr;
+};
+
+}  // namespace epair
