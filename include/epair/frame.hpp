@@ -140,6 +140,7 @@ class FramePool {
 
  private:
   void reset(Frame* frame) const;
+  void give_back(Frame* const* frames, std::uint32_t n);
 
   const FramePoolConfig config_;
   std::unique_ptr<Frame[]> frames_;

@@ -1,20 +1,23 @@
-// A bounded ring of pointers after DPDK's rte_ring.
+// A bounded ring of pointers: Dmitry Vyukov's bounded MPMC queue, with bursts.
 //
 // Guarantees:
 // - Producers: one (kMultiProducer = false) or many. Consumers: one
 //   (kMultiConsumer = false) or many. Using more threads on a side than the
 //   template allows is a data race.
-// - Never blocks and never allocates after construction. A burst operation
-//   moves as many objects as fit (enqueue) or are present (dequeue), possibly
-//   none; it never waits for space or for objects.
-// - FIFO: objects leave in the order their enqueue reserved slots.
+// - Never blocks, never waits for another thread and never allocates after
+//   construction. A burst moves as many objects as fit (enqueue) or are ready
+//   (dequeue), possibly none. A producer preempted halfway only delays the
+//   consumers at its own slot; other producers go on (unlike rte_ring, whose
+//   producers wait for each other in turn, which stalls on a 2-core machine
+//   with more producers than cores).
+// - FIFO: objects leave in the order their slots were reserved.
 // - Capacity is any value from 1 to 2^31; storage is the next power of two so
-//   that indices wrap with a mask.
+//   that positions wrap with a mask. Below the power of two, a producer also
+//   bounds itself by the consumers' position.
 //
-// Each side owns a head (the next slot it reserves) and a tail (the slots it
-// has finished with). A multi-threaded side reserves slots with a CAS on its
-// head and publishes them in reservation order by waiting for its tail to
-// reach its own starting point.
+// Each slot has a sequence number: pos when free for the producer of position
+// pos, pos + 1 once that producer published it, and pos + size when the
+// consumer of pos handed it back for the next lap.
 #pragma once
 
 #include <algorithm>
@@ -23,9 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <stdexcept>
-#include <thread>
 
 namespace epair {
 
@@ -38,10 +39,10 @@ class Ring {
  public:
   /// Throws std::invalid_argument when capacity is 0 or above 2^31.
   explicit Ring(std::uint32_t capacity)
-      : capacity_(capacity),
+      : capacity_(checked(capacity)),
         mask_(std::bit_ceil(capacity) - 1),
-        slots_(std::make_unique<T[]>(static_cast<std::size_t>(mask_) + 1)) {
-    if (capacity == 0 || capacity > (1u << 31)) throw std::invalid_argument("ring capacity must be 1..2^31");
+        slots_(std::make_unique<Slot[]>(static_cast<std::size_t>(mask_) + 1)) {
+    for (std::uint32_t i = 0; i <= mask_; ++i) slots_[i].sequence.store(i, std::memory_order_relaxed);
   }
 
   Ring(const Ring&) = delete;
@@ -51,93 +52,102 @@ class Ring {
 
   /// Enqueues up to n objects from objs; returns how many were enqueued.
   std::uint32_t enqueue_burst(T const* objs, std::uint32_t n) {
-    std::uint32_t head = producer_.head.load(std::memory_order_relaxed);
-    std::uint32_t next;
+    std::uint32_t pos = enqueue_pos_.load(std::memory_order_relaxed);
+    std::uint32_t count;
     for (;;) {
-      // acquire: pairs with the release store of consumer_.tail in
-      // dequeue_burst(), so the slots counted free are no longer being read.
-      const std::uint32_t consumer_tail = consumer_.tail.load(std::memory_order_acquire);
-      const std::uint32_t free_slots = capacity_ + consumer_tail - head;
-      n = std::min(n, free_slots);
-      if (n == 0) return 0;
-      next = head + n;
+      count = 0;
+      std::uint32_t limit = n;
+      if (capacity_ <= mask_) {
+        const std::uint32_t used = pos - dequeue_pos_.load(std::memory_order_relaxed);
+        limit = used >= capacity_ ? 0 : std::min(limit, capacity_ - used);
+      }
+      // acquire: pairs with the consumer's release store of the sequence,
+      // so the slot's previous object has been read before we overwrite it.
+      while (count < limit &&
+             slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count) {
+        ++count;
+      }
+      if (count == 0) return 0;
       if constexpr (!kMultiProducer) {
-        producer_.head.store(next, std::memory_order_relaxed);
+        enqueue_pos_.store(pos + count, std::memory_order_relaxed);
         break;
-      } else if (producer_.head.compare_exchange_weak(head, next, std::memory_order_relaxed,
-                                                      std::memory_order_relaxed)) {
+      } else if (enqueue_pos_.compare_exchange_weak(pos, pos + count, std::memory_order_relaxed,
+                                                    std::memory_order_relaxed)) {
         break;
       }
     }
-    for (std::uint32_t i = 0; i < n; ++i) slots_[(head + i) & mask_] = objs[i];
-    if constexpr (kMultiProducer) wait_for_turn(producer_.tail, head);
-    // release: publishes the slots to the acquire load of producer_.tail in
-    // dequeue_burst().
-    producer_.tail.store(next, std::memory_order_release);
-    return n;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Slot& slot = slots_[(pos + i) & mask_];
+      slot.value = objs[i];
+      // release: publishes the value to the acquire load in dequeue_burst().
+      slot.sequence.store(pos + i + 1, std::memory_order_release);
+    }
+    return count;
   }
 
   /// Dequeues up to n objects into objs; returns how many were dequeued.
   std::uint32_t dequeue_burst(T* objs, std::uint32_t n) {
-    std::uint32_t head = consumer_.head.load(std::memory_order_relaxed);
-    std::uint32_t next;
+    std::uint32_t pos = dequeue_pos_.load(std::memory_order_relaxed);
+    std::uint32_t count;
     for (;;) {
-      // acquire: pairs with the release store of producer_.tail in
-      // enqueue_burst(), making the published slots visible.
-      const std::uint32_t producer_tail = producer_.tail.load(std::memory_order_acquire);
-      n = std::min(n, producer_tail - head);
-      if (n == 0) return 0;
-      next = head + n;
+      count = 0;
+      // acquire: pairs with the producer's release store of the sequence.
+      while (count < n &&
+             slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count + 1) {
+        ++count;
+      }
+      if (count == 0) return 0;
       if constexpr (!kMultiConsumer) {
-        consumer_.head.store(next, std::memory_order_relaxed);
+        dequeue_pos_.store(pos + count, std::memory_order_relaxed);
         break;
-      } else if (consumer_.head.compare_exchange_weak(head, next, std::memory_order_relaxed,
-                                                      std::memory_order_relaxed)) {
+      } else if (dequeue_pos_.compare_exchange_weak(pos, pos + count, std::memory_order_relaxed,
+                                                    std::memory_order_relaxed)) {
         break;
       }
     }
-    for (std::uint32_t i = 0; i < n; ++i) objs[i] = slots_[(head + i) & mask_];
-    if constexpr (kMultiConsumer) wait_for_turn(consumer_.tail, head);
-    // release: hands the slots back to the acquire load of consumer_.tail in
-    // enqueue_burst().
-    consumer_.tail.store(next, std::memory_order_release);
-    return n;
+    const std::uint32_t lap = mask_ + 1;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Slot& slot = slots_[(pos + i) & mask_];
+      objs[i] = slot.value;
+      // release: hands the slot to the producer of the next lap.
+      slot.sequence.store(pos + i + lap, std::memory_order_release);
+    }
+    return count;
   }
 
   bool enqueue(T obj) { return enqueue_burst(&obj, 1) == 1; }
   bool dequeue(T& obj) { return dequeue_burst(&obj, 1) == 1; }
 
-  /// Objects published and not yet dequeued. Exact only when both sides are
-  /// quiet; otherwise a snapshot for heuristics (and for the wakeup re-check,
-  /// where the caller supplies the fence).
-  std::uint32_t size() const {
-    const std::uint32_t producer_tail = producer_.tail.load(std::memory_order_relaxed);
-    const std::uint32_t consumer_head = consumer_.head.load(std::memory_order_relaxed);
-    return producer_tail - consumer_head;
+  /// Whether the next object for the consumers is published. For a single
+  /// consumer this is exact from its own thread; the wakeup re-check relies
+  /// on it after its own fence.
+  bool empty() const {
+    const std::uint32_t pos = dequeue_pos_.load(std::memory_order_relaxed);
+    return slots_[pos & mask_].sequence.load(std::memory_order_acquire) != pos + 1;
   }
-  bool empty() const { return size() == 0; }
+
+  /// Objects reserved and not yet dequeued: a snapshot when others are busy.
+  std::uint32_t size() const {
+    const std::uint32_t dequeued = dequeue_pos_.load(std::memory_order_relaxed);
+    return enqueue_pos_.load(std::memory_order_relaxed) - dequeued;
+  }
 
  private:
-  struct alignas(kCacheLine) HeadTail {
-    std::atomic<std::uint32_t> head{0};
-    std::atomic<std::uint32_t> tail{0};
+  struct Slot {
+    std::atomic<std::uint32_t> sequence;
+    T value;
   };
 
-  // Another thread of the same side reserved earlier slots; publish after it
-  // so that the tail only ever covers fully written (or read) slots. acquire:
-  // pairs with that thread's release store of the tail, so its slot accesses
-  // happen before ours are published and reach the other side with them.
-  static void wait_for_turn(std::atomic<std::uint32_t>& tail, std::uint32_t mine) {
-    for (unsigned spins = 0; tail.load(std::memory_order_acquire) != mine; ++spins) {
-      if (spins > 64) std::this_thread::yield();
-    }
+  static std::uint32_t checked(std::uint32_t capacity) {
+    if (capacity == 0 || capacity > (1u << 31)) throw std::invalid_argument("ring capacity must be 1..2^31");
+    return capacity;
   }
 
-  HeadTail producer_;
-  HeadTail consumer_;
-  const std::uint32_t capacity_;
+  alignas(kCacheLine) std::atomic<std::uint32_t> enqueue_pos_{0};
+  alignas(kCacheLine) std::atomic<std::uint32_t> dequeue_pos_{0};
+  alignas(kCacheLine) const std::uint32_t capacity_;
   const std::uint32_t mask_;
-  std::unique_ptr<T[]> slots_;
+  std::unique_ptr<Slot[]> slots_;
 };
 
 template <class T>

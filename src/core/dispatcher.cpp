@@ -75,7 +75,12 @@ void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
   // stores IDLE. Either this load sees IDLE, or the worker's re-check sees the
   // frame just published; never neither (the lost wakeup of PR 262571).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (q.state_.load(std::memory_order_relaxed) != ReceiveQueue::kIdle) return;
+  const std::uint32_t state = q.state_.load(std::memory_order_relaxed);
+  if (state == ReceiveQueue::kDead) {
+    reap(q);
+    return;
+  }
+  if (state != ReceiveQueue::kIdle) return;
   std::uint32_t expected = ReceiveQueue::kIdle;
   // acquire: pairs with the release store of IDLE, after which the worker no
   // longer touches keepalive_.
@@ -85,6 +90,23 @@ void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
   }
   q.keepalive_ = pair.shared_from_this();
   schedule(q);
+}
+
+void Dispatcher::reap(ReceiveQueue& q) {
+  for (;;) {
+    std::uint32_t expected = ReceiveQueue::kDead;
+    // acquire: pairs with the release store of DEAD by the last drainer.
+    if (!q.state_.compare_exchange_strong(expected, ReceiveQueue::kReaping, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return;  // another transmitter is reaping and will see our frame
+    }
+    q.drain();
+    q.state_.store(ReceiveQueue::kDead, std::memory_order_release);
+    // seq_cst fence: as in run_queue(), a frame queued while we drained is
+    // either seen here or its transmitter sees DEAD and reaps it.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (q.ring_.empty()) return;
+  }
 }
 
 void Dispatcher::schedule(ReceiveQueue& q) {
@@ -212,7 +234,7 @@ void Dispatcher::close(ReceiveQueue& q) {
   q.closed_.store(true, std::memory_order_seq_cst);
   for (unsigned attempt = 0;; ++attempt) {
     std::uint32_t state = q.state_.load(std::memory_order_acquire);
-    if (state == ReceiveQueue::kDead) return;
+    if (state == ReceiveQueue::kDead || state == ReceiveQueue::kReaping) return;
     if (state == ReceiveQueue::kIdle) {
       // acquire: pairs with the worker's release store of IDLE.
       if (q.state_.compare_exchange_strong(state, ReceiveQueue::kDead, std::memory_order_acquire,

@@ -289,14 +289,20 @@ std::shared_ptr<Interface> Engine::find(std::string_view ifname, std::string_vie
 }
 
 std::vector<std::shared_ptr<Interface>> Engine::interfaces(std::string_view vnet_name) const {
-  std::vector<std::shared_ptr<Interface>> list;
+  // Indexes change when interfaces move: sort on one snapshot of them, taken
+  // under the lock that moves hold, or the order would be inconsistent.
+  std::vector<std::pair<std::uint32_t, std::shared_ptr<Interface>>> indexed;
   {
     std::lock_guard lock(mutex_);
     auto vnet = vnet_locked(vnet_name);
-    if (!vnet) return list;
-    for (const auto& [name, ifp] : vnet->interfaces) list.push_back(ifp);
+    if (vnet) {
+      for (const auto& [name, ifp] : vnet->interfaces) indexed.emplace_back(ifp->index(), ifp);
+    }
   }
-  std::sort(list.begin(), list.end(), [](const auto& x, const auto& y) { return x->index() < y->index(); });
+  std::sort(indexed.begin(), indexed.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<std::shared_ptr<Interface>> list;
+  list.reserve(indexed.size());
+  for (auto& entry : indexed) list.push_back(std::move(entry.second));
   return list;
 }
 

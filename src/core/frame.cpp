@@ -76,7 +76,7 @@ FramePool::FramePool(const FramePoolConfig& config)
     frame.buffer_ = buffers_.get() + static_cast<std::size_t>(i) * config_.buffer_size;
     frame.capacity_ = config_.buffer_size;
     Frame* pointer = &frame;
-    free_.enqueue(pointer);
+    give_back(&pointer, 1);
   }
 }
 
@@ -105,7 +105,17 @@ std::uint32_t FramePool::alloc_bulk(Frame** out, std::uint32_t n) {
   return got;
 }
 
-void FramePool::free(Frame* frame) { free_.enqueue(frame); }
+// The free ring holds every frame, so it always has room in the end; a slot
+// can only look taken while a concurrent alloc is still copying out of it.
+void FramePool::give_back(Frame* const* frames, std::uint32_t n) {
+  while (n != 0) {
+    const std::uint32_t done = free_.enqueue_burst(frames, n);
+    frames += done;
+    n -= done;
+  }
+}
+
+void FramePool::free(Frame* frame) { give_back(&frame, 1); }
 
 void FramePool::free_bulk(Frame* const* frames, std::uint32_t n) {
   // Frames of one burst may come from several pools (an endpoint can transmit
@@ -116,7 +126,7 @@ void FramePool::free_bulk(Frame* const* frames, std::uint32_t n) {
     std::uint32_t end = start + 1;
     while (end < n && frames[end]->pool_ == owner) ++end;
     if (owner == this) {
-      free_.enqueue_burst(frames + start, end - start);
+      give_back(frames + start, end - start);
     } else {
       owner->free_bulk(frames + start, end - start);
     }

@@ -8,8 +8,11 @@
 //   RUNNING --(worker, queue flushed)--> IDLE, then re-check the ring
 //   RUNNING --(worker, budget spent)--> WAKING, back on the run list
 //   IDLE or RUNNING --(closed_, whoever owns it)--> DEAD, ring drained
+//   DEAD --(a producer that raced past destroy)--> REAPING --> DEAD
 //
-// DEAD is final: no producer can schedule the queue again.
+// DEAD is final: no producer can schedule the queue again. A frame that a
+// transmitter queued after the drain is freed by that transmitter (REAPING
+// makes it the single consumer meanwhile).
 #pragma once
 
 #include <atomic>
@@ -26,7 +29,7 @@ struct Pair;
 
 class ReceiveQueue {
  public:
-  enum State : std::uint32_t { kIdle, kWaking, kRunning, kDead };
+  enum State : std::uint32_t { kIdle, kWaking, kRunning, kDead, kReaping };
 
   ReceiveQueue(Interface& owner, std::uint32_t depth, std::uint32_t worker)
       : owner_(owner), ring_(depth), worker_(worker) {}

@@ -1,0 +1,209 @@
+// SPEC.md "State of a new pair" and "The ifconfig face".
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace epair {
+namespace {
+
+class InterfaceTest : public ::testing::Test {
+ protected:
+  InterfaceTest() {
+    EngineConfig config;
+    config.workers = 1;
+    config.host_id = 0x0000'0001'0000'0002ULL;
+    config.pool.frames = 256;
+    engine = std::make_unique<Engine>(config);
+    (void)engine->create("epair");
+    a = engine->find("epair0a");
+    b = engine->find("epair0b");
+  }
+  std::unique_ptr<Engine> engine;
+  std::shared_ptr<Interface> a, b;
+};
+
+TEST_F(InterfaceTest, NewPairIsRunningButNotUp) {
+  for (auto& ifp : {a, b}) {
+    const auto flags = ifp->flags();
+    EXPECT_TRUE(flags & kFlagBroadcast);
+    EXPECT_TRUE(flags & kFlagSimplex);
+    EXPECT_TRUE(flags & kFlagMulticast);
+    EXPECT_TRUE(flags & kFlagRunning);
+    EXPECT_TRUE(flags & kFlagLowerUp);
+    EXPECT_FALSE(flags & kFlagUp);
+  }
+}
+
+TEST_F(InterfaceTest, NewPairLinkIsUpOnBothSides) {
+  EXPECT_EQ(a->link_state(), LinkState::kUp);
+  EXPECT_EQ(b->link_state(), LinkState::kUp);
+  EXPECT_EQ(a->media_status(), "active");
+}
+
+TEST_F(InterfaceTest, NewPairHasVlanMtuCapabilityEnabled) {
+  EXPECT_TRUE(a->capabilities() & kCapVlanMtu);
+  EXPECT_EQ(a->enabled_capabilities(), kCapVlanMtu);
+  EXPECT_EQ(b->enabled_capabilities(), kCapVlanMtu);
+}
+
+TEST_F(InterfaceTest, MediaIs10GbaseTFullDuplex) {
+  EXPECT_EQ(Interface::baudrate(), 10'000'000'000ULL);
+  EXPECT_EQ(Interface::media(), "Ethernet 10Gbase-T (10Gbase-T <full-duplex>)");
+}
+
+TEST_F(InterfaceTest, MtuDefaultsTo1500AndChangesOneSideOnly) {
+  EXPECT_EQ(a->mtu(), 1500u);
+  ASSERT_TRUE(a->set_mtu(9000));
+  EXPECT_EQ(a->mtu(), 9000u);
+  EXPECT_EQ(b->mtu(), 1500u);
+}
+
+TEST_F(InterfaceTest, MtuAcceptsGenericRange) {
+  EXPECT_TRUE(a->set_mtu(72));
+  EXPECT_TRUE(a->set_mtu(65535));
+}
+
+TEST_F(InterfaceTest, MtuOutOfRangeIsEinval) {
+  Status low = a->set_mtu(71);
+  EXPECT_EQ(low.value(), EINVAL);
+  EXPECT_EQ(low.message(), "epair0a: SIOCSIFMTU: Invalid argument");
+  EXPECT_EQ(a->set_mtu(65536).value(), EINVAL);
+  EXPECT_EQ(a->mtu(), 1500u);
+}
+
+TEST_F(InterfaceTest, UpAndDownChangeOnlyUpFlag) {
+  ASSERT_TRUE(a->set_up(true));
+  EXPECT_TRUE(a->is_up());
+  EXPECT_FALSE(b->is_up());
+  ASSERT_TRUE(a->set_up(false));
+  EXPECT_FALSE(a->is_up());
+  EXPECT_TRUE(a->is_running());
+}
+
+TEST_F(InterfaceTest, UserCannotSetDriverFlags) {
+  ASSERT_TRUE(a->set_flags(kFlagPromisc));
+  EXPECT_TRUE(a->flags() & kFlagPromisc);
+  EXPECT_TRUE(a->flags() & kFlagRunning);
+  EXPECT_TRUE(a->flags() & kFlagBroadcast);
+  ASSERT_TRUE(a->set_flags(0));
+  EXPECT_TRUE(a->is_running());
+  EXPECT_FALSE(a->flags() & kFlagPromisc);
+}
+
+TEST_F(InterfaceTest, SetMacChangesAddress) {
+  auto mac = MacAddress::parse("02:aa:bb:cc:dd:ee");
+  ASSERT_TRUE(a->set_mac(*mac));
+  EXPECT_EQ(a->mac(), *mac);
+  EXPECT_NE(b->mac(), *mac);
+}
+
+TEST_F(InterfaceTest, SetMulticastOrZeroMacIsEinval) {
+  EXPECT_EQ(a->set_mac(test::kMulticast).value(), EINVAL);
+  EXPECT_EQ(a->set_mac(MacAddress{}).value(), EINVAL);
+}
+
+TEST_F(InterfaceTest, DescriptionIsKeptAndPrinted) {
+  ASSERT_TRUE(a->set_description("uplink to jail1"));
+  EXPECT_EQ(a->description(), "uplink to jail1");
+  EXPECT_NE(format_ifconfig(*a).find("\tdescription: uplink to jail1\n"), std::string::npos);
+}
+
+TEST_F(InterfaceTest, OverlongDescriptionIsRefused) {
+  EXPECT_EQ(a->set_description(std::string(1025, 'x')).value(), ENAMETOOLONG);
+}
+
+TEST_F(InterfaceTest, UnsupportedCapabilityIsEinval) {
+  EXPECT_EQ(a->set_enabled_capabilities(0x1).value(), EINVAL);
+  EXPECT_TRUE(a->set_enabled_capabilities(kCapVlanMtu | kCapVlanHwTagging));
+  EXPECT_TRUE(a->set_enabled_capabilities(0));
+}
+
+TEST_F(InterfaceTest, IndexesAreDistinctInVnet) {
+  EXPECT_NE(a->index(), 0u);
+  EXPECT_NE(a->index(), b->index());
+}
+
+TEST_F(InterfaceTest, CountersStartAtZero) {
+  const auto c = a->counters();
+  EXPECT_EQ(c.ipackets + c.opackets + c.ibytes + c.obytes + c.ierrors + c.oerrors + c.imcasts + c.omcasts +
+                c.iqdrops + c.oqdrops,
+            0u);
+}
+
+TEST_F(InterfaceTest, IfconfigBlockMatchesFreeBsd) {
+  ASSERT_TRUE(b->set_up(true));
+  ASSERT_TRUE(b->set_mac(*MacAddress::parse("02:1e:66:05:b0:0b")));
+  const std::string inet = "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255";
+  EXPECT_EQ(format_ifconfig(*b, std::span(&inet, 1)),
+            "epair0b: flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500\n"
+            "\toptions=8<VLAN_MTU>\n"
+            "\tether 02:1e:66:05:b0:0b\n"
+            "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255\n"
+            "\tgroups: epair\n"
+            "\tmedia: Ethernet 10Gbase-T (10Gbase-T <full-duplex>)\n"
+            "\tstatus: active\n");
+}
+
+TEST_F(InterfaceTest, FlagsOfNewPairPrintWithoutUp) {
+  EXPECT_EQ(format_flags(a->flags()), "8862<BROADCAST,RUNNING,SIMPLEX,MULTICAST>");
+}
+
+TEST_F(InterfaceTest, ObserverHearsFlagAndMtuChanges) {
+  std::vector<InterfaceEvent> events;
+  auto sub = a->subscribe([&](Interface& ifp, InterfaceEvent e) {
+    EXPECT_EQ(&ifp, a.get());
+    events.push_back(e);
+  });
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(a->set_mtu(1400));
+  ASSERT_TRUE(a->set_mtu(1400));  // no change, no event
+  EXPECT_EQ(events, (std::vector{InterfaceEvent::kFlags, InterfaceEvent::kMtu}));
+  sub.reset();
+  ASSERT_TRUE(a->set_up(false));
+  EXPECT_EQ(events.size(), 2u);
+}
+
+TEST_F(InterfaceTest, ObserverHearsLinkDownAndDestroy) {
+  std::vector<InterfaceEvent> events;
+  LinkState seen = LinkState::kUnknown;
+  auto sub = b->subscribe([&](Interface& ifp, InterfaceEvent e) {
+    events.push_back(e);
+    if (e == InterfaceEvent::kLinkState) seen = ifp.link_state();
+  });
+  ASSERT_TRUE(engine->destroy("epair0a"));
+  EXPECT_EQ(seen, LinkState::kDown);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), InterfaceEvent::kDestroyed);
+}
+
+TEST_F(InterfaceTest, ObserverMayCallBackIntoEngine) {
+  bool created = false;
+  auto sub = a->subscribe([&](Interface&, InterfaceEvent e) {
+    if (e == InterfaceEvent::kFlags && !created) created = engine->create("epair5").ok();
+  });
+  ASSERT_TRUE(a->set_up(true));
+  EXPECT_TRUE(created);
+}
+
+TEST_F(InterfaceTest, DestroyedInterfaceRefusesChanges) {
+  ASSERT_TRUE(engine->destroy("epair0a"));
+  EXPECT_FALSE(a->is_running());
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  EXPECT_EQ(a->media_status(), "no carrier");
+  EXPECT_EQ(a->set_mtu(1400).value(), ENXIO);
+  EXPECT_EQ(a->set_up(true).value(), ENXIO);
+  EXPECT_EQ(a->set_mac(test::kSource).value(), ENXIO);
+  EXPECT_EQ(a->peer(), nullptr);
+}
+
+TEST_F(InterfaceTest, CountersFormatLikeNetstat) {
+  InterfaceCounters c;
+  c.ipackets = 3;
+  c.obytes = 128;
+  EXPECT_EQ(format_counters(c),
+            "\tinput:  packets 3 bytes 0 mcasts 0 errors 0 drops 0\n"
+            "\toutput: packets 0 bytes 128 mcasts 0 errors 0 drops 0\n");
+}
+
+}  // namespace
+}  // namespace epair
