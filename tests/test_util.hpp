@@ -19,8 +19,7 @@ inline constexpr MacAddress kMulticast{{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}};
 
 /// An Ethernet frame of size bytes to dst, ethertype 0x88b5 (local
 /// experimental), the payload starting with seq.
-inline Frame* make_frame(FramePool& pool, std::uint32_t size = 64, MacAddress dst = kUnicast,
-                         std::uint64_t seq = 0) {
+inline Frame* make_frame(FramePool& pool, std::uint32_t size = 64, MacAddress dst = kUnicast, std::uint64_t seq = 0) {
   Frame* frame = pool.alloc();
   if (frame == nullptr) return nullptr;
   std::uint8_t* p = frame->append(size);
@@ -68,7 +67,8 @@ class Collector final : public Endpoint {
   void input(Interface&, std::span<Frame* const> burst) noexcept override {
     std::lock_guard lock(mutex_);
     for (Frame* frame : burst) {
-      frames_.push_back({frame_seq(*frame), frame->size(), frame->meta, {frame->data(), frame->data() + frame->size()}});
+      frames_.push_back(
+          {frame_seq(*frame), frame->size(), frame->meta, {frame->data(), frame->data() + frame->size()}});
       frame->release();
     }
     ++bursts_;

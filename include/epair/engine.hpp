@@ -83,8 +83,7 @@ class Engine {
   /// does not match, ENOSPC when the unit is above kMaxUnit or the name
   /// leaves no room for the suffix, EEXIST when the unit or an end's name
   /// is taken, ENOENT for an unknown vnet, EBUSY for one shutting down.
-  Result<std::string> create(std::string_view name, std::string_view vnet = kHostVnet,
-                             const void* params = nullptr);
+  Result<std::string> create(std::string_view name, std::string_view vnet = kHostVnet, const void* params = nullptr);
   /// Destroys the pair that ifname (either end) belongs to, found in vnet.
   /// In order: both sides go link down and not RUNNING, both are detached
   /// from their vnets, the call waits until no worker is delivering for them

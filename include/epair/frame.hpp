@@ -24,11 +24,11 @@ class FramePool;
 
 /// FrameMeta::flags bits.
 enum FrameFlag : std::uint32_t {
-  kFrameBroadcast = 1u << 0,  ///< destination is ff:ff:ff:ff:ff:ff (set on transmit)
-  kFrameMulticast = 1u << 1,  ///< destination has the group bit (set on transmit)
-  kFrameVlanTag = 1u << 2,    ///< vlan_tci holds a hardware VLAN tag (FreeBSD M_VLANTAG)
-  kFrameSendTag = 1u << 3,    ///< send_tag holds a sender-only tag (FreeBSD CSUM_SND_TAG)
-  kFrameFlowHash = 1u << 4,   ///< flow_hash is valid and chooses the receive queue
+  kFrameBroadcast = 1u << 0,    ///< destination is ff:ff:ff:ff:ff:ff (set on transmit)
+  kFrameMulticast = 1u << 1,    ///< destination has the group bit (set on transmit)
+  kFrameVlanTag = 1u << 2,      ///< vlan_tci holds a hardware VLAN tag (FreeBSD M_VLANTAG)
+  kFrameSendTag = 1u << 3,      ///< send_tag holds a sender-only tag (FreeBSD CSUM_SND_TAG)
+  kFrameFlowHash = 1u << 4,     ///< flow_hash is valid and chooses the receive queue
   kFrameCsumPartial = 1u << 5,  ///< checksum still to be filled at csum_start + csum_offset
   kFrameCsumValid = 1u << 6,    ///< payload checksums already verified
   kFrameGso = 1u << 7,          ///< a large segment that gso_size describes

@@ -73,7 +73,7 @@ enum class InterfaceEvent {
   kFlags,      ///< flags() changed (UP/DOWN, RUNNING, PROMISC, ...)
   kLinkState,  ///< link_state() changed
   kMtu,
-  kAddress,      ///< the Ethernet address changed
+  kAddress,  ///< the Ethernet address changed
   kDescription,
   kCapabilities,
   kMoved,      ///< now in another vnet (vnet_name())

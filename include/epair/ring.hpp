@@ -63,8 +63,7 @@ class Ring {
       }
       // acquire: pairs with the consumer's release store of the sequence,
       // so the slot's previous object has been read before we overwrite it.
-      while (count < limit &&
-             slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count) {
+      while (count < limit && slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count) {
         ++count;
       }
       if (count == 0) return 0;
@@ -92,8 +91,7 @@ class Ring {
     for (;;) {
       count = 0;
       // acquire: pairs with the producer's release store of the sequence.
-      while (count < n &&
-             slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count + 1) {
+      while (count < n && slots_[(pos + count) & mask_].sequence.load(std::memory_order_acquire) == pos + count + 1) {
         ++count;
       }
       if (count == 0) return 0;

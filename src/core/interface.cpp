@@ -136,8 +136,8 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
     for (; next < frames.size() && count < kChunk; ++next) {
       Frame* frame = frames[next];
       const std::uint32_t size = frame->size();
-      std::error_code error = size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
-                                                        : check_transmit(size, flags);
+      std::error_code error =
+          size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument) : check_transmit(size, flags);
       if (error) {
         ++oerrors;
         frame->release();
@@ -226,8 +226,7 @@ void Interface::show_to_taps(const Frame& frame, TapDirection direction) {
 
 // --- control path ---
 
-Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues,
-                     std::uint32_t queue_depth)
+Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth)
     : pair_(pair),
       side_(side),
       name_(std::move(name)),
@@ -268,9 +267,7 @@ LinkState Interface::link_state() const {
   return link_state_;
 }
 
-std::string_view Interface::media_status() const {
-  return link_state() == LinkState::kUp ? "active" : "no carrier";
-}
+std::string_view Interface::media_status() const { return link_state() == LinkState::kUp ? "active" : "no carrier"; }
 
 Status Interface::set_flags(std::uint32_t requested) {
   std::uint32_t old_flags = flags_.load(std::memory_order_relaxed);
@@ -444,10 +441,9 @@ void Subscription::reset() {
 
 std::string format_flags(std::uint32_t flags) {
   static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
-      {kFlagUp, "UP"},           {kFlagBroadcast, "BROADCAST"}, {kFlagDebug, "DEBUG"},
-      {kFlagRunning, "RUNNING"}, {kFlagNoArp, "NOARP"},         {kFlagPromisc, "PROMISC"},
-      {kFlagAllMulti, "ALLMULTI"}, {kFlagSimplex, "SIMPLEX"},   {kFlagLink0, "LINK0"},
-      {kFlagLink1, "LINK1"},     {kFlagLink2, "LINK2"},         {kFlagMulticast, "MULTICAST"},
+      {kFlagUp, "UP"},       {kFlagBroadcast, "BROADCAST"}, {kFlagDebug, "DEBUG"},       {kFlagRunning, "RUNNING"},
+      {kFlagNoArp, "NOARP"}, {kFlagPromisc, "PROMISC"},     {kFlagAllMulti, "ALLMULTI"}, {kFlagSimplex, "SIMPLEX"},
+      {kFlagLink0, "LINK0"}, {kFlagLink1, "LINK1"},         {kFlagLink2, "LINK2"},       {kFlagMulticast, "MULTICAST"},
   };
   // LOWER_UP is Linux's; FreeBSD's flags word has no such bit.
   const std::uint32_t printed = flags & ~kFlagLowerUp;
@@ -483,8 +479,8 @@ std::string format_capabilities(std::uint32_t caps) {
 }
 
 std::string format_ifconfig(const Interface& ifp, std::span<const std::string> extra_lines) {
-  std::string text = ifp.name() + ": flags=" + format_flags(ifp.flags()) + " metric 0 mtu " +
-                     std::to_string(ifp.mtu()) + "\n";
+  std::string text =
+      ifp.name() + ": flags=" + format_flags(ifp.flags()) + " metric 0 mtu " + std::to_string(ifp.mtu()) + "\n";
   if (auto description = ifp.description(); !description.empty()) text += "\tdescription: " + description + "\n";
   text += "\toptions=" + format_capabilities(ifp.enabled_capabilities()) + "\n";
   text += "\tether " + ifp.mac().to_string() + "\n";

@@ -40,8 +40,8 @@ std::optional<MacAddress> MacAddress::parse(std::string_view text) {
 
 std::string MacAddress::to_string() const {
   char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3],
-                bytes[4], bytes[5]);
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
+                bytes[5]);
   return text;
 }
 
@@ -60,24 +60,45 @@ bool MacAddress::is_zero() const {
 namespace {
 constexpr std::uint32_t rot(std::uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
+// clang-format off: the shape of lookup3.c, to compare line by line.
 void mix(std::uint32_t& a, std::uint32_t& b, std::uint32_t& c) {
-  a -= c; a ^= rot(c, 4);  c += b;
-  b -= a; b ^= rot(a, 6);  a += c;
-  c -= b; c ^= rot(b, 8);  b += a;
-  a -= c; a ^= rot(c, 16); c += b;
-  b -= a; b ^= rot(a, 19); a += c;
-  c -= b; c ^= rot(b, 4);  b += a;
+  a -= c;
+  a ^= rot(c, 4);
+  c += b;
+  b -= a;
+  b ^= rot(a, 6);
+  a += c;
+  c -= b;
+  c ^= rot(b, 8);
+  b += a;
+  a -= c;
+  a ^= rot(c, 16);
+  c += b;
+  b -= a;
+  b ^= rot(a, 19);
+  a += c;
+  c -= b;
+  c ^= rot(b, 4);
+  b += a;
 }
 
 void final_mix(std::uint32_t& a, std::uint32_t& b, std::uint32_t& c) {
-  c ^= b; c -= rot(b, 14);
-  a ^= c; a -= rot(c, 11);
-  b ^= a; b -= rot(a, 25);
-  c ^= b; c -= rot(b, 16);
-  a ^= c; a -= rot(c, 4);
-  b ^= a; b -= rot(a, 14);
-  c ^= b; c -= rot(b, 24);
+  c ^= b;
+  c -= rot(b, 14);
+  a ^= c;
+  a -= rot(c, 11);
+  b ^= a;
+  b -= rot(a, 25);
+  c ^= b;
+  c -= rot(b, 16);
+  a ^= c;
+  a -= rot(c, 4);
+  b ^= a;
+  b -= rot(a, 14);
+  c ^= b;
+  c -= rot(b, 24);
 }
+// clang-format on
 }  // namespace
 
 std::uint32_t jenkins_hash32(const std::uint32_t* key, std::size_t count, std::uint32_t initval) {
@@ -93,13 +114,18 @@ std::uint32_t jenkins_hash32(const std::uint32_t* key, std::size_t count, std::u
     key += 3;
   }
   switch (count) {
-    case 3: c += key[2]; [[fallthrough]];
-    case 2: b += key[1]; [[fallthrough]];
+    case 3:
+      c += key[2];
+      [[fallthrough]];
+    case 2:
+      b += key[1];
+      [[fallthrough]];
     case 1:
       a += key[0];
       final_mix(a, b, c);
       break;
-    default: break;
+    default:
+      break;
   }
   return c;
 }

@@ -120,9 +120,9 @@ TEST(StressTest, CreateDestroyRacesWithTrafficAndMoves) {
   }
   for (auto& t : threads) t.join();
   std::printf("creates %llu destroys %llu moves %llu vnet cycles %llu sent %llu received %llu\n",
-              (unsigned long long)creates.load(), (unsigned long long)destroys.load(),
-              (unsigned long long)moves.load(), (unsigned long long)vnet_cycles.load(),
-              (unsigned long long)sent.load(), (unsigned long long)received.load());
+              (unsigned long long)creates.load(), (unsigned long long)destroys.load(), (unsigned long long)moves.load(),
+              (unsigned long long)vnet_cycles.load(), (unsigned long long)sent.load(),
+              (unsigned long long)received.load());
   EXPECT_GT(creates.load(), 10u);
   EXPECT_GT(destroys.load(), 10u);
   EXPECT_GT(moves.load(), 10u);
@@ -232,8 +232,8 @@ TEST(StressTest, NoLostWakeupOverAMillionSingleFrames) {
   }
   std::sort(latency_ns.begin(), latency_ns.end());
   const auto at = [&](double q) { return latency_ns[static_cast<std::size_t>(q * (latency_ns.size() - 1))]; };
-  std::printf("%ld frames: latency p50 %lld ns, p99 %lld ns, p99.99 %lld ns, max %lld ns\n", frames,
-              (long long)at(0.5), (long long)at(0.99), (long long)at(0.9999), (long long)latency_ns.back());
+  std::printf("%ld frames: latency p50 %lld ns, p99 %lld ns, p99.99 %lld ns, max %lld ns\n", frames, (long long)at(0.5),
+              (long long)at(0.99), (long long)at(0.9999), (long long)latency_ns.back());
   // The worst case is one futex wake-up plus scheduling on a shared machine,
   // far below the 2 s that would mean a frame waited for the next one.
   EXPECT_LT(latency_ns.back(), std::chrono::nanoseconds(std::chrono::milliseconds(500)).count());

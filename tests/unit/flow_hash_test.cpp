@@ -1,8 +1,8 @@
+#include "epair/flow_hash.hpp"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "epair/flow_hash.hpp"
 
 namespace epair {
 namespace {
@@ -18,11 +18,35 @@ std::vector<std::uint8_t> ethernet(std::uint16_t type, bool vlan = false) {
 std::vector<std::uint8_t> ipv4_udp(std::uint8_t src_last, std::uint16_t sport, std::uint16_t dport, bool vlan = false,
                                    std::uint16_t frag = 0, std::uint8_t proto = 17) {
   auto f = ethernet(0x0800, vlan);
-  std::uint8_t ip[20] = {0x45, 0, 0, 28, 0, 0, static_cast<std::uint8_t>(frag >> 8), static_cast<std::uint8_t>(frag),
-                         64, proto, 0, 0, 10, 0, 0, src_last, 10, 0, 0, 2};
+  std::uint8_t ip[20] = {0x45,
+                         0,
+                         0,
+                         28,
+                         0,
+                         0,
+                         static_cast<std::uint8_t>(frag >> 8),
+                         static_cast<std::uint8_t>(frag),
+                         64,
+                         proto,
+                         0,
+                         0,
+                         10,
+                         0,
+                         0,
+                         src_last,
+                         10,
+                         0,
+                         0,
+                         2};
   f.insert(f.end(), ip, ip + 20);
-  std::uint8_t udp[8] = {static_cast<std::uint8_t>(sport >> 8), static_cast<std::uint8_t>(sport),
-                         static_cast<std::uint8_t>(dport >> 8), static_cast<std::uint8_t>(dport), 0, 8, 0, 0};
+  std::uint8_t udp[8] = {static_cast<std::uint8_t>(sport >> 8),
+                         static_cast<std::uint8_t>(sport),
+                         static_cast<std::uint8_t>(dport >> 8),
+                         static_cast<std::uint8_t>(dport),
+                         0,
+                         8,
+                         0,
+                         0};
   f.insert(f.end(), udp, udp + 8);
   return f;
 }

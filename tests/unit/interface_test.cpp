@@ -125,8 +125,8 @@ TEST_F(InterfaceTest, IndexesAreDistinctInVnet) {
 
 TEST_F(InterfaceTest, CountersStartAtZero) {
   const auto c = a->counters();
-  EXPECT_EQ(c.ipackets + c.opackets + c.ibytes + c.obytes + c.ierrors + c.oerrors + c.imcasts + c.omcasts +
-                c.iqdrops + c.oqdrops,
+  EXPECT_EQ(c.ipackets + c.opackets + c.ibytes + c.obytes + c.ierrors + c.oerrors + c.imcasts + c.omcasts + c.iqdrops +
+                c.oqdrops,
             0u);
 }
 

@@ -1,9 +1,9 @@
+#include "epair/ring.hpp"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 #include <vector>
-
-#include "epair/ring.hpp"
 
 namespace epair {
 namespace {

@@ -1,7 +1,6 @@
 // A program outside the tree that uses an installed libepair.
-#include <epair/epair.hpp>
-
 #include <cstdio>
+#include <epair/epair.hpp>
 
 int main() {
   epair::EngineConfig config;
