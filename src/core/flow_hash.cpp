@@ -65,7 +65,7 @@ std::optional<std::uint32_t> flow_hash(std::span<const std::uint8_t> frame) {
     const std::uint8_t* ip = p + offset;
     if ((ip[0] >> 4) != 6) return std::nullopt;
     proto = ip[6];
-    for (int i = 0; i < 8; ++i) key[words++] = read32(ip + 8 + 4 * i);
+    for (std::size_t i = 0; i < 8; ++i) key[words++] = read32(ip + 8 + 4 * i);
     l4 = offset + 40;
   } else {
     return std::nullopt;
