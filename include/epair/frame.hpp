@@ -42,7 +42,7 @@ struct FrameTag {
   std::uint64_t value = 0;
 };
 
-/// Per-frame metadata. Reset to zero by FramePool::alloc().
+/// Per-frame metadata. Reset by FramePool::alloc().
 struct FrameMeta {
   static constexpr std::size_t kMaxTags = 4;
 
@@ -50,14 +50,31 @@ struct FrameMeta {
   std::uint32_t flow_hash = 0;
   /// The interface that received the frame; set when it crosses the cable.
   Interface* rcvif = nullptr;
-  std::uint64_t send_tag = 0;
   std::uint16_t vlan_tci = 0;
   std::uint16_t csum_start = 0;
   std::uint16_t csum_offset = 0;
   std::uint16_t gso_size = 0;
   std::uint8_t gso_type = 0;
   std::uint8_t tag_count = 0;
+  // Below the first cache line of a Frame: touched only by frames that use
+  // them, and not reset on allocation (tags beyond tag_count are garbage).
+  std::uint64_t send_tag = 0;
   std::array<FrameTag, kMaxTags> tags{};
+
+  /// Clears every field for a fresh frame, touching one cache line only:
+  /// send_tag and the tag slots are left as they are, meaningless until
+  /// kFrameSendTag is set or tag_count counts them.
+  void reset() {
+    flags = 0;
+    flow_hash = 0;
+    rcvif = nullptr;
+    vlan_tci = 0;
+    csum_start = 0;
+    csum_offset = 0;
+    gso_size = 0;
+    gso_type = 0;
+    tag_count = 0;
+  }
 
   /// Adds a tag; false when kMaxTags are already attached.
   bool add_tag(const FrameTag& tag);
@@ -66,7 +83,17 @@ struct FrameMeta {
 };
 
 /// One Ethernet frame in a pooled buffer: [headroom | data | tailroom].
-class Frame {
+/// Laid out so that what every frame touches (buffer position, size and the
+/// common metadata) shares its first cache line.
+class alignas(kCacheLine) Frame {
+ private:
+  friend class FramePool;
+  FramePool* pool_ = nullptr;
+  std::uint8_t* buffer_ = nullptr;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t offset_ = 0;
+  std::uint32_t size_ = 0;
+
  public:
   std::uint8_t* data() { return buffer_ + offset_; }
   const std::uint8_t* data() const { return buffer_ + offset_; }
@@ -94,14 +121,6 @@ class Frame {
   void release();
 
   FrameMeta meta;
-
- private:
-  friend class FramePool;
-  FramePool* pool_ = nullptr;
-  std::uint8_t* buffer_ = nullptr;
-  std::uint32_t capacity_ = 0;
-  std::uint32_t offset_ = 0;
-  std::uint32_t size_ = 0;
 };
 
 struct FramePoolConfig {

@@ -121,6 +121,7 @@ void Dispatcher::schedule(ReceiveQueue& q) {
       worker.head = &q;
     }
     worker.tail = &q;
+    worker.has_work.store(true, std::memory_order_relaxed);
     wake_worker = worker.sleeping.exchange(false, std::memory_order_relaxed);
   }
   if (wake_worker) {
@@ -134,7 +135,10 @@ ReceiveQueue* Dispatcher::pop(Worker& worker) {
   ReceiveQueue* q = worker.head;
   if (q != nullptr) {
     worker.head = q->next_;
-    if (worker.head == nullptr) worker.tail = nullptr;
+    if (worker.head == nullptr) {
+      worker.tail = nullptr;
+      worker.has_work.store(false, std::memory_order_relaxed);
+    }
     q->next_ = nullptr;
   }
   return q;
@@ -146,7 +150,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
   const auto spin = std::chrono::microseconds(config_.spin_us);
   for (;;) {
     if (ReceiveQueue* q = pop(worker)) {
-      run_queue(*q);
+      run_queue(*q, worker);
       continue;
     }
     // Poll a little before sleeping: a futex wake costs microseconds, and at
@@ -158,7 +162,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
       if ((found = pop(worker)) != nullptr) break;
     }
     if (found != nullptr) {
-      run_queue(*found);
+      run_queue(*found, worker);
       continue;
     }
     // acquire: pairs with the release increment in schedule() and ~Dispatcher().
@@ -175,7 +179,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
   }
 }
 
-void Dispatcher::run_queue(ReceiveQueue& q) {
+void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
   // Popped from the run list: WAKING, and ours alone until we leave RUNNING.
   q.state_.store(ReceiveQueue::kRunning, std::memory_order_relaxed);
   Interface& ifp = q.owner();
@@ -184,15 +188,32 @@ void Dispatcher::run_queue(ReceiveQueue& q) {
   Frame* burst[256];
   const std::uint32_t burst_size = std::min<std::uint32_t>(config_.burst, 256);
   bool budget_spent = false;
-  for (std::uint32_t round = 0;; ++round) {
+  // While nothing else waits for this worker, poll the queue a little before
+  // giving it up: at high rates the next frame is that close, and a queue that
+  // stays RUNNING spares its producers the whole wakeup handshake.
+  const auto poll = std::chrono::microseconds(config_.spin_us);
+  std::chrono::steady_clock::time_point poll_deadline{};
+  for (std::uint32_t round = 0;;) {
     if (q.closed_.load(std::memory_order_acquire)) break;
     if (round == config_.bursts_per_run) {
       budget_spent = true;
       break;
     }
     const std::uint32_t n = q.ring_.dequeue_burst(burst, burst_size);
-    if (n == 0) break;
-    ifp.input_burst({burst, n}, endpoint.get());
+    if (n != 0) {
+      ifp.input_burst({burst, n}, endpoint.get());
+      ++round;
+      poll_deadline = {};
+      continue;
+    }
+    if (poll.count() == 0 || worker.has_work.load(std::memory_order_relaxed)) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (poll_deadline == std::chrono::steady_clock::time_point{}) {
+      poll_deadline = now + poll;
+    } else if (now >= poll_deadline) {
+      break;
+    }
+    for (int i = 0; i < 64; ++i) cpu_relax();
   }
   endpoint.reset();
 

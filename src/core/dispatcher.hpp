@@ -61,6 +61,9 @@ class Dispatcher {
     ReceiveQueue* head = nullptr;  // run list, FIFO
     ReceiveQueue* tail = nullptr;
     std::atomic<bool> sleeping{false};
+    // head != nullptr, readable without the mutex: a queue that polls for
+    // more frames gives way as soon as another queue waits.
+    std::atomic<bool> has_work{false};
     std::atomic<std::uint32_t> wake_seq{0};
   };
 
@@ -68,7 +71,7 @@ class Dispatcher {
   void reap(ReceiveQueue& q);
   ReceiveQueue* pop(Worker& worker);
   void run_worker(std::uint32_t id);
-  void run_queue(ReceiveQueue& q);
+  void run_queue(ReceiveQueue& q, Worker& worker);
 
   const DispatcherConfig config_;
   std::vector<std::unique_ptr<Worker>> workers_;

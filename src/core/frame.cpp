@@ -85,7 +85,7 @@ FramePool::~FramePool() = default;
 void FramePool::reset(Frame* frame) const {
   frame->offset_ = config_.headroom;
   frame->size_ = 0;
-  frame->meta = FrameMeta{};
+  frame->meta.reset();
 }
 
 Frame* FramePool::alloc() {

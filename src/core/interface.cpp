@@ -41,15 +41,15 @@ std::error_code Interface::check_transmit(std::uint32_t frame_size, std::uint32_
 // Step 5: what belongs to the sender only never crosses the cable.
 void Interface::scrub_for_peer(Frame& frame, Interface& peer) const {
   FrameMeta& meta = frame.meta;
+  if ((meta.flags & kFrameSendTag) != 0) meta.send_tag = 0;
   meta.flags &= ~(kFrameSendTag | kFrameBroadcast | kFrameMulticast);
-  meta.send_tag = 0;
   // A VLAN tag in metadata is a real tag only when the sender does hardware
   // tagging; otherwise it is stale (the double tagging of PR 270736).
   if ((capenable_.load(std::memory_order_relaxed) & kCapVlanHwTagging) == 0) {
     meta.flags &= ~kFrameVlanTag;
     meta.vlan_tci = 0;
   }
-  meta.delete_nonpersistent_tags();
+  if (meta.tag_count != 0) meta.delete_nonpersistent_tags();
   meta.rcvif = &peer;
 }
 
