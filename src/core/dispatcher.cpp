@@ -93,19 +93,29 @@ void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
 }
 
 void Dispatcher::reap(ReceiveQueue& q) {
+  std::uint32_t expected = ReceiveQueue::kDead;
+  // acquire: pairs with the release store of DEAD by the last drainer.
+  if (q.state_.compare_exchange_strong(expected, ReceiveQueue::kReaping, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+    bury(q);
+  }
+  // Otherwise another thread owns the consumer side and will see our frame.
+}
+
+void Dispatcher::bury(ReceiveQueue& q) {
+  // The caller owns the consumer side (RUNNING or REAPING).
   for (;;) {
-    std::uint32_t expected = ReceiveQueue::kDead;
-    // acquire: pairs with the release store of DEAD by the last drainer.
-    if (!q.state_.compare_exchange_strong(expected, ReceiveQueue::kReaping, std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
-      return;  // another transmitter is reaping and will see our frame
-    }
     q.drain();
     q.state_.store(ReceiveQueue::kDead, std::memory_order_release);
     // seq_cst fence: as in run_queue(), a frame queued while we drained is
     // either seen here or its transmitter sees DEAD and reaps it.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (q.ring_.empty()) return;
+    std::uint32_t expected = ReceiveQueue::kDead;
+    if (!q.state_.compare_exchange_strong(expected, ReceiveQueue::kReaping, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return;
+    }
   }
 }
 
@@ -223,8 +233,7 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
   q.runs_.fetch_add(1, std::memory_order_release);
 
   if (q.closed_.load(std::memory_order_acquire)) {
-    q.drain();
-    q.state_.store(ReceiveQueue::kDead, std::memory_order_release);
+    bury(q);
     return;
   }
   if (budget_spent && !q.ring_.empty()) {
@@ -257,10 +266,11 @@ void Dispatcher::close(ReceiveQueue& q) {
     std::uint32_t state = q.state_.load(std::memory_order_acquire);
     if (state == ReceiveQueue::kDead || state == ReceiveQueue::kReaping) return;
     if (state == ReceiveQueue::kIdle) {
-      // acquire: pairs with the worker's release store of IDLE.
-      if (q.state_.compare_exchange_strong(state, ReceiveQueue::kDead, std::memory_order_acquire,
+      // acquire: pairs with the worker's release store of IDLE. REAPING, not
+      // DEAD, until drained: DEAD would let a transmitter drain beside us.
+      if (q.state_.compare_exchange_strong(state, ReceiveQueue::kReaping, std::memory_order_acquire,
                                            std::memory_order_relaxed)) {
-        q.drain();
+        bury(q);
         return;
       }
       continue;

@@ -69,6 +69,7 @@ class Dispatcher {
 
   void schedule(ReceiveQueue& q);
   void reap(ReceiveQueue& q);
+  void bury(ReceiveQueue& q);
   ReceiveQueue* pop(Worker& worker);
   void run_worker(std::uint32_t id);
   void run_queue(ReceiveQueue& q, Worker& worker);

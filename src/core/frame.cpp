@@ -1,6 +1,8 @@
 #include "epair/frame.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace epair {
@@ -110,6 +112,12 @@ std::uint32_t FramePool::alloc_bulk(Frame** out, std::uint32_t n) {
 void FramePool::give_back(Frame* const* frames, std::uint32_t n) {
   while (n != 0) {
     const std::uint32_t done = free_.enqueue_burst(frames, n);
+    if (done == 0 && free_.size() >= config_.frames) {
+      // More frames came back than the pool owns: one was freed twice. Going
+      // on would hand the same buffer to two owners.
+      std::fprintf(stderr, "epair: frame %p freed twice\n", static_cast<const void*>(frames[0]));
+      std::abort();
+    }
     frames += done;
     n -= done;
   }

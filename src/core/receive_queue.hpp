@@ -7,8 +7,10 @@
 //   WAKING --(worker pops it from its run list)--> RUNNING
 //   RUNNING --(worker, queue flushed)--> IDLE, then re-check the ring
 //   RUNNING --(worker, budget spent)--> WAKING, back on the run list
-//   IDLE or RUNNING --(closed_, whoever owns it)--> DEAD, ring drained
-//   DEAD --(a producer that raced past destroy)--> REAPING --> DEAD
+//   RUNNING --(closed_, the worker)--> drain --> DEAD
+//   IDLE --(closed_, close())--> REAPING --> drain --> DEAD
+//   DEAD --(a producer that raced past destroy)--> REAPING --> drain --> DEAD
+//   after each drain: DEAD, fence, re-check the ring, drain again if needed
 //
 // DEAD is final: no producer can schedule the queue again. A frame that a
 // transmitter queued after the drain is freed by that transmitter (REAPING

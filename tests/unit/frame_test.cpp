@@ -130,3 +130,24 @@ TEST(FrameTest, ConcurrentAllocAndFreeKeepEveryFrame) {
 
 }  // namespace
 }  // namespace epair
+
+namespace epair {
+namespace {
+
+TEST(FrameDeathTest, DoubleFreeAbortsInsteadOfCorruptingThePool) {
+  FramePoolConfig c;
+  c.frames = 2;
+  c.buffer_size = 256;
+  c.headroom = 32;
+  EXPECT_DEATH(
+      {
+        FramePool pool(c);
+        Frame* f = pool.alloc();
+        f->release();
+        f->release();
+      },
+      "freed twice");
+}
+
+}  // namespace
+}  // namespace epair
