@@ -118,16 +118,19 @@ class Ring {
 
   /// Whether the next object for the consumers is published. For a single
   /// consumer this is exact from its own thread; the wakeup re-check relies
-  /// on it after its own fence.
+  /// on it after its seq_cst exchange of the queue state.
   bool empty() const {
     const std::uint32_t pos = dequeue_pos_.load(std::memory_order_relaxed);
     return slots_[pos & mask_].sequence.load(std::memory_order_acquire) != pos + 1;
   }
 
-  /// Objects reserved and not yet dequeued: a snapshot when others are busy.
+  /// Objects reserved and not yet dequeued: a snapshot when others are busy,
+  /// never more than were there (enqueues are read before dequeues).
   std::uint32_t size() const {
-    const std::uint32_t dequeued = dequeue_pos_.load(std::memory_order_relaxed);
-    return enqueue_pos_.load(std::memory_order_relaxed) - dequeued;
+    const std::uint32_t enqueued = enqueue_pos_.load(std::memory_order_acquire);
+    const std::uint32_t dequeued = dequeue_pos_.load(std::memory_order_acquire);
+    const auto difference = static_cast<std::int32_t>(enqueued - dequeued);
+    return difference > 0 ? static_cast<std::uint32_t>(difference) : 0;
   }
 
  private:

@@ -71,11 +71,14 @@ std::uint32_t Dispatcher::assign_worker() {
 bool Dispatcher::on_worker_thread() { return tls_on_worker; }
 
 void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
-  // seq_cst fence: pairs with the fence in run_queue() after the worker
-  // stores IDLE. Either this load sees IDLE, or the worker's re-check sees the
-  // frame just published; never neither (the lost wakeup of PR 262571).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const std::uint32_t state = q.state_.load(std::memory_order_relaxed);
+  // seq_cst read-modify-write, paired with the seq_cst exchange that stores
+  // IDLE (or DEAD) on the consumer side. Both act on state_, so one comes
+  // first in its modification order: if ours, that exchange synchronises with
+  // it and the consumer's re-check sees the frame we just published; if
+  // theirs, we read IDLE (or DEAD) here and schedule (or reap). Never neither:
+  // that is the lost wakeup of PR 262571. An RMW rather than a fence, because
+  // ThreadSanitizer checks RMWs and ignores fences.
+  const std::uint32_t state = q.state_.fetch_add(0, std::memory_order_seq_cst);
   if (state == ReceiveQueue::kDead) {
     reap(q);
     return;
@@ -106,10 +109,9 @@ void Dispatcher::bury(ReceiveQueue& q) {
   // The caller owns the consumer side (RUNNING or REAPING).
   for (;;) {
     q.drain();
-    q.state_.store(ReceiveQueue::kDead, std::memory_order_release);
-    // seq_cst fence: as in run_queue(), a frame queued while we drained is
-    // either seen here or its transmitter sees DEAD and reaps it.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // seq_cst exchange: pairs with the RMW in wake(). A frame queued while we
+    // drained is either seen below or its transmitter reads DEAD and reaps.
+    q.state_.exchange(ReceiveQueue::kDead, std::memory_order_seq_cst);
     if (q.ring_.empty()) return;
     std::uint32_t expected = ReceiveQueue::kDead;
     if (!q.state_.compare_exchange_strong(expected, ReceiveQueue::kReaping, std::memory_order_acquire,
@@ -244,12 +246,10 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
     schedule(q);
     return;
   }
-  // release: pairs with the acquire CAS in wake() and close().
-  q.state_.store(ReceiveQueue::kIdle, std::memory_order_release);
-  // seq_cst fence: pairs with the fence in wake(). A producer that enqueued
-  // before the IDLE store may have seen RUNNING and left; we must see its
-  // frame here.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // seq_cst exchange: pairs with the RMW in wake(). A producer whose RMW read
+  // RUNNING left its frame to us: its RMW came first, so we see the frame in
+  // the re-check below.
+  q.state_.exchange(ReceiveQueue::kIdle, std::memory_order_seq_cst);
   if (!q.ring_.empty()) {
     std::uint32_t expected = ReceiveQueue::kIdle;
     if (q.state_.compare_exchange_strong(expected, ReceiveQueue::kWaking, std::memory_order_acquire,

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 namespace epair {
 
@@ -110,16 +111,23 @@ std::uint32_t FramePool::alloc_bulk(Frame** out, std::uint32_t n) {
 // The free ring holds every frame, so it always has room in the end; a slot
 // can only look taken while a concurrent alloc is still copying out of it.
 void FramePool::give_back(Frame* const* frames, std::uint32_t n) {
-  while (n != 0) {
+  for (unsigned stalled = 0; n != 0;) {
     const std::uint32_t done = free_.enqueue_burst(frames, n);
-    if (done == 0 && free_.size() >= config_.frames) {
-      // More frames came back than the pool owns: one was freed twice. Going
-      // on would hand the same buffer to two owners.
+    frames += done;
+    n -= done;
+    if (done != 0) {
+      stalled = 0;
+      continue;
+    }
+    // A slot looks taken while a concurrent alloc copies out of it; that
+    // passes in a moment. A ring that stays full is holding every frame the
+    // pool owns: this one was freed twice, and going on would hand one buffer
+    // to two owners.
+    if (++stalled % 64 == 0) std::this_thread::yield();
+    if (stalled >= 100000 && free_.size() >= config_.frames) {
       std::fprintf(stderr, "epair: frame %p freed twice\n", static_cast<const void*>(frames[0]));
       std::abort();
     }
-    frames += done;
-    n -= done;
   }
 }
 

@@ -10,7 +10,7 @@
 //   RUNNING --(closed_, the worker)--> drain --> DEAD
 //   IDLE --(closed_, close())--> REAPING --> drain --> DEAD
 //   DEAD --(a producer that raced past destroy)--> REAPING --> drain --> DEAD
-//   after each drain: DEAD, fence, re-check the ring, drain again if needed
+//   after each drain: DEAD (seq_cst exchange), re-check the ring, drain again
 //
 // DEAD is final: no producer can schedule the queue again. A frame that a
 // transmitter queued after the drain is freed by that transmitter (REAPING
