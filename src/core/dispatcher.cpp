@@ -170,7 +170,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
     const auto deadline = std::chrono::steady_clock::now() + spin;
     ReceiveQueue* found = nullptr;
     while (std::chrono::steady_clock::now() < deadline) {
-      for (int i = 0; i < 64; ++i) cpu_relax();
+      for (int i = 0; i < 128; ++i) cpu_relax();
       if ((found = pop(worker)) != nullptr) break;
     }
     if (found != nullptr) {
@@ -225,7 +225,7 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
     } else if (now >= poll_deadline) {
       break;
     }
-    for (int i = 0; i < 64; ++i) cpu_relax();
+    for (int i = 0; i < 128; ++i) cpu_relax();
   }
   endpoint.reset();
 
