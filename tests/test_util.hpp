@@ -91,6 +91,18 @@ class Collector final : public Endpoint {
   std::size_t bursts_ = 0;
 };
 
+/// Creates a pair from name in engine's host vnet and brings both ends UP.
+struct UpPair {
+  explicit UpPair(Engine& engine, std::string_view name = "epair") {
+    auto created = engine.create(name);
+    a = engine.find(*created);
+    b = a->peer();
+    (void)a->set_up(true);
+    (void)b->set_up(true);
+  }
+  std::shared_ptr<Interface> a, b;
+};
+
 /// An engine with a pair epair0a/epair0b, both UP, a Collector on each.
 struct PairFixture {
   explicit PairFixture(EngineConfig config = small_config()) : engine(config) {

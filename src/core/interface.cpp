@@ -439,21 +439,19 @@ void Subscription::reset() {
 
 // --- ifconfig face ---
 
-std::string format_flags(std::uint32_t flags) {
-  static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
-      {kFlagUp, "UP"},       {kFlagBroadcast, "BROADCAST"}, {kFlagDebug, "DEBUG"},       {kFlagRunning, "RUNNING"},
-      {kFlagNoArp, "NOARP"}, {kFlagPromisc, "PROMISC"},     {kFlagAllMulti, "ALLMULTI"}, {kFlagSimplex, "SIMPLEX"},
-      {kFlagLink0, "LINK0"}, {kFlagLink1, "LINK1"},         {kFlagLink2, "LINK2"},       {kFlagMulticast, "MULTICAST"},
-  };
-  // LOWER_UP is Linux's; FreeBSD's flags word has no such bit.
-  const std::uint32_t printed = flags & ~kFlagLowerUp;
+namespace {
+
+using BitNames = std::span<const std::pair<std::uint32_t, const char*>>;
+
+// ifconfig's printb(): the value in hex, then the names of its bits.
+std::string format_bits(std::uint32_t value, BitNames names) {
   char hex[16];
-  std::snprintf(hex, sizeof hex, "%x", printed);
+  std::snprintf(hex, sizeof hex, "%x", value);
   std::string text = hex;
   text += '<';
   bool first = true;
-  for (const auto& [bit, name] : kNames) {
-    if ((printed & bit) == 0) continue;
+  for (const auto& [bit, name] : names) {
+    if ((value & bit) == 0) continue;
     if (!first) text += ',';
     text += name;
     first = false;
@@ -462,20 +460,24 @@ std::string format_flags(std::uint32_t flags) {
   return text;
 }
 
+}  // namespace
+
+std::string format_flags(std::uint32_t flags) {
+  static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
+      {kFlagUp, "UP"},       {kFlagBroadcast, "BROADCAST"}, {kFlagDebug, "DEBUG"},       {kFlagRunning, "RUNNING"},
+      {kFlagNoArp, "NOARP"}, {kFlagPromisc, "PROMISC"},     {kFlagAllMulti, "ALLMULTI"}, {kFlagSimplex, "SIMPLEX"},
+      {kFlagLink0, "LINK0"}, {kFlagLink1, "LINK1"},         {kFlagLink2, "LINK2"},       {kFlagMulticast, "MULTICAST"},
+  };
+  // LOWER_UP is Linux's; FreeBSD's flags word has no such bit.
+  return format_bits(flags & ~kFlagLowerUp, kNames);
+}
+
 std::string format_capabilities(std::uint32_t caps) {
-  char hex[16];
-  std::snprintf(hex, sizeof hex, "%x", caps);
-  std::string text = hex;
-  text += '<';
-  bool first = true;
-  for (const auto& [bit, name] : {std::pair{kCapVlanMtu, "VLAN_MTU"}, std::pair{kCapVlanHwTagging, "VLAN_HWTAGGING"}}) {
-    if ((caps & bit) == 0) continue;
-    if (!first) text += ',';
-    text += name;
-    first = false;
-  }
-  text += '>';
-  return text;
+  static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
+      {kCapVlanMtu, "VLAN_MTU"},
+      {kCapVlanHwTagging, "VLAN_HWTAGGING"},
+  };
+  return format_bits(caps, kNames);
 }
 
 std::string format_ifconfig(const Interface& ifp, std::span<const std::string> extra_lines) {

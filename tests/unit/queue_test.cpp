@@ -57,18 +57,7 @@ EngineConfig config(std::uint32_t workers = 1, std::uint32_t depth = 4096, std::
   return c;
 }
 
-struct Pair2 {
-  explicit Pair2(Engine& engine, const char* name = "epair") {
-    auto created = engine.create(name);
-    a = engine.find(*created);
-    std::string b_name = *created;
-    b_name.back() = 'b';
-    b = engine.find(b_name);
-    (void)a->set_up(true);
-    (void)b->set_up(true);
-  }
-  std::shared_ptr<Interface> a, b;
-};
+using Pair2 = test::UpPair;
 
 TEST(QueueTest, DefaultDepthIs4096) { EXPECT_EQ(EngineConfig{}.queue_depth, 4096u); }
 

@@ -15,11 +15,7 @@ TEST(TeardownTest, DestroyWithFramesQueuedFreesThemAll) {
   EngineConfig c = test::PairFixture::small_config();
   c.workers = 1;
   Engine engine(c);
-  ASSERT_TRUE(engine.create("epair"));
-  auto a = engine.find("epair0a");
-  auto b = engine.find("epair0b");
-  ASSERT_TRUE(a->set_up(true));
-  ASSERT_TRUE(b->set_up(true));
+  auto [a, b] = test::UpPair(engine);
   std::latch entered(1);
   std::atomic<bool> go{false};
   std::atomic<std::size_t> delivered{0};
@@ -47,11 +43,7 @@ TEST(TeardownTest, DestroyWithFramesQueuedFreesThemAll) {
 
 TEST(TeardownTest, DestroyWaitsForDeliveryInProgress) {
   Engine engine(test::PairFixture::small_config());
-  ASSERT_TRUE(engine.create("epair"));
-  auto a = engine.find("epair0a");
-  auto b = engine.find("epair0b");
-  ASSERT_TRUE(a->set_up(true));
-  ASSERT_TRUE(b->set_up(true));
+  auto [a, b] = test::UpPair(engine);
   std::latch entered(1);
   std::atomic<bool> in_input{false};
   CallbackEndpoint::attach_to(*b, [&](Interface&, std::span<Frame* const> burst) {
@@ -69,11 +61,7 @@ TEST(TeardownTest, DestroyWaitsForDeliveryInProgress) {
 
 TEST(TeardownTest, EndpointMayDestroyItsOwnInterface) {
   Engine engine(test::PairFixture::small_config());
-  ASSERT_TRUE(engine.create("epair"));
-  auto a = engine.find("epair0a");
-  auto b = engine.find("epair0b");
-  ASSERT_TRUE(a->set_up(true));
-  ASSERT_TRUE(b->set_up(true));
+  auto [a, b] = test::UpPair(engine);
   std::atomic<int> result{-1};
   CallbackEndpoint::attach_to(*b, [&](Interface& ifp, std::span<Frame* const> burst) {
     for (Frame* f : burst) f->release();
@@ -128,11 +116,7 @@ TEST(TeardownTest, HandleOutlivesEngine) {
 
 TEST(TeardownTest, DetachWaitsForDelivery) {
   Engine engine(test::PairFixture::small_config());
-  ASSERT_TRUE(engine.create("epair"));
-  auto a = engine.find("epair0a");
-  auto b = engine.find("epair0b");
-  ASSERT_TRUE(a->set_up(true));
-  ASSERT_TRUE(b->set_up(true));
+  auto [a, b] = test::UpPair(engine);
   std::latch entered(1);
   std::atomic<bool> in_input{false};
   CallbackEndpoint::attach_to(*b, [&](Interface&, std::span<Frame* const> burst) {
