@@ -19,8 +19,6 @@ class [[nodiscard]] Status {
   Status(int errno_value, std::string message)
       : code_(errno_value, std::generic_category()), message_(std::move(message)) {}
 
-  static Status ok_status() { return {}; }
-
   bool ok() const { return !code_; }
   explicit operator bool() const { return ok(); }
   const std::error_code& code() const { return code_; }

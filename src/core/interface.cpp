@@ -25,6 +25,8 @@ std::uint32_t destination_class(const Frame& frame) {
 }
 
 constexpr std::uint32_t kMinEthernetHeader = 14;
+// Step 4: what the peer must be for a frame to cross.
+constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
 
 }  // namespace
 
@@ -75,16 +77,13 @@ bool Interface::enqueue_on_peer(Interface& peer, Frame* frame) {
 }
 
 std::error_code Interface::transmit(Frame* frame) {
-  Frame* burst[1] = {frame};
-  std::error_code error;
   const std::uint32_t size = frame->size();
   if (size < kMinEthernetHeader) {
     tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
     frame->release();
     return std::make_error_code(std::errc::invalid_argument);
   }
-  error = check_transmit(size, flags_.load(std::memory_order_acquire));
-  if (error) {
+  if (std::error_code error = check_transmit(size, flags_.load(std::memory_order_acquire))) {
     tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
     frame->release();
     return error;
@@ -92,7 +91,6 @@ std::error_code Interface::transmit(Frame* frame) {
   if (tap_count_.load(std::memory_order_relaxed) != 0) show_to_taps(*frame, TapDirection::kOut);
 
   Interface& peer = *peer_;
-  constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
     tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
     frame->release();
@@ -102,7 +100,7 @@ std::error_code Interface::transmit(Frame* frame) {
   scrub_for_peer(*frame, peer);
   frame->meta.flags |= mcast;
   // Once queued the frame is the peer's: nothing of it is read afterwards.
-  if (!enqueue_on_peer(peer, burst[0])) {
+  if (!enqueue_on_peer(peer, frame)) {
     tx_.oqdrops.fetch_add(1, std::memory_order_relaxed);
     frame->release();
     return {};
@@ -123,7 +121,6 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
   std::uint64_t oerrors = 0, opackets = 0, obytes = 0, omcasts = 0, oqdrops = 0;
   Interface& peer = *peer_;
   const std::uint32_t flags = flags_.load(std::memory_order_acquire);
-  constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
   const bool peer_ready = (peer.flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
   const bool taps = tap_count_.load(std::memory_order_relaxed) != 0;
 

@@ -9,7 +9,9 @@ namespace {
 
 std::vector<std::uint8_t> ethernet(std::uint16_t type, bool vlan = false) {
   std::vector<std::uint8_t> f(12, 0x02);
-  if (vlan) f.insert(f.end(), {0x81, 0x00, 0x00, 0x2a});
+  if (vlan) {
+    for (std::uint8_t byte : {0x81, 0x00, 0x00, 0x2a}) f.push_back(byte);
+  }
   f.push_back(static_cast<std::uint8_t>(type >> 8));
   f.push_back(static_cast<std::uint8_t>(type));
   return f;
