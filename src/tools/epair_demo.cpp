@@ -242,7 +242,11 @@ int main(int argc, char** argv) {
       usage(stdout);
       return 0;
     }
-    if ((arg == "-c" || arg == "-i") && i + 1 < argc) {
+    if ((arg == "-c" || arg == "-i") && i + 1 == argc) {
+      std::fprintf(stderr, "epair-demo: option %s needs a value\n", arg.c_str());
+      return 2;
+    }
+    if (arg == "-c" || arg == "-i") {
       long& target = arg == "-c" ? count : interval_ms;
       if (!parse_number(argv[++i], arg == "-c" ? 1 : 0, 100000, target)) {
         std::fprintf(stderr, "epair-demo: invalid value for %s: %s\n", arg.c_str(), argv[i]);
