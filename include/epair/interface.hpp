@@ -200,7 +200,9 @@ class Interface {
   /// other. Frames received while none is attached are freed and counted in
   /// iqdrops.
   void attach(std::shared_ptr<Endpoint> endpoint);
-  /// Detaches the endpoint; returns once no worker is delivering to it.
+  /// Detaches the endpoint; returns once no worker is delivering to it
+  /// (except when called inside Endpoint::input(), where waiting for other
+  /// workers could deadlock: a burst already being handed over completes).
   void detach();
 
   using Observer = std::function<void(Interface&, InterfaceEvent)>;
