@@ -171,7 +171,8 @@ void Dispatcher::run_worker(std::uint32_t id) {
     ReceiveQueue* found = nullptr;
     while (std::chrono::steady_clock::now() < deadline) {
       for (int i = 0; i < 128; ++i) cpu_relax();
-      if ((found = pop(worker)) != nullptr) break;
+      // Look without the mutex first: producers take it to schedule.
+      if (worker.has_work.load(std::memory_order_relaxed) && (found = pop(worker)) != nullptr) break;
     }
     if (found != nullptr) {
       run_queue(*found, worker);
