@@ -159,3 +159,42 @@ TEST(TeardownTest, EngineDestructorDestroysEverything) {
 
 }  // namespace
 }  // namespace epair
+
+namespace epair {
+namespace {
+
+TEST(TeardownTest, DestroyWhileAMoveHappens) {
+  Engine engine(test::PairFixture::small_config());
+  ASSERT_TRUE(engine.create_vnet("jail1"));
+  for (int round = 0; round < 200; ++round) {
+    ASSERT_TRUE(engine.create("epair0"));
+    std::atomic<bool> stop{false};
+    std::thread mover([&] {
+      // Back and forth until the pair is gone; each move may fail with ENXIO
+      // once destroy got there first, and must never do anything else.
+      while (!stop.load()) {
+        Status there = engine.move("epair0b", "jail1");
+        Status back = engine.reclaim("epair0b", "jail1");
+        for (const Status* s : {&there, &back}) {
+          if (!s->ok()) ASSERT_EQ(s->value(), ENXIO) << s->message();
+        }
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(round % 10 * 20));
+    const char* vnet = round % 2 == 0 ? "host" : "jail1";
+    // epair0a stays home; epair0b may be on either side at this moment.
+    Status destroyed = engine.destroy(round % 3 == 0 ? "epair0a" : "epair0b", vnet);
+    if (!destroyed.ok()) {
+      ASSERT_EQ(destroyed.value(), ENXIO);
+      ASSERT_TRUE(engine.destroy("epair0a"));
+    }
+    stop = true;
+    mover.join();
+    EXPECT_TRUE(engine.interfaces().empty());
+    EXPECT_TRUE(engine.interfaces("jail1").empty());
+  }
+  EXPECT_EQ(*engine.create("epair"), "epair0a") << "every round freed its unit";
+}
+
+}  // namespace
+}  // namespace epair
