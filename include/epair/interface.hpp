@@ -76,6 +76,7 @@ enum class InterfaceEvent {
   kAddress,  ///< the Ethernet address changed
   kDescription,
   kCapabilities,
+  kMulticast,  ///< a multicast group was joined for the first time or left for good
   kMoved,      ///< now in another vnet (vnet_name())
   kDestroyed,  ///< the pair is gone; the last event
 };
@@ -165,6 +166,17 @@ class Interface {
   MacAddress mac() const;
   /// Rejects multicast and all-zero addresses (EINVAL).
   Status set_mac(const MacAddress& mac);
+
+  /// Joins a link-layer multicast group (SIOCADDMULTI). Joining again counts
+  /// another member, as if_addmulti() does. epair filters nothing, like
+  /// FreeBSD's: every frame reaches the endpoint whatever the memberships;
+  /// they are kept for the stack and tools. EINVAL for an address that is
+  /// not multicast, ENXIO once destroyed.
+  Status add_multicast(const MacAddress& group);
+  /// Leaves a group once (SIOCDELMULTI); ENOENT when it was not joined.
+  Status delete_multicast(const MacAddress& group);
+  /// The groups joined, each once, in the order first joined.
+  std::vector<MacAddress> multicast_groups() const;
 
   std::uint32_t capabilities() const { return kSupportedCapabilities; }
   std::uint32_t enabled_capabilities() const;
@@ -283,6 +295,7 @@ class Interface {
   mutable std::mutex mutex_;
   MacAddress mac_;
   std::string description_;
+  std::vector<std::pair<MacAddress, std::uint32_t>> multicast_;  // group, members
   LinkState link_state_ = LinkState::kDown;
   std::uint32_t index_ = 0;
   std::string vnet_name_;

@@ -336,10 +336,18 @@ Status Engine::move_locked(std::string_view ifname, Vnet& from, std::string_view
   }
   std::shared_ptr<Interface> ifp = it->second;
   from.interfaces.erase(it);
-  // A moved interface arrives unconfigured: if_vmove() takes it down.
+  // A moved interface arrives unconfigured: if_vmove() takes it down and
+  // detaching it drops its multicast memberships.
   const bool was_up = (ifp->flags_.fetch_and(~kFlagUp, std::memory_order_acq_rel) & kFlagUp) != 0;
+  bool had_groups;
+  {
+    std::lock_guard ifp_lock(ifp->mutex_);
+    had_groups = !ifp->multicast_.empty();
+    ifp->multicast_.clear();
+  }
   attach_locked(*ifp, *target);
   if (was_up) events.emplace_back(ifp, InterfaceEvent::kFlags);
+  if (had_groups) events.emplace_back(ifp, InterfaceEvent::kMulticast);
   events.emplace_back(ifp, InterfaceEvent::kMoved);
   return {};
 }

@@ -319,6 +319,43 @@ Status Interface::set_enabled_capabilities(std::uint32_t caps) {
   return {};
 }
 
+Status Interface::add_multicast(const MacAddress& group) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (!group.is_multicast()) return {EINVAL, name_ + ": SIOCADDMULTI: Invalid argument"};
+  {
+    std::lock_guard lock(mutex_);
+    auto it = std::find_if(multicast_.begin(), multicast_.end(), [&](const auto& m) { return m.first == group; });
+    if (it != multicast_.end()) {
+      ++it->second;
+      return {};
+    }
+    multicast_.emplace_back(group, 1);
+  }
+  notify(InterfaceEvent::kMulticast);
+  return {};
+}
+
+Status Interface::delete_multicast(const MacAddress& group) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  {
+    std::lock_guard lock(mutex_);
+    auto it = std::find_if(multicast_.begin(), multicast_.end(), [&](const auto& m) { return m.first == group; });
+    if (it == multicast_.end()) return {ENOENT, name_ + ": SIOCDELMULTI: No such file or directory"};
+    if (--it->second != 0) return {};
+    multicast_.erase(it);
+  }
+  notify(InterfaceEvent::kMulticast);
+  return {};
+}
+
+std::vector<MacAddress> Interface::multicast_groups() const {
+  std::lock_guard lock(mutex_);
+  std::vector<MacAddress> groups;
+  groups.reserve(multicast_.size());
+  for (const auto& [group, members] : multicast_) groups.push_back(group);
+  return groups;
+}
+
 std::string Interface::description() const {
   std::lock_guard lock(mutex_);
   return description_;

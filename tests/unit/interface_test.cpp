@@ -207,3 +207,48 @@ TEST_F(InterfaceTest, CountersFormatLikeNetstat) {
 
 }  // namespace
 }  // namespace epair
+
+namespace epair {
+namespace {
+
+class MulticastTest : public ::testing::Test, protected test::PairFixture {};
+
+TEST_F(MulticastTest, JoinAndLeaveAreCountedPerGroup) {
+  std::vector<InterfaceEvent> events;
+  auto sub = b->subscribe([&](Interface&, InterfaceEvent e) { events.push_back(e); });
+  ASSERT_TRUE(b->add_multicast(test::kMulticast));
+  ASSERT_TRUE(b->add_multicast(test::kMulticast));
+  EXPECT_EQ(b->multicast_groups(), std::vector{test::kMulticast});
+  ASSERT_TRUE(b->delete_multicast(test::kMulticast));
+  EXPECT_EQ(b->multicast_groups().size(), 1u) << "one member is left";
+  ASSERT_TRUE(b->delete_multicast(test::kMulticast));
+  EXPECT_TRUE(b->multicast_groups().empty());
+  EXPECT_EQ(events, (std::vector{InterfaceEvent::kMulticast, InterfaceEvent::kMulticast}));
+}
+
+TEST_F(MulticastTest, UnicastGroupIsEinval) {
+  Status s = b->add_multicast(test::kUnicast);
+  EXPECT_EQ(s.value(), EINVAL);
+  EXPECT_EQ(s.message(), "epair0b: SIOCADDMULTI: Invalid argument");
+}
+
+TEST_F(MulticastTest, LeavingGroupNotJoinedIsEnoent) {
+  EXPECT_EQ(b->delete_multicast(test::kMulticast).value(), ENOENT);
+}
+
+TEST_F(MulticastTest, NoFilteringWhateverTheMemberships) {
+  ASSERT_TRUE(b->add_multicast(test::kMulticast));
+  const MacAddress other{{0x01, 0x00, 0x5e, 0x7f, 0x00, 0x09}};
+  EXPECT_FALSE(a->transmit(test::make_frame(engine.pool(), 64, other)));
+  EXPECT_FALSE(a->transmit(test::make_frame(engine.pool(), 64, test::kMulticast)));
+  ASSERT_TRUE(at_b->wait_for(2));
+}
+
+TEST_F(MulticastTest, DestroyedInterfaceRefusesGroups) {
+  ASSERT_TRUE(engine.destroy("epair0a"));
+  EXPECT_EQ(b->add_multicast(test::kMulticast).value(), ENXIO);
+  EXPECT_EQ(b->delete_multicast(test::kMulticast).value(), ENXIO);
+}
+
+}  // namespace
+}  // namespace epair

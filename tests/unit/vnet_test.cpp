@@ -38,6 +38,13 @@ TEST_F(VnetTest, MovedInterfaceArrivesNotUp) {
   EXPECT_EQ(b->mtu(), 9000u);
 }
 
+TEST_F(VnetTest, MovedInterfaceLeavesItsMulticastGroups) {
+  auto b = engine.find("epair0b");
+  ASSERT_TRUE(b->add_multicast(test::kMulticast));
+  ASSERT_TRUE(engine.move("epair0b", "jail1"));
+  EXPECT_TRUE(b->multicast_groups().empty());
+}
+
 TEST_F(VnetTest, MovedInterfaceGetsIndexOfItsNewVnet) {
   auto b = engine.find("epair0b");
   const auto old_index = b->index();
