@@ -3,6 +3,7 @@
 
 #include "epair/callback_endpoint.hpp"
 #include "epair/engine.hpp"
+#include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
 #include "epair/frame.hpp"
 #include "epair/interface.hpp"

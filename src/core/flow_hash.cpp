@@ -2,22 +2,14 @@
 
 #include <cstring>
 
+#include "epair/ethernet.hpp"
 #include "epair/mac.hpp"
 
 namespace epair {
 
 namespace {
 
-constexpr std::uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr std::uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr std::uint16_t kEtherTypeVlan = 0x8100;
-constexpr std::uint16_t kEtherTypeQinQ = 0x88a8;
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoSctp = 132;
-constexpr std::uint8_t kProtoUdpLite = 136;
-
-std::uint16_t read16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+using namespace ethernet;
 
 std::uint32_t read32(const std::uint8_t* p) {
   std::uint32_t v;
@@ -34,13 +26,13 @@ bool has_ports(std::uint8_t proto) {
 std::optional<std::uint32_t> flow_hash(std::span<const std::uint8_t> frame) {
   const std::uint8_t* p = frame.data();
   std::size_t size = frame.size();
-  std::size_t offset = 12;
+  std::size_t offset = kTypeOffset;
   if (size < offset + 2) return std::nullopt;
-  std::uint16_t type = read16(p + offset);
-  for (int tags = 0; (type == kEtherTypeVlan || type == kEtherTypeQinQ) && tags < 2; ++tags) {
+  std::uint16_t type = load_be16(p + offset);
+  for (int tags = 0; (type == kTypeVlan || type == kTypeQinQ) && tags < 2; ++tags) {
     offset += 4;
     if (size < offset + 2) return std::nullopt;
-    type = read16(p + offset);
+    type = load_be16(p + offset);
   }
   offset += 2;
 
@@ -50,17 +42,17 @@ std::optional<std::uint32_t> flow_hash(std::span<const std::uint8_t> frame) {
   std::uint8_t proto;
   std::size_t l4;
   bool first_fragment = true;
-  if (type == kEtherTypeIpv4) {
+  if (type == kTypeIpv4) {
     if (size < offset + 20) return std::nullopt;
     const std::uint8_t* ip = p + offset;
     const std::size_t header = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
     if ((ip[0] >> 4) != 4 || header < 20 || size < offset + header) return std::nullopt;
     proto = ip[9];
-    first_fragment = (read16(ip + 6) & 0x1fff) == 0;
+    first_fragment = (load_be16(ip + 6) & 0x1fff) == 0;
     key[words++] = read32(ip + 12);
     key[words++] = read32(ip + 16);
     l4 = offset + header;
-  } else if (type == kEtherTypeIpv6) {
+  } else if (type == kTypeIpv6) {
     if (size < offset + 40) return std::nullopt;
     const std::uint8_t* ip = p + offset;
     if ((ip[0] >> 4) != 6) return std::nullopt;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "dispatcher.hpp"
+#include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
 #include "pair.hpp"
 #include "receive_queue.hpp"
@@ -24,7 +25,7 @@ std::uint32_t destination_class(const Frame& frame) {
   return broadcast ? kFrameBroadcast : kFrameMulticast;
 }
 
-constexpr std::uint32_t kMinEthernetHeader = 14;
+constexpr std::uint32_t kMinEthernetHeader = ethernet::kHeaderSize;
 // Step 4: what the peer must be for a frame to cross.
 constexpr std::uint32_t kPeerReady = kFlagUp | kFlagRunning;
 

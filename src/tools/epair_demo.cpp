@@ -14,31 +14,28 @@
 #include <vector>
 
 #include "epair/epair.hpp"
+#include "epair/ethernet.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr std::uint16_t kEtherTypeArp = 0x0806;
-constexpr std::uint8_t kProtoIcmp = 1;
+using epair::ethernet::kProtoIcmp;
+using epair::ethernet::load_be16;
+using epair::ethernet::store_be16;
+constexpr std::uint16_t kEtherTypeIpv4 = epair::ethernet::kTypeIpv4;
+constexpr std::uint16_t kEtherTypeArp = epair::ethernet::kTypeArp;
 constexpr std::uint8_t kIcmpEchoReply = 0;
 constexpr std::uint8_t kIcmpEchoRequest = 8;
-constexpr std::size_t kEthernetHeader = 14;
+constexpr std::size_t kEthernetHeader = epair::ethernet::kHeaderSize;
 constexpr std::size_t kIpHeader = 20;
 constexpr std::size_t kIcmpHeader = 8;
 constexpr std::size_t kPingPayload = 56;
 
-std::uint16_t load16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
-void store16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-
 // RFC 1071 Internet checksum.
 std::uint16_t checksum(const std::uint8_t* data, std::size_t size) {
   std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < size; i += 2) sum += load16(data + i);
+  for (std::size_t i = 0; i + 1 < size; i += 2) sum += load_be16(data + i);
   if (size % 2 != 0) sum += static_cast<std::uint32_t>(data[size - 1]) << 8;
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<std::uint16_t>(~sum);
@@ -78,11 +75,11 @@ class Host {
     std::uint8_t* icmp = write_ip(p + kEthernetHeader, neighbour_ip_, kIcmpHeader + kPingPayload);
     icmp[0] = kIcmpEchoRequest;
     icmp[1] = 0;
-    store16(icmp + 2, 0);
-    store16(icmp + 4, 0x4550);  // identifier "EP"
-    store16(icmp + 6, seq);
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 4, 0x4550);  // identifier "EP"
+    store_be16(icmp + 6, seq);
     for (std::size_t i = 0; i < kPingPayload; ++i) icmp[kIcmpHeader + i] = static_cast<std::uint8_t>(i);
-    store16(icmp + 2, checksum(icmp, kIcmpHeader + kPingPayload));
+    store_be16(icmp + 2, checksum(icmp, kIcmpHeader + kPingPayload));
     const auto sent = Clock::now();
     {
       std::lock_guard lock(mutex_);
@@ -98,20 +95,20 @@ class Host {
   void write_ethernet(std::uint8_t* p, const epair::MacAddress& dst, std::uint16_t type) const {
     std::memcpy(p, dst.bytes.data(), 6);
     std::memcpy(p + 6, mac_.bytes.data(), 6);
-    store16(p + 12, type);
+    store_be16(p + 12, type);
   }
 
   std::uint8_t* write_ip(std::uint8_t* ip, std::uint32_t dst, std::size_t payload) {
     std::memset(ip, 0, kIpHeader);
     ip[0] = 0x45;
-    store16(ip + 2, static_cast<std::uint16_t>(kIpHeader + payload));
-    store16(ip + 4, ip_id_++);
+    store_be16(ip + 2, static_cast<std::uint16_t>(kIpHeader + payload));
+    store_be16(ip + 4, ip_id_++);
     ip[8] = 64;
     ip[9] = kProtoIcmp;
     const std::uint32_t src_n = htonl(ip_), dst_n = htonl(dst);
     std::memcpy(ip + 12, &src_n, 4);
     std::memcpy(ip + 16, &dst_n, 4);
-    store16(ip + 10, checksum(ip, kIpHeader));
+    store_be16(ip + 10, checksum(ip, kIpHeader));
     return ip + kIpHeader;
   }
 
@@ -122,11 +119,11 @@ class Host {
     std::uint8_t* p = frame->append(kEthernetHeader + 28);
     write_ethernet(p, dst, kEtherTypeArp);
     std::uint8_t* arp = p + kEthernetHeader;
-    store16(arp, 1);
-    store16(arp + 2, kEtherTypeIpv4);
+    store_be16(arp, 1);
+    store_be16(arp + 2, kEtherTypeIpv4);
     arp[4] = 6;
     arp[5] = 4;
-    store16(arp + 6, op);
+    store_be16(arp + 6, op);
     const std::uint32_t sender = htonl(ip_), target = htonl(target_ip);
     std::memcpy(arp + 8, mac_.bytes.data(), 6);
     std::memcpy(arp + 14, &sender, 4);
@@ -137,9 +134,9 @@ class Host {
 
   void receive(epair::Frame* frame) {
     const std::uint8_t* p = frame->data();
-    if (frame->size() >= kEthernetHeader + 28 && load16(p + 12) == kEtherTypeArp) {
+    if (frame->size() >= kEthernetHeader + 28 && load_be16(p + 12) == kEtherTypeArp) {
       receive_arp(p + kEthernetHeader);
-    } else if (frame->size() >= kEthernetHeader + kIpHeader + kIcmpHeader && load16(p + 12) == kEtherTypeIpv4 &&
+    } else if (frame->size() >= kEthernetHeader + kIpHeader + kIcmpHeader && load_be16(p + 12) == kEtherTypeIpv4 &&
                p[kEthernetHeader + 9] == kProtoIcmp) {
       receive_icmp(frame);
       return;  // receive_icmp() consumed the frame
@@ -162,7 +159,7 @@ class Host {
       neighbour_mac_ = sender_mac;
     }
     changed_.notify_all();
-    if (load16(arp + 6) == 1) send_arp(2, sender_mac, sender_mac, sender);
+    if (load_be16(arp + 6) == 1) send_arp(2, sender_mac, sender_mac, sender);
   }
 
   void receive_icmp(epair::Frame* frame) {
@@ -181,18 +178,18 @@ class Host {
       std::memcpy(ip + 12, ip + 16, 4);
       std::memcpy(ip + 16, addr, 4);
       ip[8] = 64;
-      store16(ip + 10, 0);
-      store16(ip + 10, checksum(ip, kIpHeader));
+      store_be16(ip + 10, 0);
+      store_be16(ip + 10, checksum(ip, kIpHeader));
       icmp[0] = kIcmpEchoReply;
-      store16(icmp + 2, 0);
-      store16(icmp + 2, checksum(icmp, icmp_size));
+      store_be16(icmp + 2, 0);
+      store_be16(icmp + 2, checksum(icmp, icmp_size));
       (void)ifp_->transmit(frame);
       return;
     }
     if (icmp[0] == kIcmpEchoReply && checksum(icmp, icmp_size) == 0) {
       {
         std::lock_guard lock(mutex_);
-        last_reply_seq_ = load16(icmp + 6);
+        last_reply_seq_ = load_be16(icmp + 6);
         last_reply_at_ = Clock::now();
       }
       changed_.notify_all();

@@ -41,22 +41,30 @@ TEST(TeardownTest, DestroyWithFramesQueuedFreesThemAll) {
   EXPECT_LT(after_destroy, 1001u);
 }
 
-TEST(TeardownTest, DestroyWaitsForDeliveryInProgress) {
-  Engine engine(test::PairFixture::small_config());
-  auto [a, b] = test::UpPair(engine);
-  std::latch entered(1);
-  std::atomic<bool> in_input{false};
-  CallbackEndpoint::attach_to(*b, [&](Interface&, std::span<Frame* const> burst) {
+// An endpoint that spends 50 ms in input(), so that a caller can act while a
+// worker is delivering.
+class SlowEndpoint final : public Endpoint {
+ public:
+  void input(Interface&, std::span<Frame* const> burst) noexcept override {
     in_input = true;
     entered.count_down();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     for (Frame* f : burst) f->release();
     in_input = false;
-  });
+  }
+  std::latch entered{1};
+  std::atomic<bool> in_input{false};
+};
+
+TEST(TeardownTest, DestroyWaitsForDeliveryInProgress) {
+  Engine engine(test::PairFixture::small_config());
+  auto [a, b] = test::UpPair(engine);
+  auto slow = std::make_shared<SlowEndpoint>();
+  b->attach(slow);
   EXPECT_FALSE(a->transmit(make_frame(engine.pool())));
-  entered.wait();
+  slow->entered.wait();
   ASSERT_TRUE(engine.destroy("epair0b"));
-  EXPECT_FALSE(in_input.load());
+  EXPECT_FALSE(slow->in_input.load());
 }
 
 TEST(TeardownTest, EndpointMayDestroyItsOwnInterface) {
@@ -117,19 +125,12 @@ TEST(TeardownTest, HandleOutlivesEngine) {
 TEST(TeardownTest, DetachWaitsForDelivery) {
   Engine engine(test::PairFixture::small_config());
   auto [a, b] = test::UpPair(engine);
-  std::latch entered(1);
-  std::atomic<bool> in_input{false};
-  CallbackEndpoint::attach_to(*b, [&](Interface&, std::span<Frame* const> burst) {
-    in_input = true;
-    entered.count_down();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    for (Frame* f : burst) f->release();
-    in_input = false;
-  });
+  auto slow = std::make_shared<SlowEndpoint>();
+  b->attach(slow);
   EXPECT_FALSE(a->transmit(make_frame(engine.pool())));
-  entered.wait();
+  slow->entered.wait();
   b->detach();
-  EXPECT_FALSE(in_input.load());
+  EXPECT_FALSE(slow->in_input.load());
 }
 
 TEST(TeardownTest, EngineDestructorDestroysEverything) {
