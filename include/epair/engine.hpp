@@ -44,6 +44,10 @@ struct EngineConfig {
   std::uint32_t worker_spin_us = 50;
   /// Bind worker i to CPU i (mod the CPU count).
   bool pin_workers = false;
+  /// FreeBSD keeps an epair's link up from create to destroy. With this set
+  /// an end has carrier (link up, LOWER_UP) only while its peer is RUNNING
+  /// and UP, as Linux veth does; TAP ends use it to show NO-CARRIER.
+  bool carrier_follows_peer = false;
   MacMode mac_mode = MacMode::kLegacy;
   /// The host id hashed into addresses; default /etc/machine-id. A zero id
   /// is replaced by a random one, as FreeBSD does.

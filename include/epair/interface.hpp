@@ -272,6 +272,7 @@ class Interface {
   std::error_code check_transmit(std::uint32_t frame_size, std::uint32_t flags) const;
   std::shared_ptr<Endpoint> endpoint() const;
   void set_driver_state(bool running);
+  bool update_carrier();
 
   Pair& pair_;
   Interface* peer_ = nullptr;

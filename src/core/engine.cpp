@@ -81,8 +81,8 @@ struct Engine::PairRecord {
 };
 
 Pair::Pair(std::shared_ptr<Dispatcher> dispatcher_in, int unit_in, std::string_view prefix, std::size_t queues,
-           std::uint32_t queue_depth)
-    : dispatcher(std::move(dispatcher_in)), unit(unit_in) {
+           std::uint32_t queue_depth, bool carrier_follows_peer_in)
+    : dispatcher(std::move(dispatcher_in)), unit(unit_in), carrier_follows_peer(carrier_follows_peer_in) {
   const std::string base = std::string(prefix) + std::to_string(unit);
   a.reset(new Interface(*this, 'a', base + 'a', unit, queues, queue_depth));
   b.reset(new Interface(*this, 'b', base + 'b', unit, queues, queue_depth));
@@ -180,7 +180,8 @@ Result<std::string> Engine::create(std::string_view name, std::string_view vnet_
 
   std::shared_ptr<Pair> pair;
   try {
-    pair = std::make_shared<Pair>(dispatcher_, unit, kCloner, config_.queues_per_side, config_.queue_depth);
+    pair = std::make_shared<Pair>(dispatcher_, unit, kCloner, config_.queues_per_side, config_.queue_depth,
+                                  config_.carrier_follows_peer);
   } catch (const std::bad_alloc&) {
     return Status{ENOSPC, std::string(name) + ": SIOCIFCREATE2: No space left on device"};
   }
@@ -198,6 +199,8 @@ Result<std::string> Engine::create(std::string_view name, std::string_view vnet_
   pair->b->mac_ = mac_b;
   pair->a->set_driver_state(true);
   pair->b->set_driver_state(true);
+  pair->a->update_carrier();
+  pair->b->update_carrier();
   pairs_.emplace(pair.get(), std::make_shared<PairRecord>(PairRecord{pair, vnet}));
   return a_name;
 }
@@ -347,6 +350,9 @@ Status Engine::move_locked(std::string_view ifname, Vnet& from, std::string_view
   }
   attach_locked(*ifp, *target);
   if (was_up) events.emplace_back(ifp, InterfaceEvent::kFlags);
+  if (was_up && ifp->peer_->update_carrier()) {
+    events.emplace_back(ifp->pair_.handle(*ifp->peer_), InterfaceEvent::kLinkState);
+  }
   if (had_groups) events.emplace_back(ifp, InterfaceEvent::kMulticast);
   events.emplace_back(ifp, InterfaceEvent::kMoved);
   return {};

@@ -276,7 +276,9 @@ Status Interface::set_flags(std::uint32_t requested) {
     }
     new_flags = (old_flags & ~kUserFlags) | (requested & kUserFlags);
   } while (!flags_.compare_exchange_weak(old_flags, new_flags, std::memory_order_acq_rel));
-  if (new_flags != old_flags) notify(InterfaceEvent::kFlags);
+  if (new_flags == old_flags) return {};
+  notify(InterfaceEvent::kFlags);
+  if (((new_flags ^ old_flags) & kFlagUp) != 0 && peer_->update_carrier()) peer_->notify(InterfaceEvent::kLinkState);
   return {};
 }
 
@@ -410,9 +412,7 @@ void Interface::detach() { attach(nullptr); }
 // Runs with the engine lock held; observers hear of it later.
 void Interface::set_driver_state(bool running) {
   if (running) {
-    flags_.fetch_or(kFlagRunning | kFlagLowerUp, std::memory_order_acq_rel);
-    std::lock_guard lock(mutex_);
-    link_state_ = LinkState::kUp;
+    flags_.fetch_or(kFlagRunning, std::memory_order_acq_rel);
   } else {
     {
       std::lock_guard lock(mutex_);
@@ -420,6 +420,27 @@ void Interface::set_driver_state(bool running) {
     }
     flags_.fetch_and(~(kFlagRunning | kFlagLowerUp), std::memory_order_acq_rel);
   }
+}
+
+// The carrier this end shows: always while RUNNING (FreeBSD), or only while
+// the peer is RUNNING and UP too (veth) when the pair follows its peer. Reads
+// the flags under mutex_, after the change that called it, so the last of
+// several concurrent updates sees the final flags. True when it changed.
+bool Interface::update_carrier() {
+  std::lock_guard lock(mutex_);
+  bool carrier = (flags_.load(std::memory_order_acquire) & kFlagRunning) != 0;
+  if (pair_.carrier_follows_peer && carrier) {
+    carrier = (peer_->flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
+  }
+  const LinkState wanted = carrier ? LinkState::kUp : LinkState::kDown;
+  if (link_state_ == wanted) return false;
+  link_state_ = wanted;
+  if (carrier) {
+    flags_.fetch_or(kFlagLowerUp, std::memory_order_acq_rel);
+  } else {
+    flags_.fetch_and(~kFlagLowerUp, std::memory_order_acq_rel);
+  }
+  return true;
 }
 
 void Interface::notify(InterfaceEvent event) {

@@ -12,7 +12,7 @@ namespace epair {
 
 struct Pair : std::enable_shared_from_this<Pair> {
   Pair(std::shared_ptr<Dispatcher> dispatcher, int unit, std::string_view prefix, std::size_t queues,
-       std::uint32_t queue_depth);
+       std::uint32_t queue_depth, bool carrier_follows_peer);
   ~Pair();
 
   std::shared_ptr<Interface> handle(Interface& ifp) { return {shared_from_this(), &ifp}; }
@@ -20,6 +20,7 @@ struct Pair : std::enable_shared_from_this<Pair> {
   // Declared first: the interfaces' queues are handed to it.
   std::shared_ptr<Dispatcher> dispatcher;
   const int unit;
+  const bool carrier_follows_peer;
   std::unique_ptr<Interface> a;
   std::unique_ptr<Interface> b;
   // Set by step 1 of Engine's teardown; peer() answers null afterwards.

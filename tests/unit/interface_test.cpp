@@ -252,3 +252,63 @@ TEST_F(MulticastTest, DestroyedInterfaceRefusesGroups) {
 
 }  // namespace
 }  // namespace epair
+
+namespace epair {
+namespace {
+
+class CarrierTest : public ::testing::Test {
+ protected:
+  CarrierTest() {
+    EngineConfig config = test::PairFixture::small_config();
+    config.carrier_follows_peer = true;
+    engine = std::make_unique<Engine>(config);
+    (void)engine->create("epair");
+    (void)engine->create_vnet("jail1");
+    a = engine->find("epair0a");
+    b = engine->find("epair0b");
+  }
+  std::unique_ptr<Engine> engine;
+  std::shared_ptr<Interface> a, b;
+};
+
+TEST_F(CarrierTest, NewPairHasNoCarrierUntilPeerIsUp) {
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  EXPECT_FALSE(a->flags() & kFlagLowerUp);
+  EXPECT_EQ(a->media_status(), "no carrier");
+  ASSERT_TRUE(b->set_up(true));
+  EXPECT_EQ(a->link_state(), LinkState::kUp);
+  EXPECT_TRUE(a->flags() & kFlagLowerUp);
+  EXPECT_EQ(b->link_state(), LinkState::kDown) << "a is still down";
+}
+
+TEST_F(CarrierTest, PeerGoingDownDropsCarrierWithAnEvent) {
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(b->set_up(true));
+  std::vector<InterfaceEvent> events;
+  auto sub = a->subscribe([&](Interface&, InterfaceEvent e) { events.push_back(e); });
+  ASSERT_TRUE(b->set_up(false));
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  EXPECT_EQ(events, std::vector{InterfaceEvent::kLinkState});
+  ASSERT_TRUE(b->set_flags(kFlagPromisc));  // UP unchanged: no carrier change
+  EXPECT_EQ(events.size(), 1u);
+}
+
+TEST_F(CarrierTest, PeerMovedAwayDropsCarrier) {
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(b->set_up(true));
+  ASSERT_TRUE(engine->move("epair0b", "jail1"));
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  ASSERT_TRUE(b->set_up(true));
+  EXPECT_EQ(a->link_state(), LinkState::kUp);
+}
+
+TEST_F(CarrierTest, PeerDestroyedDropsCarrier) {
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(b->set_up(true));
+  ASSERT_TRUE(engine->destroy("epair0b"));
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  EXPECT_FALSE(a->flags() & kFlagLowerUp);
+}
+
+}  // namespace
+}  // namespace epair
