@@ -275,7 +275,7 @@ Status Engine::destroy(std::string_view ifname, std::string_view vnet_name) {
     auto vnet = vnet_locked(vnet_name);
     if (!vnet) return {ENOENT, vnet_missing(vnet_name)};
     auto it = vnet->interfaces.find(ifname);
-    if (it == vnet->interfaces.end()) return {ENXIO, "interface " + std::string(ifname) + " does not exist"};
+    if (it == vnet->interfaces.end()) return no_such_interface(ifname);
     pair = begin_teardown_locked(it->second->pair_, events);
   }
   finish_teardown(pair, events);
@@ -328,7 +328,7 @@ std::vector<std::string> Engine::vnets() const {
 
 Status Engine::move_locked(std::string_view ifname, Vnet& from, std::string_view target_name, Events& events) {
   auto it = from.interfaces.find(ifname);
-  if (it == from.interfaces.end()) return {ENXIO, "interface " + std::string(ifname) + " does not exist"};
+  if (it == from.interfaces.end()) return no_such_interface(ifname);
   const std::string prefix = std::string(ifname) + ": SIOCSIFVNET: ";
   auto target = vnet_locked(target_name);
   if (!target) return {ENOENT, prefix + vnet_missing(target_name)};

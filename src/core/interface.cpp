@@ -272,7 +272,7 @@ Status Interface::set_flags(std::uint32_t requested) {
   std::uint32_t new_flags;
   do {
     if ((old_flags & kFlagRunning) == 0 && pair_.destroyed.load(std::memory_order_acquire)) {
-      return {ENXIO, "interface " + name_ + " does not exist"};
+      return no_such_interface(name_);
     }
     new_flags = (old_flags & ~kUserFlags) | (requested & kUserFlags);
   } while (!flags_.compare_exchange_weak(old_flags, new_flags, std::memory_order_acq_rel));
@@ -290,7 +290,7 @@ Status Interface::set_up(bool up) {
 std::uint32_t Interface::mtu() const { return mtu_.load(std::memory_order_relaxed); }
 
 Status Interface::set_mtu(std::uint32_t mtu) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   if (mtu < kMinMtu || mtu > kMaxMtu) return {EINVAL, name_ + ": SIOCSIFMTU: Invalid argument"};
   if (mtu_.exchange(mtu, std::memory_order_relaxed) != mtu) notify(InterfaceEvent::kMtu);
   return {};
@@ -302,7 +302,7 @@ MacAddress Interface::mac() const {
 }
 
 Status Interface::set_mac(const MacAddress& mac) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   if (mac.is_multicast() || mac.is_zero()) return {EINVAL, name_ + ": SIOCSIFLLADDR: Invalid argument"};
   {
     std::lock_guard lock(mutex_);
@@ -316,14 +316,14 @@ Status Interface::set_mac(const MacAddress& mac) {
 std::uint32_t Interface::enabled_capabilities() const { return capenable_.load(std::memory_order_relaxed); }
 
 Status Interface::set_enabled_capabilities(std::uint32_t caps) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   if ((caps & ~kSupportedCapabilities) != 0) return {EINVAL, name_ + ": SIOCSIFCAP: Invalid argument"};
   if (capenable_.exchange(caps, std::memory_order_relaxed) != caps) notify(InterfaceEvent::kCapabilities);
   return {};
 }
 
 Status Interface::add_multicast(const MacAddress& group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   if (!group.is_multicast()) return {EINVAL, name_ + ": SIOCADDMULTI: Invalid argument"};
   {
     std::lock_guard lock(mutex_);
@@ -339,7 +339,7 @@ Status Interface::add_multicast(const MacAddress& group) {
 }
 
 Status Interface::delete_multicast(const MacAddress& group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(multicast_.begin(), multicast_.end(), [&](const auto& m) { return m.first == group; });
@@ -365,7 +365,7 @@ std::string Interface::description() const {
 }
 
 Status Interface::set_description(std::string text) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return {ENXIO, "interface " + name_ + " does not exist"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   // FreeBSD's ifdescr_maxlen.
   constexpr std::size_t kMaxDescription = 1024;
   if (text.size() > kMaxDescription) return {ENAMETOOLONG, name_ + ": SIOCSIFDESCR: File name too long"};
