@@ -31,8 +31,16 @@ enum FrameFlag : std::uint32_t {
   kFrameFlowHash = 1u << 4,     ///< flow_hash is valid and chooses the receive queue
   kFrameCsumPartial = 1u << 5,  ///< checksum still to be filled at csum_start + csum_offset
   kFrameCsumValid = 1u << 6,    ///< payload checksums already verified
-  kFrameGso = 1u << 7,          ///< a large segment that gso_size describes
+  kFrameGso = 1u << 7,          ///< a large segment that gso_size and gso_type describe
 };
+
+/// FrameMeta::gso_type values: those of virtio_net_hdr (and so of Linux TAP
+/// and vhost), so that endpoints speaking it copy the byte unchanged.
+inline constexpr std::uint8_t kGsoTcpV4 = 1;
+inline constexpr std::uint8_t kGsoUdp = 3;
+inline constexpr std::uint8_t kGsoTcpV6 = 4;
+inline constexpr std::uint8_t kGsoUdpL4 = 5;
+inline constexpr std::uint8_t kGsoEcn = 0x80;
 
 /// An m_tag: metadata a sender attaches to a frame. Non-persistent tags never
 /// cross the cable (FreeBSD m_tag_delete_nonpersistent()).
@@ -103,6 +111,9 @@ class alignas(kCacheLine) Frame {
   std::uint32_t headroom() const { return offset_; }
   std::uint32_t tailroom() const { return capacity_ - offset_ - size_; }
   std::uint32_t capacity() const { return capacity_; }
+  /// The longest frame this one puts on a wire: size(), or for a GSO frame
+  /// its headers plus one gso_size segment (what an MTU must hold).
+  std::uint32_t wire_size() const;
 
   /// Grows the data at its end; returns the new bytes, or nullptr when the
   /// tailroom is too small (the frame is unchanged).

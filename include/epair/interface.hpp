@@ -204,6 +204,9 @@ class Interface {
   /// that is down, or a full receive queue, drops the frame, counts it, and
   /// still returns success.
   std::error_code transmit(Frame* frame);
+  /// Counts frames the attached stack refused on input in ierrors, as
+  /// FreeBSD's ether_input() does for an oversize frame.
+  void count_input_errors(std::uint64_t n) { rx_.ierrors.fetch_add(n, std::memory_order_relaxed); }
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 

@@ -57,6 +57,17 @@ bool Frame::assign(std::span<const std::uint8_t> bytes) {
   return true;
 }
 
+std::uint32_t Frame::wire_size() const {
+  if ((meta.flags & kFrameGso) == 0 || meta.gso_size == 0) return size_;
+  // The headers end after the L4 header, which starts where the checksum
+  // does; without that offset the frame is measured whole.
+  const std::uint32_t l4 = meta.csum_start;
+  if (l4 == 0 || l4 + 20 > size_) return size_;
+  const std::uint8_t type = meta.gso_type & ~kGsoEcn;
+  const std::uint32_t l4_header = (type == kGsoUdp || type == kGsoUdpL4) ? 8u : (data()[l4 + 12] >> 4) * 4u;
+  return std::min(size_, l4 + l4_header + meta.gso_size);
+}
+
 namespace {
 constexpr std::uint32_t kMinFrame = 64;
 

@@ -84,7 +84,7 @@ std::error_code Interface::transmit(Frame* frame) {
     frame->release();
     return std::make_error_code(std::errc::invalid_argument);
   }
-  if (std::error_code error = check_transmit(size, flags_.load(std::memory_order_acquire))) {
+  if (std::error_code error = check_transmit(frame->wire_size(), flags_.load(std::memory_order_acquire))) {
     tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
     frame->release();
     return error;
@@ -135,7 +135,8 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
       Frame* frame = frames[next];
       const std::uint32_t size = frame->size();
       std::error_code error =
-          size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument) : check_transmit(size, flags);
+          size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
+                                    : check_transmit(frame->wire_size(), flags);
       if (error) {
         ++oerrors;
         frame->release();

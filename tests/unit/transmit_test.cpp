@@ -51,6 +51,31 @@ TEST_F(TransmitTest, MtuCheckUsesSenderMtu) {
   ASSERT_TRUE(at_a->wait_for(1));
 }
 
+// A TSO frame from a TAP end is longer than the MTU; what must fit is each
+// segment it stands for: Ethernet + IPv4 + TCP headers + gso_size.
+Frame* make_tcp_gso_frame(FramePool& pool, std::uint32_t size, std::uint16_t gso_size) {
+  Frame* frame = make_frame(pool, size);
+  frame->meta.flags |= kFrameGso | kFrameCsumPartial;
+  frame->meta.gso_type = kGsoTcpV4;
+  frame->meta.gso_size = gso_size;
+  frame->meta.csum_start = 14 + 20;
+  frame->meta.csum_offset = 16;
+  frame->data()[14 + 20 + 12] = 5 << 4;  // TCP data offset: 20 bytes
+  return frame;
+}
+
+TEST_F(TransmitTest, GsoFrameIsMeasuredBySegment) {
+  EXPECT_FALSE(a->transmit(make_tcp_gso_frame(engine.pool(), 1900, 1460)));
+  EXPECT_TRUE(at_b->wait_for(1));
+  EXPECT_EQ(at_b->frames()[0].meta.gso_size, 1460);
+}
+
+TEST_F(TransmitTest, GsoSegmentLongerThanMtuPlus18IsE2big) {
+  // 14 + 20 + 20 + 1465 = 1519 = MTU + 19.
+  EXPECT_EQ(a->transmit(make_tcp_gso_frame(engine.pool(), 1900, 1465)), std::errc::argument_list_too_long);
+  EXPECT_EQ(a->counters().oerrors, 1u);
+}
+
 TEST_F(TransmitTest, NotUpIsEnetdown) {
   ASSERT_TRUE(a->set_up(false));
   EXPECT_EQ(a->transmit(make_frame(engine.pool())), std::errc::network_down);
