@@ -1,0 +1,705 @@
+#include "controller.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+namespace epair::daemon {
+
+namespace {
+
+constexpr int kStateVersion = 1;
+
+const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether", "description", "inet",
+                                                            "inet6", "vnet",  "-vnet"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy"};
+
+std::string pair_name(const Interface& ifp) { return "epair" + std::to_string(ifp.unit()); }
+
+std::string other_end(std::string_view ifname) {
+  std::string other(ifname);
+  other.back() = other.back() == 'a' ? 'b' : 'a';
+  return other;
+}
+
+std::string netmask_hex(int prefix) {
+  const std::uint32_t mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%08x", mask);
+  return text;
+}
+
+json address_json(const os::AddressInfo& a) {
+  json j = {{"address", a.local}, {"prefixlen", a.prefix_length}};
+  if (a.family == AF_INET) {
+    j["netmask"] = netmask_hex(a.prefix_length);
+    if (!a.broadcast.empty()) j["broadcast"] = a.broadcast;
+  } else {
+    j["scope"] = a.scope == RT_SCOPE_LINK ? "link" : a.scope == RT_SCOPE_HOST ? "host" : "global";
+  }
+  return j;
+}
+
+json counters_json(const InterfaceCounters& c) {
+  return {{"ipackets", c.ipackets}, {"ierrors", c.ierrors}, {"opackets", c.opackets}, {"oerrors", c.oerrors},
+          {"ibytes", c.ibytes},     {"obytes", c.obytes},   {"imcasts", c.imcasts},   {"omcasts", c.omcasts},
+          {"iqdrops", c.iqdrops},   {"oqdrops", c.oqdrops}};
+}
+
+}  // namespace
+
+Result<std::vector<Action>> parse_actions(const json& actions) {
+  std::vector<Action> result;
+  if (actions.is_null()) return result;
+  if (!actions.is_array()) return Status{EINVAL, "\"actions\" must be an array"};
+  for (const json& item : actions) {
+    if (!item.is_object() || !item.contains("action") || !item["action"].is_string()) {
+      return Status{EINVAL, "each action must be an object with an \"action\" string"};
+    }
+    Action action{item["action"].get<std::string>(), {}};
+    if (kVerbsWithValue.contains(action.verb)) {
+      const json& value = item.value("value", json());
+      if (value.is_string()) {
+        action.value = value.get<std::string>();
+      } else if (value.is_number_unsigned()) {
+        action.value = std::to_string(value.get<std::uint64_t>());
+      } else {
+        return Status{EINVAL, "action " + action.verb + " needs a value"};
+      }
+    } else if (!kVerbsAlone.contains(action.verb)) {
+      return Status{EINVAL, "unknown action '" + action.verb + "'"};
+    }
+    result.push_back(std::move(action));
+  }
+  return result;
+}
+
+Controller::Controller(ControllerConfig config)
+    : config_(std::move(config)), engine_(std::make_unique<Engine>(config_.engine)) {
+  auto host = netns(std::string(kHostVnet));
+  if (!host) throw std::runtime_error(host.status().message());
+}
+
+Controller::~Controller() {
+  // Ends stop before the engine goes; their TAP devices stay for the next
+  // daemon to adopt.
+  for (auto& [name, end] : ends_) {
+    end.carrier.reset();
+    end.tap->stop();
+  }
+  ends_.clear();
+  engine_.reset();
+}
+
+Controller::End* Controller::find(std::string_view name) {
+  auto it = ends_.find(name);
+  return it == ends_.end() ? nullptr : &it->second;
+}
+
+Result<Controller::Netns*> Controller::netns(const std::string& vnet) {
+  if (auto it = netns_.find(vnet); it != netns_.end()) return &it->second;
+  Netns ns;
+  ns.spec = vnet == kHostVnet ? os::NetnsSpec{vnet, "/proc/self/ns/net", 0} : os::spec_of_vnet(vnet);
+  auto fd = os::open_netns(ns.spec);
+  if (!fd) return fd.status();
+  ns.fd = std::move(*fd);
+  auto id = os::netns_id(ns.fd.get());
+  if (!id) return id.status();
+  ns.id = *id;
+  Status opened = os::run_in_netns(ns.fd.get(), [&ns]() -> Status {
+    auto control = os::RouteSocket::open();
+    if (!control) return control.status();
+    auto monitor = os::RouteSocket::open_monitor();
+    if (!monitor) return monitor.status();
+    ns.control = std::make_unique<os::RouteSocket>(std::move(*control));
+    ns.monitor = std::make_unique<os::RouteSocket>(std::move(*monitor));
+    return {};
+  });
+  if (!opened) return opened;
+  if (vnet != kHostVnet) {
+    if (Status s = engine_->create_vnet(vnet); !s && s.value() != EEXIST) return s;
+  }
+  return &netns_.emplace(vnet, std::move(ns)).first->second;
+}
+
+Result<Controller::Netns*> Controller::netns_for_move(std::string_view target) {
+  auto spec = os::parse_netns(target);
+  if (!spec) return spec.status();
+  // A pid whose namespace epaird already knows by another name is that vnet.
+  if (spec->pid != 0) {
+    if (auto id = os::netns_id(*spec); id) {
+      for (auto& [name, ns] : netns_) {
+        if (ns.id == *id) return &ns;
+      }
+    }
+  }
+  return netns(spec->name);
+}
+
+void Controller::release_unused_netns() {
+  std::set<std::string> used;
+  for (const auto& [name, end] : ends_) used.insert(end.ifp->vnet_name());
+  for (auto it = netns_.begin(); it != netns_.end();) {
+    if (it->first == kHostVnet || used.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    (void)engine_->destroy_vnet(it->first);
+    it = netns_.erase(it);
+  }
+}
+
+Status Controller::start_end(End& end, os::TapDevice device) {
+  const std::string name = end.ifp->name();
+  end.tap = std::make_shared<os::TapEndpoint>(end.ifp, std::move(device), engine_->pool());
+  if (Status s = end.tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); }); !s) {
+    return s;
+  }
+  end.ifp->attach(end.tap);
+  follow_carrier(end);
+  return {};
+}
+
+void Controller::follow_carrier(End& end) {
+  std::weak_ptr<os::TapEndpoint> weak = end.tap;
+  auto update = [weak](const Interface& ifp) {
+    if (auto tap = weak.lock()) {
+      if (Status s = tap->device().set_carrier(ifp.link_state() == LinkState::kUp); !s) {
+        spdlog::warn("{}", s.message());
+      }
+    }
+  };
+  end.carrier = end.ifp->subscribe([update](Interface& ifp, InterfaceEvent event) {
+    if (event == InterfaceEvent::kLinkState) update(ifp);
+  });
+  update(*end.ifp);
+}
+
+Result<std::string> Controller::create_pair(int unit) {
+  const std::string name = "epair" + std::to_string(unit);
+  auto created = engine_->create(name);
+  if (!created) return created;
+  const std::string names[2] = {name + "a", name + "b"};
+  std::optional<os::TapDevice> devices[2];
+  for (int i = 0; i < 2; ++i) {
+    auto device = os::TapDevice::create(names[i]);
+    if (!device) {
+      if (devices[0]) (void)devices[0]->set_persistent(false);
+      (void)engine_->destroy(name);
+      return device.status();
+    }
+    devices[i] = std::move(*device);
+  }
+  Netns& host = netns_.find(kHostVnet)->second;
+  for (int i = 0; i < 2; ++i) {
+    End& end = ends_[names[i]];
+    end.ifp = engine_->find(names[i]);
+    if (Status s = host.control->set_mac(names[i], end.ifp->mac()); !s) spdlog::warn("{}", s.message());
+    if (Status s = start_end(end, std::move(*devices[i])); !s) spdlog::error("{}", s.message());
+  }
+  spdlog::info("created {} ({} and {})", name, names[0], names[1]);
+  return names[0];
+}
+
+Result<std::string> Controller::create(std::string_view name) {
+  Result<std::string> created = Status{ENOSPC, "no free epair unit"};
+  if (name == "epair") {
+    // The lowest unit free in the engine whose names no other device holds.
+    for (int unit = 0; unit <= kMaxUnit; ++unit) {
+      const std::string base = "epair" + std::to_string(unit);
+      if (engine_->find(base + "a") || engine_->find(base + "b") || find(base + "a") || find(base + "b")) continue;
+      created = create_pair(unit);
+      if (created || created.status().value() != EEXIST) break;
+    }
+  } else {
+    // The engine judges the name; the unit is only parsed when it is valid.
+    int unit = -1;
+    const std::string_view digits = name.size() > 5 ? name.substr(5) : std::string_view{};
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), unit);
+    if (name.starts_with("epair") && error == std::errc{} && end == digits.data() + digits.size() &&
+        (digits.size() == 1 || digits[0] != '0') && unit >= 0 && unit <= kMaxUnit) {
+      created = create_pair(unit);
+    } else {
+      created = engine_->create(name);  // the engine's own error for the name
+    }
+  }
+  if (created) save();
+  return created;
+}
+
+Status Controller::configure(std::string_view name, const std::vector<Action>& actions) {
+  if (find(name) == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+  for (const Action& action : actions) {
+    End* end = find(name);
+    if (end == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+    if (action.verb == "destroy") return destroy(name);
+    Status s = apply(*end, action);
+    save();
+    if (!s) return s;
+  }
+  return {};
+}
+
+Status Controller::apply(End& end, const Action& action) {
+  const std::string& name = end.ifp->name();
+  if (action.verb == "up" || action.verb == "down") return set_flag_up(end, action.verb == "up");
+  if (action.verb == "mtu") {
+    std::uint32_t mtu = 0;
+    auto [ptr, error] = std::from_chars(action.value.data(), action.value.data() + action.value.size(), mtu);
+    if (error != std::errc{} || ptr != action.value.data() + action.value.size()) {
+      return Status{EINVAL, name + ": SIOCSIFMTU: Invalid argument"};
+    }
+    const std::uint32_t old = end.ifp->mtu();
+    if (Status s = end.ifp->set_mtu(mtu); !s) return s;
+    auto ns = netns(end.ifp->vnet_name());
+    if (!ns) return ns.status();
+    if (Status s = (*ns)->control->set_mtu(name, mtu); !s) {
+      (void)end.ifp->set_mtu(old);
+      return s;
+    }
+    return {};
+  }
+  if (action.verb == "ether") {
+    auto mac = MacAddress::parse(action.value);
+    if (!mac) return Status{EINVAL, name + ": SIOCSIFLLADDR: Invalid argument"};
+    const MacAddress old = end.ifp->mac();
+    if (Status s = end.ifp->set_mac(*mac); !s) return s;
+    auto ns = netns(end.ifp->vnet_name());
+    if (!ns) return ns.status();
+    if (Status s = (*ns)->control->set_mac(name, *mac); !s) {
+      (void)end.ifp->set_mac(old);
+      return s;
+    }
+    return {};
+  }
+  if (action.verb == "description") {
+    if (Status s = end.ifp->set_description(action.value); !s) return s;
+    auto ns = netns(end.ifp->vnet_name());
+    if (!ns) return ns.status();
+    return (*ns)->control->set_alias(name, action.value);
+  }
+  if (action.verb == "inet") return add_address(end, AF_INET, action.value);
+  if (action.verb == "inet6") return add_address(end, AF_INET6, action.value);
+  if (action.verb == "vnet") return move_end(end, action.value);
+  if (action.verb == "-vnet") return reclaim_end(end, action.value);
+  return Status{EINVAL, "unknown action '" + action.verb + "'"};
+}
+
+Status Controller::set_flag_up(End& end, bool up) {
+  if (Status s = end.ifp->set_up(up); !s) return s;
+  auto ns = netns(end.ifp->vnet_name());
+  if (!ns) return ns.status();
+  return (*ns)->control->set_up(end.ifp->name(), up);
+}
+
+Status Controller::add_address(End& end, int family, const std::string& cidr) {
+  auto ns = netns(end.ifp->vnet_name());
+  if (!ns) return ns.status();
+  if (Status s = (*ns)->control->add_address(end.ifp->name(), family, cidr); !s) return s;
+  refresh_addresses(end);
+  return {};
+}
+
+Status Controller::move_end(End& end, std::string_view target) {
+  const std::string name = end.ifp->name();
+  const std::string from_vnet = end.ifp->vnet_name();
+  auto to = netns_for_move(target);
+  if (!to) {
+    release_unused_netns();
+    return to.status();
+  }
+  const std::string to_vnet = (*to)->spec.name;
+  if (Status s = engine_->move(name, to_vnet, from_vnet); !s) {
+    release_unused_netns();
+    return s;
+  }
+  auto from = netns(from_vnet);
+  Status moved = from ? (*from)->control->move(name, (*to)->fd.get()) : from.status();
+  if (!moved) {
+    (void)engine_->move(name, from_vnet, to_vnet);
+    release_unused_netns();
+    return moved;
+  }
+  end.addresses.clear();
+  spdlog::info("{}: moved from {} to {}", name, from_vnet, to_vnet);
+  release_unused_netns();
+  return {};
+}
+
+Status Controller::reclaim_end(End& end, std::string_view from) {
+  const std::string name = end.ifp->name();
+  auto spec = os::parse_netns(from);
+  if (!spec) return spec.status();
+  std::string from_vnet = spec->name;
+  if (spec->pid != 0 && !netns_.contains(from_vnet)) {
+    if (auto id = os::netns_id(*spec); id) {
+      for (auto& [vnet, ns] : netns_) {
+        if (ns.id == *id) from_vnet = vnet;
+      }
+    }
+  }
+  if (Status s = engine_->reclaim(name, from_vnet, kHostVnet); !s) return s;
+  Netns& host = netns_.find(kHostVnet)->second;
+  Netns& ns = netns_.find(from_vnet)->second;
+  if (Status s = ns.control->move(name, host.fd.get()); !s) {
+    (void)engine_->move(name, from_vnet, kHostVnet);
+    return s;
+  }
+  end.addresses.clear();
+  spdlog::info("{}: returned from {} to {}", name, from_vnet, kHostVnet);
+  release_unused_netns();
+  return {};
+}
+
+Status Controller::destroy(std::string_view name) {
+  if (find(name) == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+  teardown(std::string(name), "destroyed", true);
+  return {};
+}
+
+void Controller::teardown(const std::string& ifname, const std::string& reason, bool delete_devices) {
+  End* end = find(ifname);
+  if (end == nullptr) return;
+  const std::string pair = pair_name(*end->ifp);
+  const std::string vnet = end->ifp->vnet_name();
+  const std::string names[2] = {ifname, other_end(ifname)};
+  for (const std::string& n : names) {
+    if (End* e = find(n)) {
+      e->carrier.reset();
+      e->tap->stop();
+    }
+  }
+  if (Status s = engine_->destroy(ifname, vnet); !s) spdlog::warn("{}", s.message());
+  for (const std::string& n : names) {
+    if (End* e = find(n); e != nullptr && delete_devices) {
+      // A TAP that is not persistent is deleted when its descriptor closes.
+      if (Status s = e->tap->device().set_persistent(false); !s) spdlog::warn("{}", s.message());
+    }
+    ends_.erase(n);
+  }
+  spdlog::info("{} destroyed: {}", pair, reason);
+  release_unused_netns();
+  save();
+}
+
+std::vector<std::string> Controller::list() const {
+  std::vector<std::string> names;
+  for (const auto& [name, end] : ends_) names.push_back(name);
+  std::sort(names.begin(), names.end(), [](const std::string& x, const std::string& y) {
+    const auto unit = [](const std::string& n) { return std::stoi(n.substr(5, n.size() - 6)); };
+    return unit(x) != unit(y) ? unit(x) < unit(y) : x < y;
+  });
+  return names;
+}
+
+void Controller::refresh_addresses(End& end) {
+  auto ns = netns(end.ifp->vnet_name());
+  if (!ns) return;
+  auto link = (*ns)->control->link(end.ifp->name());
+  if (!link) return;
+  auto addresses = (*ns)->control->addresses(link->index);
+  if (addresses) end.addresses = std::move(*addresses);
+}
+
+Result<json> Controller::show(std::string_view name) {
+  End* end = find(name);
+  if (end == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+  Interface& ifp = *end->ifp;
+  refresh_addresses(*end);
+  json j;
+  j["name"] = ifp.name();
+  j["unit"] = ifp.unit();
+  j["side"] = std::string(1, ifp.side());
+  j["peer"] = other_end(ifp.name());
+  j["vnet"] = ifp.vnet_name();
+  j["flags"] = ifp.flags();
+  j["flags_text"] = format_flags(ifp.flags());
+  j["mtu"] = ifp.mtu();
+  j["ether"] = ifp.mac().to_string();
+  j["description"] = ifp.description();
+  j["options"] = ifp.enabled_capabilities();
+  j["options_text"] = format_capabilities(ifp.enabled_capabilities());
+  j["groups"] = ifp.groups();
+  j["media"] = std::string(Interface::media());
+  j["status"] = std::string(ifp.media_status());
+  j["counters"] = counters_json(ifp.counters());
+  std::vector<std::string> lines;
+  json inet = json::array();
+  json inet6 = json::array();
+  for (const os::AddressInfo& a : end->addresses) {
+    if (a.family == AF_INET) {
+      inet.push_back(address_json(a));
+      std::string line = "\tinet " + a.local + " netmask " + netmask_hex(a.prefix_length);
+      if (!a.broadcast.empty()) line += " broadcast " + a.broadcast;
+      lines.push_back(line);
+    } else if (a.family == AF_INET6) {
+      inet6.push_back(address_json(a));
+      std::string line = "\tinet6 " + a.local + (a.scope == RT_SCOPE_LINK ? "%" + ifp.name() : "") + " prefixlen " +
+                         std::to_string(a.prefix_length);
+      lines.push_back(line);
+    }
+  }
+  j["inet"] = inet;
+  j["inet6"] = inet6;
+  auto ns = netns(ifp.vnet_name());
+  if (ns) {
+    if (auto link = (*ns)->control->link(ifp.name()); link) {
+      j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
+    }
+  }
+  lines.push_back("\tvnet: " + ifp.vnet_name());
+  j["ifconfig"] = format_ifconfig(ifp, lines);
+  j["counters_text"] = format_counters(ifp.counters());
+  return j;
+}
+
+std::vector<int> Controller::event_fds() const {
+  std::vector<int> fds;
+  for (const auto& [name, ns] : netns_) fds.push_back(ns.monitor->fd());
+  return fds;
+}
+
+void Controller::on_events(int fd) {
+  for (auto& [name, ns] : netns_) {
+    if (ns.monitor->fd() != fd) continue;
+    if (!ns.monitor->drain_events()) spdlog::warn("netlink events of {} failed", name);
+    const std::string vnet = name;  // resync may erase the entry
+    resync(vnet);
+    return;
+  }
+}
+
+void Controller::resync(const std::string& vnet) {
+  auto ns = netns(vnet);
+  if (!ns) return;
+  std::vector<std::string> gone;
+  bool changed = false;
+  for (auto& [name, end] : ends_) {
+    Interface& ifp = *end.ifp;
+    if (ifp.vnet_name() != vnet) continue;
+    auto link = (*ns)->control->link(name);
+    if (!link) {
+      if (link.status().value() == ENODEV) gone.push_back(name);
+      continue;
+    }
+    const bool up = (link->flags & IFF_UP) != 0;
+    if (up != ifp.is_up()) {
+      (void)ifp.set_up(up);
+      spdlog::info("{}: {} (seen in {})", name, up ? "UP" : "DOWN", vnet);
+      changed = true;
+    }
+    if (link->mtu != ifp.mtu()) {
+      if (Status s = ifp.set_mtu(link->mtu); s) {
+        spdlog::info("{}: mtu {} (seen in {})", name, link->mtu, vnet);
+        changed = true;
+      } else {
+        spdlog::warn("{}; setting mtu {} back", s.message(), ifp.mtu());
+        (void)(*ns)->control->set_mtu(name, ifp.mtu());
+      }
+    }
+    if (link->mac != ifp.mac()) {
+      if (Status s = ifp.set_mac(link->mac); s) {
+        spdlog::info("{}: ether {} (seen in {})", name, link->mac.to_string(), vnet);
+        changed = true;
+      }
+    }
+    if (link->alias != ifp.description()) {
+      if (Status s = ifp.set_description(link->alias); s) changed = true;
+    }
+    std::vector<std::string> before;
+    for (const auto& a : end.addresses) before.push_back(a.local + "/" + std::to_string(a.prefix_length));
+    if (auto addresses = (*ns)->control->addresses(link->index); addresses) {
+      std::vector<std::string> after;
+      for (const auto& a : *addresses) after.push_back(a.local + "/" + std::to_string(a.prefix_length));
+      if (after != before) changed = true;
+      end.addresses = std::move(*addresses);
+    }
+  }
+  for (const std::string& name : gone) {
+    spdlog::error("{}: device deleted in {} behind epaird's back", name, vnet);
+    teardown(name, "its device " + name + " was deleted", true);
+  }
+  if (changed) save();
+}
+
+void Controller::report_device_gone(const std::string& ifname, const std::string& reason) {
+  {
+    std::lock_guard lock(gone_mutex_);
+    gone_.emplace_back(ifname, reason);
+  }
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Controller::check() {
+  std::vector<std::pair<std::string, std::string>> gone;
+  {
+    std::lock_guard lock(gone_mutex_);
+    gone.swap(gone_);
+  }
+  for (const auto& [name, reason] : gone) {
+    if (find(name) == nullptr) continue;
+    spdlog::error("{}: device gone ({})", name, reason);
+    teardown(name, "its device " + name + " went away", true);
+  }
+  std::vector<std::string> removed;
+  for (const auto& [vnet, ns] : netns_) {
+    if (vnet == kHostVnet) continue;
+    auto id = os::netns_id(ns.spec);
+    if (!id || !(*id == ns.id)) removed.push_back(vnet);
+  }
+  for (const std::string& vnet : removed) {
+    std::vector<std::string> victims;
+    for (const auto& [name, end] : ends_) {
+      if (end.ifp->vnet_name() == vnet) victims.push_back(name);
+    }
+    spdlog::error("namespace {} was removed; destroying the pairs with an end there", vnet);
+    for (const std::string& name : victims) teardown(name, "namespace " + vnet + " was removed", true);
+    release_unused_netns();
+  }
+}
+
+void Controller::save() const {
+  if (config_.state_file.empty()) return;
+  json pairs = json::array();
+  std::map<int, json> by_unit;
+  for (const auto& [name, end] : ends_) {
+    const Interface& ifp = *end.ifp;
+    json e = {{"name", name},       {"vnet", ifp.vnet_name()}, {"up", ifp.is_up()},
+              {"mtu", ifp.mtu()},   {"ether", ifp.mac().to_string()},
+              {"description", ifp.description()}};
+    if (auto it = netns_.find(ifp.vnet_name()); it != netns_.end() && ifp.vnet_name() != kHostVnet) {
+      e["netns_dev"] = it->second.id.dev;
+      e["netns_ino"] = it->second.id.ino;
+    }
+    json addresses = json::array();
+    for (const auto& a : end.addresses) {
+      addresses.push_back(a.local + "/" + std::to_string(a.prefix_length));
+    }
+    e["addresses"] = addresses;
+    by_unit[ifp.unit()]["unit"] = ifp.unit();
+    by_unit[ifp.unit()]["ends"].push_back(e);
+  }
+  for (auto& [unit, pair] : by_unit) pairs.push_back(pair);
+  const json state = {{"version", kStateVersion}, {"pairs", pairs}};
+
+  const std::filesystem::path tmp = config_.state_file.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    spdlog::error("cannot write {}: {}", tmp.string(), std::strerror(errno));
+    return;
+  }
+  const std::string text = state.dump(2) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), config_.state_file.c_str()) != 0) {
+    spdlog::error("cannot save {}: {}", config_.state_file.string(), std::strerror(errno));
+    return;
+  }
+  const int dir = ::open(config_.state_file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+void Controller::restore() {
+  if (config_.state_file.empty() || !std::filesystem::exists(config_.state_file)) return;
+  json state;
+  try {
+    std::ifstream in(config_.state_file);
+    state = json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(config_.state_file.string() + ": " + e.what());
+  }
+  if (state.value("version", 0) != kStateVersion) {
+    throw std::runtime_error(config_.state_file.string() + ": unknown state version");
+  }
+  for (const json& pair : state.value("pairs", json::array())) {
+    const std::string name = "epair" + std::to_string(pair.value("unit", -1));
+    std::string problem;
+    if (auto created = engine_->create(name); !created) problem = created.status().message();
+    int placed = 0;
+    for (const json& e : pair.value("ends", json::array())) {
+      if (!problem.empty()) break;
+      const std::string ifname = e.value("name", "");
+      const std::string vnet = e.value("vnet", std::string(kHostVnet));
+      auto ns = netns(vnet);
+      if (!ns) {
+        problem = ns.status().message();
+        break;
+      }
+      if (vnet != kHostVnet &&
+          !((*ns)->id == os::NetnsId{e.value("netns_dev", 0ULL), e.value("netns_ino", 0ULL)})) {
+        problem = "namespace " + vnet + " is not the one " + ifname + " was in";
+        break;
+      }
+      if (vnet != kHostVnet) {
+        if (Status s = engine_->move(ifname, vnet); !s) {
+          problem = s.message();
+          break;
+        }
+      }
+      ++placed;
+      std::optional<os::TapDevice> device;
+      Status attached = os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
+        auto tap = os::TapDevice::attach(ifname);
+        if (!tap) return tap.status();
+        device = std::move(*tap);
+        return {};
+      });
+      if (!attached) {
+        problem = attached.message();
+        break;
+      }
+      auto ifp = engine_->find(ifname, vnet);
+      if (auto mac = MacAddress::parse(e.value("ether", "")); mac) (void)ifp->set_mac(*mac);
+      (void)ifp->set_mtu(e.value("mtu", Interface::kDefaultMtu));
+      (void)ifp->set_description(e.value("description", ""));
+      (void)ifp->set_up(e.value("up", false));
+      End& end = ends_[ifname];
+      end.ifp = ifp;
+      if (Status s = start_end(end, std::move(*device)); !s) {
+        problem = s.message();
+        break;
+      }
+    }
+    if (problem.empty() && placed != 2) problem = "incomplete record";
+    if (!problem.empty()) {
+      spdlog::error("cannot re-adopt {}: {}; destroying it", name, problem);
+      for (const std::string& side : {name + "a", name + "b"}) {
+        if (End* end = find(side)) {
+          end->carrier.reset();
+          end->tap->stop();
+          (void)end->tap->device().set_persistent(false);
+          ends_.erase(side);
+        }
+      }
+      for (const json& e : pair.value("ends", json::array())) {
+        if (auto ns = netns(e.value("vnet", std::string(kHostVnet))); ns) (void)(*ns)->control->remove(e.value("name", ""));
+      }
+      for (const std::string& vnet : engine_->vnets()) {
+        if (engine_->find(name + "a", vnet)) (void)engine_->destroy(name + "a", vnet);
+      }
+      continue;
+    }
+    spdlog::info("re-adopted {}", name);
+  }
+  std::vector<std::string> vnets;
+  for (const auto& [vnet, ns] : netns_) vnets.push_back(vnet);
+  for (const std::string& vnet : vnets) resync(vnet);
+  release_unused_netns();
+  save();
+}
+
+}  // namespace epair::daemon

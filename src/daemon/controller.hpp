@@ -1,0 +1,112 @@
+// epaird's model: the engine, a TAP end for each interface, the network
+// namespaces the ends live in, and the state file that survives restarts.
+// Every call is made from the daemon's control thread, except
+// report_device_gone(), which reader threads call.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "epair/engine.hpp"
+#include "netlink.hpp"
+#include "netns.hpp"
+#include "tap_endpoint.hpp"
+#include "unique_fd.hpp"
+
+namespace epair::daemon {
+
+using json = nlohmann::json;
+
+/// One setting of `epairctl NAME ...`, applied in order.
+struct Action {
+  std::string verb;   ///< up, down, mtu, ether, description, inet, inet6, vnet, -vnet, destroy
+  std::string value;  ///< the argument, empty for up/down/destroy
+};
+
+/// Parses the "actions" array of a request; EINVAL for an unknown verb or a
+/// missing value.
+Result<std::vector<Action>> parse_actions(const json& actions);
+
+struct ControllerConfig {
+  EngineConfig engine;
+  std::filesystem::path state_file;
+};
+
+class Controller {
+ public:
+  explicit Controller(ControllerConfig config);
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  /// Re-adopts the pairs of the state file; pairs whose devices or
+  /// namespaces are gone are torn down and reported.
+  void restore();
+
+  Result<std::string> create(std::string_view name);
+  Status configure(std::string_view name, const std::vector<Action>& actions);
+  Status destroy(std::string_view name);
+  std::vector<std::string> list() const;
+  /// The interface as JSON (see docs/protocol.md); ENXIO when unknown.
+  Result<json> show(std::string_view name);
+
+  /// Descriptors of the netlink event sockets, to poll.
+  std::vector<int> event_fds() const;
+  /// Reads the events of fd and brings the model in line with the kernel.
+  void on_events(int fd);
+  /// Checks that every namespace still exists; tears down the pairs of one
+  /// that was removed. Also handles the devices reported gone.
+  void check();
+  /// Called from any thread when a TAP reader finds its device gone;
+  /// check() does the teardown. wake_fd is written to so the poll wakes.
+  void report_device_gone(const std::string& ifname, const std::string& reason);
+  void set_wake_fd(int fd) { wake_fd_ = fd; }
+
+ private:
+  struct Netns {
+    os::NetnsSpec spec;
+    os::NetnsId id;
+    os::UniqueFd fd;
+    std::unique_ptr<os::RouteSocket> control;
+    std::unique_ptr<os::RouteSocket> monitor;
+  };
+  struct End {
+    std::shared_ptr<Interface> ifp;
+    std::shared_ptr<os::TapEndpoint> tap;
+    Subscription carrier;
+    std::vector<os::AddressInfo> addresses;
+  };
+
+  Result<Netns*> netns(const std::string& vnet);
+  Result<Netns*> netns_for_move(std::string_view target);
+  void release_unused_netns();
+  Status apply(End& end, const Action& action);
+  Status set_flag_up(End& end, bool up);
+  Status move_end(End& end, std::string_view target);
+  Status reclaim_end(End& end, std::string_view from);
+  Status add_address(End& end, int family, const std::string& cidr);
+  Status start_end(End& end, os::TapDevice device);
+  void follow_carrier(End& end);
+  Result<std::string> create_pair(int unit);
+  void teardown(const std::string& ifname, const std::string& reason, bool delete_devices);
+  void resync(const std::string& vnet);
+  void refresh_addresses(End& end);
+  void save() const;
+  End* find(std::string_view name);
+
+  ControllerConfig config_;
+  std::unique_ptr<Engine> engine_;
+  std::map<std::string, Netns, std::less<>> netns_;
+  std::map<std::string, End, std::less<>> ends_;
+  int wake_fd_ = -1;
+
+  std::mutex gone_mutex_;
+  std::vector<std::pair<std::string, std::string>> gone_;
+};
+
+}  // namespace epair::daemon

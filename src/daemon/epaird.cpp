@@ -1,0 +1,156 @@
+// epaird: owns the epair engine and the TAP ends, serves epairctl.
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "controller.hpp"
+#include "server.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: epaird [options]
+
+Runs the epair daemon in the foreground: it owns the epair engine and the TAP
+devices of the ends, keeps its state under --state-dir so that a restarted
+daemon re-adopts every pair, and answers epairctl on a Unix socket.
+
+options:
+  -s, --socket PATH       control socket (default /run/epair/epaird.sock)
+  -d, --state-dir DIR     where state.json lives (default /var/lib/epair)
+  -g, --group NAME        members of this group may change pairs (root always may)
+  -r, --readers WHO       who may query: all (default) or group
+  -w, --workers N         engine worker threads (default: one per CPU)
+  -q, --queue-depth N     frames per receive queue (default 4096)
+  -f, --frames N          frames in the pool, up to 64 KiB each (default 4096)
+  -m, --mac-mode MODE     legacy (default) or stable addresses for new pairs
+  -l, --log-level LEVEL   trace, debug, info (default), warn, error
+  -h, --help              this text
+  -V, --version           the version
+
+SIGTERM or SIGINT stops the daemon; the pairs and their devices stay and the
+next epaird takes them over. See epaird(8) and docs/protocol.md.
+)";
+
+bool parse_u32(const char* text, std::uint32_t& out) {
+  const char* end = text + std::strlen(text);
+  auto [ptr, error] = std::from_chars(text, end, out);
+  return error == std::errc{} && ptr == end && ptr != text;
+}
+
+[[noreturn]] void fail(const std::string& message) {
+  std::fprintf(stderr, "epaird: %s\n", message.c_str());
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace epair;
+  std::filesystem::path socket_path = "/run/epair/epaird.sock";
+  std::filesystem::path state_dir = "/var/lib/epair";
+  daemon::AccessPolicy policy;
+  EngineConfig engine;
+  engine.carrier_follows_peer = true;
+  engine.pool.frames = 4096;
+  // A TSO segment (64 KiB) plus Ethernet and VLAN headers, behind the headroom.
+  engine.pool.headroom = 128;
+  engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
+  std::string log_level = "info";
+
+  static const option options[] = {
+      {"socket", required_argument, nullptr, 's'},  {"state-dir", required_argument, nullptr, 'd'},
+      {"group", required_argument, nullptr, 'g'},   {"readers", required_argument, nullptr, 'r'},
+      {"workers", required_argument, nullptr, 'w'}, {"queue-depth", required_argument, nullptr, 'q'},
+      {"frames", required_argument, nullptr, 'f'},  {"mac-mode", required_argument, nullptr, 'm'},
+      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},       {nullptr, 0, nullptr, 0}};
+  std::string readers = "all";
+  opterr = 0;
+  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:l:hV", options, nullptr)) != -1;) {
+    switch (c) {
+      case 's': socket_path = optarg; break;
+      case 'd': state_dir = optarg; break;
+      case 'g': {
+        const group* g = ::getgrnam(optarg);
+        if (g == nullptr) fail(std::string("unknown group '") + optarg + "'");
+        policy.group = g->gr_gid;
+        break;
+      }
+      case 'r': readers = optarg; break;
+      case 'w':
+        if (!parse_u32(optarg, engine.workers) || engine.workers == 0 || engine.workers > 1024) {
+          fail(std::string("invalid --workers '") + optarg + "'");
+        }
+        break;
+      case 'q':
+        if (!parse_u32(optarg, engine.queue_depth) || engine.queue_depth < 2 || engine.queue_depth > (1u << 20)) {
+          fail(std::string("invalid --queue-depth '") + optarg + "'");
+        }
+        break;
+      case 'f':
+        if (!parse_u32(optarg, engine.pool.frames) || engine.pool.frames < 64 || engine.pool.frames > (1u << 20)) {
+          fail(std::string("invalid --frames '") + optarg + "'");
+        }
+        break;
+      case 'm':
+        if (std::strcmp(optarg, "legacy") == 0) {
+          engine.mac_mode = MacMode::kLegacy;
+        } else if (std::strcmp(optarg, "stable") == 0) {
+          engine.mac_mode = MacMode::kStable;
+        } else {
+          fail(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
+        }
+        break;
+      case 'l': log_level = optarg; break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case 'V': std::printf("epaird %s\n", EPAIR_VERSION); return 0;
+      case ':': fail(std::string("option ") + argv[optind - 1] + " needs a value");
+      default: fail(std::string("unknown option ") + argv[optind - 1] + " (see --help)");
+    }
+  }
+  if (optind != argc) fail(std::string("unexpected argument '") + argv[optind] + "' (see --help)");
+  if (readers == "group") {
+    policy.readers_all = false;
+  } else if (readers != "all") {
+    fail("invalid --readers '" + readers + "' (all or group)");
+  }
+  const auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") fail("invalid --log-level '" + log_level + "'");
+  auto logger = spdlog::stderr_color_mt("epaird");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  if (::geteuid() != 0) fail("must run as root (TAP devices and namespaces need CAP_NET_ADMIN)");
+
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) fail("cannot create " + state_dir.string() + ": " + ec.message());
+  ::chmod(state_dir.c_str(), 0700);
+  // One daemon per state directory: a second would fight over the devices.
+  const std::string lock_path = (state_dir / "epaird.lock").string();
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) fail("cannot open " + lock_path + ": " + std::strerror(errno));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) fail("another epaird uses " + state_dir.string());
+
+  try {
+    daemon::Controller controller({engine, state_dir / "state.json"});
+    daemon::Server server(controller, {socket_path, policy});
+    if (Status s = server.listen(); !s) fail(s.message());
+    controller.restore();
+    if (Status s = server.run(); !s) fail(s.message());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  return 0;
+}

@@ -1,0 +1,334 @@
+#include "server.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace epair::daemon {
+
+namespace {
+
+constexpr std::size_t kMaxRequest = 1 << 20;
+constexpr int kCheckIntervalMs = 500;
+
+const char* errno_name(int e) {
+  switch (e) {
+    case EEXIST: return "EEXIST";
+    case ENXIO: return "ENXIO";
+    case ENOENT: return "ENOENT";
+    case EINVAL: return "EINVAL";
+    case ENOSPC: return "ENOSPC";
+    case EBUSY: return "EBUSY";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case E2BIG: return "E2BIG";
+    case ENODEV: return "ENODEV";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EPROTO: return "EPROTO";
+    default: return "EIO";
+  }
+}
+
+json error_response(const Status& status) {
+  return {{"v", kProtocolVersion},
+          {"ok", false},
+          {"error", {{"errno", status.value()}, {"code", errno_name(status.value())}, {"message", status.message()}}}};
+}
+
+json ok_response(json result) { return {{"v", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
+
+const std::set<std::string, std::less<>> kReadOps = {"version", "cloners", "list", "show"};
+const std::set<std::string, std::less<>> kWriteOps = {"create", "configure", "destroy"};
+
+bool may_change(const AccessPolicy& policy, const Peer& peer) {
+  return peer.uid == 0 || (policy.group && peer_in_group(peer, *policy.group));
+}
+
+}  // namespace
+
+bool peer_in_group(const Peer& peer, gid_t gid) {
+  if (peer.gid == gid) return true;
+  std::ifstream status("/proc/" + std::to_string(peer.pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!line.starts_with("Groups:")) continue;
+    std::istringstream groups(line.substr(7));
+    long g = 0;
+    while (groups >> g) {
+      if (static_cast<gid_t>(g) == gid) return true;
+    }
+  }
+  return false;
+}
+
+json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line) {
+  json request;
+  try {
+    request = json::parse(line);
+  } catch (const json::exception&) {
+    return error_response({EPROTO, "request is not valid JSON"});
+  }
+  if (!request.is_object()) return error_response({EPROTO, "request must be a JSON object"});
+  if (request.value("v", kProtocolVersion) != kProtocolVersion) {
+    return error_response({EPROTO, "unsupported protocol version (epaird speaks " +
+                                       std::to_string(kProtocolVersion) + ")"});
+  }
+  const json& op_value = request.value("op", json());
+  if (!op_value.is_string()) return error_response({EPROTO, "request needs an \"op\" string"});
+  const std::string op = op_value.get<std::string>();
+  if (!kReadOps.contains(op) && !kWriteOps.contains(op)) return error_response({EPROTO, "unknown op '" + op + "'"});
+  const bool allowed = kWriteOps.contains(op) ? may_change(policy, peer)
+                                              : policy.readers_all || may_change(policy, peer);
+  if (!allowed) return error_response({EACCES, "permission denied"});
+
+  const json& name_value = request.value("name", json());
+  if (!name_value.is_null() && !name_value.is_string()) return error_response({EPROTO, "\"name\" must be a string"});
+  const std::string name = name_value.is_string() ? name_value.get<std::string>() : "";
+  if ((op == "create" || op == "configure" || op == "destroy") && name.empty()) {
+    return error_response({EPROTO, "op " + op + " needs a \"name\""});
+  }
+
+  try {
+    if (op == "version") return ok_response({{"protocol", kProtocolVersion}, {"version", EPAIR_VERSION}});
+    if (op == "cloners") return ok_response({{"cloners", json::array({"epair"})}});
+    if (op == "list") return ok_response({{"interfaces", controller.list()}});
+    if (op == "show") {
+      json interfaces = json::array();
+      for (const std::string& n : name.empty() ? controller.list() : std::vector<std::string>{name}) {
+        auto shown = controller.show(n);
+        if (!shown) return error_response(shown.status());
+        interfaces.push_back(std::move(*shown));
+      }
+      return ok_response({{"interfaces", interfaces}});
+    }
+    auto actions = parse_actions(request.value("actions", json()));
+    if (!actions) return error_response(actions.status());
+    if (op == "create") {
+      spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);
+      auto created = controller.create(name);
+      if (!created) return error_response(created.status());
+      // As ifconfig does, a setting that fails leaves the pair created.
+      if (Status s = controller.configure(*created, *actions); !s) {
+        json response = error_response(s);
+        response["result"] = {{"name", *created}};
+        return response;
+      }
+      return ok_response({{"name", *created}});
+    }
+    if (op == "configure") {
+      spdlog::info("uid {} pid {}: configure {}", peer.uid, peer.pid, name);
+      if (Status s = controller.configure(name, *actions); !s) return error_response(s);
+      return ok_response(json::object());
+    }
+    spdlog::info("uid {} pid {}: destroy {}", peer.uid, peer.pid, name);
+    if (Status s = controller.destroy(name); !s) return error_response(s);
+    return ok_response(json::object());
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", op, e.what());
+    return error_response({EIO, std::string("internal error: ") + e.what()});
+  }
+}
+
+Server::Server(Controller& controller, ServerConfig config) : controller_(controller), config_(std::move(config)) {}
+
+Server::~Server() {
+  for (auto& [fd, client] : clients_) ::close(fd);
+  for (int fd : {listen_fd_, epoll_fd_, signal_fd_, wake_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+  if (listen_fd_ >= 0) ::unlink(config_.socket_path.c_str());
+}
+
+Status Server::listen() {
+  const std::string path = config_.socket_path.string();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return {ENAMETOOLONG, "socket path too long: " + path};
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  std::error_code ec;
+  std::filesystem::create_directories(config_.socket_path.parent_path(), ec);
+
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) return {errno, std::string("socket: ") + std::strerror(errno)};
+  // A socket file nobody answers on is left from a daemon that died.
+  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool answered = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(probe);
+  if (answered) return {EADDRINUSE, "another epaird is listening on " + path};
+  ::unlink(path.c_str());
+  // The socket is created with its final mode, so it is never open to more.
+  const mode_t mode = config_.policy.readers_all ? 0666 : config_.policy.group ? 0660 : 0600;
+  const mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+  const int bound = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (bound != 0) return {errno, "cannot listen on " + path + ": " + std::strerror(errno)};
+  if (config_.policy.group && ::chown(path.c_str(), static_cast<uid_t>(-1), *config_.policy.group) != 0) {
+    return {errno, "chown " + path + ": " + std::strerror(errno)};
+  }
+  if (::listen(listen_fd_, 64) != 0) return {errno, std::string("listen: ") + std::strerror(errno)};
+  return {};
+}
+
+void Server::watch_event_fds() {
+  std::set<int> now;
+  for (int fd : controller_.event_fds()) now.insert(fd);
+  for (int fd : event_fds_) {
+    if (!now.contains(fd) && !clients_.contains(fd)) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  }
+  for (int fd : now) {
+    if (event_fds_.contains(fd)) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+  }
+  event_fds_ = std::move(now);
+}
+
+Status Server::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (signal_fd_ < 0 || wake_fd_ < 0 || epoll_fd_ < 0) return {errno, std::strerror(errno)};
+  controller_.set_wake_fd(wake_fd_);
+  for (int fd : {listen_fd_, signal_fd_, wake_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  watch_event_fds();
+  spdlog::info("listening on {}", config_.socket_path.string());
+  sd_notify(0, "READY=1");
+
+  for (;;) {
+    epoll_event events[32];
+    const int n = ::epoll_wait(epoll_fd_, events, 32, kCheckIntervalMs);
+    if (n < 0 && errno != EINTR) return {errno, std::string("epoll_wait: ") + std::strerror(errno)};
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == signal_fd_) {
+        signalfd_siginfo info{};
+        while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+          if (info.ssi_signo == SIGHUP) continue;
+          spdlog::info("signal {}: shutting down; the pairs stay for the next epaird", info.ssi_signo);
+          sd_notify(0, "STOPPING=1");
+          return {};
+        }
+      } else if (fd == listen_fd_) {
+        accept_clients();
+      } else if (fd == wake_fd_) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        controller_.check();
+      } else if (clients_.contains(fd)) {
+        serve(fd);
+      } else if (event_fds_.contains(fd)) {
+        controller_.on_events(fd);
+      }
+    }
+    if (n == 0) controller_.check();
+    watch_event_fds();
+  }
+}
+
+void Server::accept_clients() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      ::close(fd);
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    clients_[fd] = Client{{cred.pid, cred.uid, cred.gid}, {}};
+  }
+}
+
+void Server::close_client(int fd) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  clients_.erase(fd);
+}
+
+void Server::serve(int fd) {
+  Client& client = clients_[fd];
+  char chunk[65536];
+  bool eof = false;
+  for (;;) {
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n > 0) {
+      client.buffer.append(chunk, static_cast<std::size_t>(n));
+      if (client.buffer.size() > kMaxRequest) {
+        close_client(fd);
+        return;
+      }
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    if (n < 0) {
+      close_client(fd);
+      return;
+    }
+    eof = true;  // answered below; a last request without a newline is dropped
+    break;
+  }
+  std::size_t newline = 0;
+  while ((newline = client.buffer.find('\n')) != std::string::npos) {
+    const std::string line = client.buffer.substr(0, newline);
+    client.buffer.erase(0, newline + 1);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string response =
+        handle_request(controller_, config_.policy, client.peer, line).dump(-1, ' ', false,
+                                                                             json::error_handler_t::replace) +
+        "\n";
+    // Responses are small; a client that does not read them is dropped.
+    std::size_t sent = 0;
+    while (sent < response.size()) {
+      const ssize_t w = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+      if (w > 0) {
+        sent += static_cast<std::size_t>(w);
+        continue;
+      }
+      if (w < 0 && errno == EAGAIN) {
+        pollfd p = {fd, POLLOUT, 0};
+        if (::poll(&p, 1, 2000) > 0) continue;
+      }
+      close_client(fd);
+      return;
+    }
+  }
+  if (eof) close_client(fd);
+}
+
+}  // namespace epair::daemon

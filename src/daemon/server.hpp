@@ -1,0 +1,76 @@
+// epaird's control socket: newline-delimited JSON requests and responses
+// (docs/protocol.md), authorised by the peer's credentials.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "controller.hpp"
+
+namespace epair::daemon {
+
+inline constexpr int kProtocolVersion = 1;
+
+struct Peer {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct AccessPolicy {
+  /// Besides root, members of this group may change things.
+  std::optional<gid_t> group;
+  /// Read-only requests from anyone (true) or only from those who may change.
+  bool readers_all = true;
+};
+
+/// Whether peer (its primary or a supplementary group) is in gid.
+bool peer_in_group(const Peer& peer, gid_t gid);
+
+/// Answers one request line; never throws.
+json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line);
+
+struct ServerConfig {
+  std::filesystem::path socket_path;
+  AccessPolicy policy;
+};
+
+class Server {
+ public:
+  Server(Controller& controller, ServerConfig config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds the socket; an error when another daemon answers on it.
+  Status listen();
+  /// Serves until SIGTERM or SIGINT.
+  Status run();
+
+ private:
+  struct Client {
+    Peer peer;
+    std::string buffer;
+  };
+  void accept_clients();
+  void serve(int fd);
+  void close_client(int fd);
+  void watch_event_fds();
+
+  Controller& controller_;
+  ServerConfig config_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int signal_fd_ = -1;
+  int wake_fd_ = -1;
+  std::map<int, Client> clients_;
+  std::set<int> event_fds_;
+};
+
+}  // namespace epair::daemon

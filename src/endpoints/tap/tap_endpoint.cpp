@@ -1,0 +1,227 @@
+#include "tap_endpoint.hpp"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+#include <cstring>
+
+#include "epair/ethernet.hpp"
+#include "epair/frame.hpp"
+
+namespace epair::os {
+
+namespace {
+
+// struct virtio_net_hdr of <linux/virtio_net.h>, which C++ cannot include
+// (it has a member named `class`). Native byte order: TAP's default.
+struct virtio_net_hdr {
+  std::uint8_t flags;
+  std::uint8_t gso_type;
+  std::uint16_t hdr_len;
+  std::uint16_t gso_size;
+  std::uint16_t csum_start;
+  std::uint16_t csum_offset;
+};
+static_assert(sizeof(virtio_net_hdr) == 10);
+constexpr std::uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+constexpr std::uint8_t VIRTIO_NET_HDR_F_DATA_VALID = 2;
+constexpr std::uint8_t VIRTIO_NET_HDR_GSO_NONE = 0;
+
+constexpr int kVnetHeaderSize = sizeof(virtio_net_hdr);
+constexpr std::uint32_t kReadBurst = 32;
+
+Status errno_status(std::string_view name, const char* what) {
+  const int e = errno;
+  return Status{e, std::string(name) + ": " + what + ": " + std::strerror(e)};
+}
+
+void meta_from_header(const virtio_net_hdr& hdr, FrameMeta& meta) {
+  if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0) {
+    meta.flags |= kFrameCsumPartial;
+    meta.csum_start = hdr.csum_start;
+    meta.csum_offset = hdr.csum_offset;
+  } else if ((hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID) != 0) {
+    meta.flags |= kFrameCsumValid;
+  }
+  if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+    meta.flags |= kFrameGso;
+    meta.gso_type = hdr.gso_type;
+    meta.gso_size = hdr.gso_size;
+  }
+}
+
+virtio_net_hdr header_from_meta(const FrameMeta& meta) {
+  virtio_net_hdr hdr{};
+  if ((meta.flags & kFrameCsumPartial) != 0) {
+    hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    hdr.csum_start = meta.csum_start;
+    hdr.csum_offset = meta.csum_offset;
+    // A hint for the kernel's linear part; it raises it where it must.
+    hdr.hdr_len = static_cast<std::uint16_t>(meta.csum_start + meta.csum_offset + 2);
+  } else if ((meta.flags & kFrameCsumValid) != 0) {
+    hdr.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+  }
+  if ((meta.flags & kFrameGso) != 0) {
+    hdr.gso_type = meta.gso_type;
+    hdr.gso_size = meta.gso_size;
+  }
+  return hdr;
+}
+
+// A TAP has no hardware tagging: a tag in metadata goes into the frame.
+bool insert_vlan_tag(Frame& frame) {
+  std::uint8_t* front = frame.prepend(4);
+  if (front == nullptr) return false;
+  std::memmove(front, front + 4, 12);
+  ethernet::store_be16(front + 12, ethernet::kTypeVlan);
+  ethernet::store_be16(front + 14, frame.meta.vlan_tci);
+  frame.meta.flags &= ~kFrameVlanTag;
+  if ((frame.meta.flags & kFrameCsumPartial) != 0) frame.meta.csum_start += 4;
+  return true;
+}
+
+}  // namespace
+
+Result<TapDevice> TapDevice::open(std::string_view name, bool exclusive) {
+  if (name.empty() || name.size() >= IFNAMSIZ) return Status{EINVAL, "invalid interface name"};
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return errno_status("/dev/net/tun", "open");
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  ifr.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (exclusive ? IFF_TUN_EXCL : 0));
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    if (errno == EBUSY && exclusive) return Status{EEXIST, "interface " + std::string(name) + " already exists"};
+    if (errno == EBUSY) return Status{EBUSY, std::string(name) + ": TAP device is in use by another process"};
+    if (errno == EINVAL && !exclusive) return Status{ENODEV, std::string(name) + ": not a TAP device"};
+    return errno_status(name, "TUNSETIFF");
+  }
+  int size = kVnetHeaderSize;
+  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &size) != 0) return errno_status(name, "TUNSETVNETHDRSZ");
+  unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+#ifdef TUN_F_USO4
+  if (::ioctl(fd.get(), TUNSETOFFLOAD, offloads | TUN_F_USO4 | TUN_F_USO6) == 0) offloads = 0;
+#endif
+  if (offloads != 0 && ::ioctl(fd.get(), TUNSETOFFLOAD, offloads) != 0) return errno_status(name, "TUNSETOFFLOAD");
+  return TapDevice(std::move(fd), std::string(name));
+}
+
+Result<TapDevice> TapDevice::create(std::string_view name) {
+  if (::if_nametoindex(std::string(name).c_str()) != 0) {
+    return Status{EEXIST, "interface " + std::string(name) + " already exists"};
+  }
+  auto device = open(name, true);
+  if (!device) return device;
+  if (Status s = device->set_persistent(true); !s) return s;
+  return device;
+}
+
+Result<TapDevice> TapDevice::attach(std::string_view name) {
+  if (::if_nametoindex(std::string(name).c_str()) == 0) {
+    return Status{ENODEV, "interface " + std::string(name) + " does not exist"};
+  }
+  return open(name, false);
+}
+
+Status TapDevice::set_carrier(bool on) {
+  int value = on ? 1 : 0;
+  if (::ioctl(fd_.get(), TUNSETCARRIER, &value) != 0) return errno_status(name_, "TUNSETCARRIER");
+  return {};
+}
+
+Status TapDevice::set_persistent(bool on) {
+  if (::ioctl(fd_.get(), TUNSETPERSIST, on ? 1 : 0) != 0) return errno_status(name_, "TUNSETPERSIST");
+  return {};
+}
+
+TapEndpoint::TapEndpoint(std::shared_ptr<Interface> ifp, TapDevice device, FramePool& pool)
+    : ifp_(std::move(ifp)), device_(std::move(device)), pool_(pool) {}
+
+TapEndpoint::~TapEndpoint() { stop(); }
+
+Status TapEndpoint::start(GoneHandler on_gone) {
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_) return errno_status(device_.name(), "eventfd");
+  on_gone_ = std::move(on_gone);
+  reader_ = std::thread([this] { read_loop(); });
+  return {};
+}
+
+void TapEndpoint::stop() {
+  std::call_once(stopped_, [this] {
+    if (stop_event_) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof one);
+    }
+    if (reader_.joinable()) reader_.join();
+  });
+}
+
+void TapEndpoint::read_loop() {
+  pollfd fds[2] = {{device_.fd(), POLLIN, 0}, {stop_event_.get(), POLLIN, 0}};
+  Frame* batch[kReadBurst];
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if ((fds[1].revents & POLLIN) != 0) return;
+    std::uint32_t count = 0;
+    std::string gone;
+    while (count < kReadBurst) {
+      Frame* frame = pool_.alloc();
+      if (frame == nullptr) {
+        // Out of frames: the packet is read and dropped so the TAP drains.
+        std::uint8_t scratch[kVnetHeaderSize];
+        iovec iov = {scratch, sizeof scratch};
+        if (::readv(device_.fd(), &iov, 1) < 0) break;
+        continue;
+      }
+      virtio_net_hdr hdr{};
+      iovec iov[2] = {{&hdr, sizeof hdr}, {frame->data(), frame->capacity() - frame->headroom()}};
+      const ssize_t n = ::readv(device_.fd(), iov, 2);
+      if (n < kVnetHeaderSize) {
+        const int error = n < 0 ? errno : EIO;
+        frame->release();
+        if (error == EAGAIN || error == EINTR) break;
+        gone = std::strerror(error);
+        break;
+      }
+      if (!frame->resize(static_cast<std::uint32_t>(n - kVnetHeaderSize))) {
+        frame->release();
+        continue;
+      }
+      meta_from_header(hdr, frame->meta);
+      batch[count++] = frame;
+    }
+    if (count != 0) ifp_->transmit_burst({batch, count});
+    if (!gone.empty() || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+      if (on_gone_) on_gone_(gone.empty() ? "device error" : gone);
+      return;
+    }
+  }
+}
+
+void TapEndpoint::input(Interface& ifp, std::span<Frame* const> burst) noexcept {
+  const std::uint32_t limit = ifp.mtu() + Interface::kFrameOverhead;
+  std::uint64_t refused = 0;
+  for (Frame* frame : burst) {
+    // ether_input() drops what the receiving MTU cannot hold.
+    if (frame->wire_size() > limit || ((frame->meta.flags & kFrameVlanTag) != 0 && !insert_vlan_tag(*frame))) {
+      ++refused;
+      frame->release();
+      continue;
+    }
+    virtio_net_hdr hdr = header_from_meta(frame->meta);
+    iovec iov[2] = {{&hdr, sizeof hdr}, {frame->data(), frame->size()}};
+    if (::writev(device_.fd(), iov, 2) < 0 && errno != EIO) ++refused;
+    frame->release();
+  }
+  if (refused != 0) ifp.count_input_errors(refused);
+}
+
+}  // namespace epair::os

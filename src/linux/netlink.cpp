@@ -1,0 +1,235 @@
+#include "netlink.hpp"
+
+#include <arpa/inet.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/addr.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+#include <cstring>
+
+namespace epair::os {
+
+int errno_of_nl(int nl_error) {
+  switch (nl_error < 0 ? -nl_error : nl_error) {
+    case NLE_EXIST: return EEXIST;
+    case NLE_INVAL: return EINVAL;
+    case NLE_RANGE: return ERANGE;
+    case NLE_NOMEM: return ENOMEM;
+    case NLE_OPNOTSUPP: return EOPNOTSUPP;
+    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
+    case NLE_OBJ_NOTFOUND: return ENOENT;
+    case NLE_NODEV: return ENODEV;
+    case NLE_NOADDR: return EADDRNOTAVAIL;
+    case NLE_BUSY: return EBUSY;
+    case NLE_NOACCESS: return EACCES;
+    case NLE_PERM: return EPERM;
+    case NLE_AGAIN: return EAGAIN;
+    case NLE_INTR: return EINTR;
+    case NLE_MSGSIZE: return EMSGSIZE;
+    default: return EIO;
+  }
+}
+
+namespace {
+
+Status nl_status(int error, std::string_view name, const char* what) {
+  const int e = errno_of_nl(error);
+  return Status{e, std::string(name) + ": " + what + ": " + std::strerror(e)};
+}
+
+struct LinkDeleter {
+  void operator()(rtnl_link* link) const { rtnl_link_put(link); }
+};
+using LinkPtr = std::unique_ptr<rtnl_link, LinkDeleter>;
+
+struct AddrDeleter {
+  void operator()(nl_addr* addr) const { nl_addr_put(addr); }
+};
+using NlAddrPtr = std::unique_ptr<nl_addr, AddrDeleter>;
+
+Result<nl_sock*> connected_socket() {
+  nl_sock* sock = nl_socket_alloc();
+  if (sock == nullptr) return Status{ENOMEM, "netlink: out of memory"};
+  if (int error = nl_connect(sock, NETLINK_ROUTE); error < 0) {
+    nl_socket_free(sock);
+    return nl_status(error, "netlink", "connect");
+  }
+  return sock;
+}
+
+std::string format_addr(nl_addr* addr) {
+  if (addr == nullptr) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (inet_ntop(nl_addr_get_family(addr), nl_addr_get_binary_addr(addr), text, sizeof text) == nullptr) return {};
+  return text;
+}
+
+}  // namespace
+
+void RouteSocket::Deleter::operator()(nl_sock* sock) const { nl_socket_free(sock); }
+
+RouteSocket::~RouteSocket() = default;
+
+Result<RouteSocket> RouteSocket::open() {
+  auto sock = connected_socket();
+  if (!sock) return sock.status();
+  return RouteSocket(*sock);
+}
+
+Result<RouteSocket> RouteSocket::open_monitor() {
+  nl_sock* sock = nl_socket_alloc();
+  if (sock == nullptr) return Status{ENOMEM, "netlink: out of memory"};
+  RouteSocket result(sock);
+  nl_socket_disable_seq_check(sock);
+  if (int error = nl_connect(sock, NETLINK_ROUTE); error < 0) return nl_status(error, "netlink", "connect");
+  if (int error = nl_socket_add_memberships(sock, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0);
+      error < 0) {
+    return nl_status(error, "netlink", "subscribe");
+  }
+  nl_socket_set_nonblocking(sock);
+  return result;
+}
+
+int RouteSocket::fd() const { return nl_socket_get_fd(sock_.get()); }
+
+Result<LinkInfo> RouteSocket::link(std::string_view name) {
+  rtnl_link* raw = nullptr;
+  const std::string n(name);
+  if (int error = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw); error < 0) {
+    if (error == -NLE_OBJ_NOTFOUND || error == -NLE_NODEV) return Status{ENODEV, n + ": no such device"};
+    return nl_status(error, name, "RTM_GETLINK");
+  }
+  LinkPtr link(raw);
+  LinkInfo info;
+  info.index = rtnl_link_get_ifindex(raw);
+  info.name = n;
+  info.flags = rtnl_link_get_flags(raw);
+  info.mtu = rtnl_link_get_mtu(raw);
+  info.carrier = rtnl_link_get_carrier(raw) != 0;
+  if (const char* alias = rtnl_link_get_ifalias(raw); alias != nullptr) info.alias = alias;
+  if (nl_addr* mac = rtnl_link_get_addr(raw); mac != nullptr && nl_addr_get_len(mac) == 6) {
+    std::memcpy(info.mac.bytes.data(), nl_addr_get_binary_addr(mac), 6);
+  }
+  return info;
+}
+
+Status RouteSocket::change(std::string_view name, const char* what, const std::function<void(rtnl_link*)>& edit) {
+  rtnl_link* raw = nullptr;
+  const std::string n(name);
+  if (int error = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw); error < 0) {
+    return Status{ENODEV, n + ": no such device"};
+  }
+  LinkPtr orig(raw);
+  LinkPtr changes(rtnl_link_alloc());
+  if (!changes) return Status{ENOMEM, "netlink: out of memory"};
+  edit(changes.get());
+  if (int error = rtnl_link_change(sock_.get(), orig.get(), changes.get(), 0); error < 0) {
+    return nl_status(error, name, what);
+  }
+  return {};
+}
+
+Status RouteSocket::set_up(std::string_view name, bool up) {
+  return change(name, "SIOCSIFFLAGS", [up](rtnl_link* link) {
+    if (up) {
+      rtnl_link_set_flags(link, IFF_UP);
+    } else {
+      rtnl_link_unset_flags(link, IFF_UP);
+    }
+  });
+}
+
+Status RouteSocket::set_mtu(std::string_view name, std::uint32_t mtu) {
+  return change(name, "SIOCSIFMTU", [mtu](rtnl_link* link) { rtnl_link_set_mtu(link, mtu); });
+}
+
+Status RouteSocket::set_mac(std::string_view name, const MacAddress& mac) {
+  NlAddrPtr addr(nl_addr_build(AF_LLC, mac.bytes.data(), 6));
+  if (!addr) return Status{ENOMEM, "netlink: out of memory"};
+  return change(name, "SIOCSIFLLADDR", [&addr](rtnl_link* link) { rtnl_link_set_addr(link, addr.get()); });
+}
+
+Status RouteSocket::set_alias(std::string_view name, const std::string& alias) {
+  return change(name, "SIOCSIFDESCR", [&alias](rtnl_link* link) { rtnl_link_set_ifalias(link, alias.c_str()); });
+}
+
+Status RouteSocket::move(std::string_view name, int netns_fd) {
+  return change(name, "SIOCSIFVNET", [netns_fd](rtnl_link* link) { rtnl_link_set_ns_fd(link, netns_fd); });
+}
+
+Status RouteSocket::remove(std::string_view name) {
+  LinkPtr link(rtnl_link_alloc());
+  if (!link) return Status{ENOMEM, "netlink: out of memory"};
+  rtnl_link_set_name(link.get(), std::string(name).c_str());
+  if (int error = rtnl_link_delete(sock_.get(), link.get()); error < 0) return nl_status(error, name, "RTM_DELLINK");
+  return {};
+}
+
+Status RouteSocket::add_address(std::string_view name, int family, std::string_view cidr) {
+  const char* what = family == AF_INET ? "SIOCAIFADDR" : "SIOCAIFADDR_IN6";
+  std::string text(cidr);
+  nl_addr* parsed = nullptr;
+  if (nl_addr_parse(text.c_str(), family, &parsed) < 0 || nl_addr_get_family(parsed) != family) {
+    if (parsed != nullptr) nl_addr_put(parsed);
+    return Status{EINVAL, std::string(name) + ": " + what + ": invalid address '" + text + "'"};
+  }
+  NlAddrPtr local(parsed);
+  if (text.find('/') == std::string::npos) nl_addr_set_prefixlen(local.get(), family == AF_INET ? 32 : 128);
+  auto info = link(name);
+  if (!info) return info.status();
+  std::unique_ptr<rtnl_addr, void (*)(rtnl_addr*)> addr(rtnl_addr_alloc(), rtnl_addr_put);
+  if (!addr) return Status{ENOMEM, "netlink: out of memory"};
+  rtnl_addr_set_ifindex(addr.get(), info->index);
+  rtnl_addr_set_family(addr.get(), family);
+  if (int error = rtnl_addr_set_local(addr.get(), local.get()); error < 0) return nl_status(error, name, what);
+  const int prefix = nl_addr_get_prefixlen(local.get());
+  rtnl_addr_set_prefixlen(addr.get(), prefix);
+  if (family == AF_INET && prefix < 31) {
+    // ifconfig sets the broadcast address of the subnet, as `ip addr add ... brd +` does.
+    std::uint32_t host = 0;
+    std::memcpy(&host, nl_addr_get_binary_addr(local.get()), 4);
+    const std::uint32_t mask = prefix == 0 ? 0 : htonl(~0u << (32 - prefix));
+    const std::uint32_t bcast = (host & mask) | ~mask;
+    NlAddrPtr brd(nl_addr_build(AF_INET, &bcast, 4));
+    rtnl_addr_set_broadcast(addr.get(), brd.get());
+  }
+  if (int error = rtnl_addr_add(sock_.get(), addr.get(), 0); error < 0) return nl_status(error, name, what);
+  return {};
+}
+
+Result<std::vector<AddressInfo>> RouteSocket::addresses(int ifindex) {
+  nl_cache* cache = nullptr;
+  if (int error = rtnl_addr_alloc_cache(sock_.get(), &cache); error < 0) {
+    return nl_status(error, "netlink", "RTM_GETADDR");
+  }
+  std::vector<AddressInfo> result;
+  for (nl_object* obj = nl_cache_get_first(cache); obj != nullptr; obj = nl_cache_get_next(obj)) {
+    auto* addr = reinterpret_cast<rtnl_addr*>(obj);
+    if (rtnl_addr_get_ifindex(addr) != ifindex) continue;
+    AddressInfo info;
+    info.family = rtnl_addr_get_family(addr);
+    info.local = format_addr(rtnl_addr_get_local(addr));
+    info.prefix_length = rtnl_addr_get_prefixlen(addr);
+    if (info.family == AF_INET) info.broadcast = format_addr(rtnl_addr_get_broadcast(addr));
+    info.scope = rtnl_addr_get_scope(addr);
+    result.push_back(std::move(info));
+  }
+  nl_cache_free(cache);
+  return result;
+}
+
+bool RouteSocket::drain_events() {
+  for (;;) {
+    int error = nl_recvmsgs_default(sock_.get());
+    if (error >= 0) continue;
+    // A full receive buffer loses events; the caller resynchronises anyway.
+    return error == -NLE_AGAIN || error == -NLE_NOMEM || error == -NLE_MSG_OVERFLOW;
+  }
+}
+
+}  // namespace epair::os

@@ -1,0 +1,84 @@
+// rtnetlink through libnl-route-3: the links and addresses of one network
+// namespace, and the events that report their changes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "epair/mac.hpp"
+#include "epair/status.hpp"
+
+struct nl_sock;
+struct rtnl_link;
+
+namespace epair::os {
+
+struct LinkInfo {
+  int index = 0;
+  std::string name;
+  std::uint32_t flags = 0;  ///< IFF_* as `ip link` shows them
+  std::uint32_t mtu = 0;
+  MacAddress mac;
+  bool carrier = false;
+  std::string alias;  ///< IFLA_IFALIAS: epair keeps the description there
+};
+
+struct AddressInfo {
+  int family = 0;  ///< AF_INET or AF_INET6
+  std::string local;
+  int prefix_length = 0;
+  std::string broadcast;  ///< IPv4 only, empty when none
+  int scope = 0;          ///< RT_SCOPE_*
+};
+
+/// A route netlink socket bound to the namespace of the thread that opened
+/// it (see run_in_netns()). Not thread safe: one user at a time.
+class RouteSocket {
+ public:
+  /// Opens a socket in the calling thread's namespace.
+  static Result<RouteSocket> open();
+  /// Opens a socket that receives link and address events (non-blocking).
+  static Result<RouteSocket> open_monitor();
+
+  RouteSocket(RouteSocket&&) noexcept = default;
+  RouteSocket& operator=(RouteSocket&&) noexcept = default;
+  ~RouteSocket();
+
+  int fd() const;
+
+  /// ENODEV when name is not a link of this namespace.
+  Result<LinkInfo> link(std::string_view name);
+  Status set_up(std::string_view name, bool up);
+  Status set_mtu(std::string_view name, std::uint32_t mtu);
+  Status set_mac(std::string_view name, const MacAddress& mac);
+  /// The link's alias (`ip link set NAME alias TEXT`); empty clears it.
+  Status set_alias(std::string_view name, const std::string& alias);
+  /// Moves the link into the namespace of netns_fd.
+  Status move(std::string_view name, int netns_fd);
+  Status remove(std::string_view name);
+
+  /// Adds "A/L" (or A alone: /32, /128) of family AF_INET or AF_INET6.
+  Status add_address(std::string_view name, int family, std::string_view cidr);
+  Result<std::vector<AddressInfo>> addresses(int ifindex);
+
+  /// Reads and discards every pending event; false when the socket failed.
+  bool drain_events();
+
+ private:
+  struct Deleter {
+    void operator()(nl_sock* sock) const;
+  };
+  explicit RouteSocket(nl_sock* sock) : sock_(sock) {}
+  Status change(std::string_view name, const char* what, const std::function<void(rtnl_link*)>& edit);
+
+  std::unique_ptr<nl_sock, Deleter> sock_;
+};
+
+/// errno for a libnl error code.
+int errno_of_nl(int nl_error);
+
+}  // namespace epair::os
