@@ -130,18 +130,21 @@ Result<Controller::Netns*> Controller::netns(const std::string& vnet) {
   return &netns_.emplace(vnet, std::move(ns)).first->second;
 }
 
+std::string Controller::vnet_of(const os::NetnsSpec& spec) const {
+  if (spec.pid == 0) return spec.name;
+  // A process in a namespace that has a name (or is the host) is in that vnet.
+  auto id = os::netns_id(spec);
+  if (!id) return spec.name;
+  for (const auto& [name, ns] : netns_) {
+    if (ns.id == *id) return name;
+  }
+  return os::named_netns(*id).value_or(spec.name);
+}
+
 Result<Controller::Netns*> Controller::netns_for_move(std::string_view target) {
   auto spec = os::parse_netns(target);
   if (!spec) return spec.status();
-  // A pid whose namespace epaird already knows by another name is that vnet.
-  if (spec->pid != 0) {
-    if (auto id = os::netns_id(*spec); id) {
-      for (auto& [name, ns] : netns_) {
-        if (ns.id == *id) return &ns;
-      }
-    }
-  }
-  return netns(spec->name);
+  return netns(vnet_of(*spec));
 }
 
 void Controller::release_unused_netns() {
@@ -338,14 +341,7 @@ Status Controller::reclaim_end(End& end, std::string_view from) {
   const std::string name = end.ifp->name();
   auto spec = os::parse_netns(from);
   if (!spec) return spec.status();
-  std::string from_vnet = spec->name;
-  if (spec->pid != 0 && !netns_.contains(from_vnet)) {
-    if (auto id = os::netns_id(*spec); id) {
-      for (auto& [vnet, ns] : netns_) {
-        if (ns.id == *id) from_vnet = vnet;
-      }
-    }
-  }
+  const std::string from_vnet = vnet_of(*spec);
   if (Status s = engine_->reclaim(name, from_vnet, kHostVnet); !s) return s;
   Netns& host = netns_.find(kHostVnet)->second;
   Netns& ns = netns_.find(from_vnet)->second;

@@ -84,6 +84,7 @@ class Controller {
 
   Result<Netns*> netns(const std::string& vnet);
   Result<Netns*> netns_for_move(std::string_view target);
+  std::string vnet_of(const os::NetnsSpec& spec) const;
   void release_unused_netns();
   Status apply(End& end, const Action& action);
   Status set_flag_up(End& end, bool up);

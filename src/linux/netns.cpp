@@ -7,6 +7,7 @@
 #include <sys/vfs.h>
 
 #include <charconv>
+#include <filesystem>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -73,6 +74,17 @@ Result<NetnsId> netns_id(const NetnsSpec& spec) {
   struct stat st{};
   if (::stat(spec.path.c_str(), &st) != 0) return Status{ENOENT, display(spec) + " does not exist"};
   return NetnsId{st.st_dev, st.st_ino};
+}
+
+std::optional<std::string> named_netns(const NetnsId& id) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(netns_dir(), ec)) {
+    struct stat st{};
+    if (::stat(entry.path().c_str(), &st) == 0 && st.st_dev == id.dev && st.st_ino == id.ino) {
+      return entry.path().filename().string();
+    }
+  }
+  return std::nullopt;
 }
 
 Status run_in_netns(int netns_fd, const std::function<Status()>& fn) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,9 @@ Result<UniqueFd> open_netns(const NetnsSpec& spec);
 Result<NetnsId> netns_id(int fd);
 /// The identity of the namespace at spec's path now; ENOENT when gone.
 Result<NetnsId> netns_id(const NetnsSpec& spec);
+
+/// The `ip netns` name of the namespace id, if it has one.
+std::optional<std::string> named_netns(const NetnsId& id);
 
 /// Runs fn on a fresh thread that has entered the namespace of netns_fd and
 /// returns its result. Sockets that fn opens belong to that namespace and may

@@ -1,0 +1,97 @@
+#!/bin/bash
+# Every error of epairctl: one line on stderr, a non-zero exit status, and
+# nothing already running disturbed.
+source "$(dirname "$0")/lib.sh"
+
+log "no daemon"
+expect_error "cannot reach epaird at $EPAIR_SOCKET: No such file or directory" ctl -l
+start_daemon
+
+log "cloner and names"
+[[ $(ctl -C) == epair ]] && ok "-C lists epair" || fail "-C"
+A=$(ctl epair create)
+[[ $A =~ ^epair[0-9]+a$ ]] && ok "create printed $A" || fail "create printed '$A'"
+PAIR=${A%a}
+expect_error "interface $PAIR already exists" ctl "$PAIR" create
+expect_error "interface epair32767a does not exist" ctl epair32767a
+expect_error "interface epair32767a does not exist" ctl epair32767a up
+expect_error "interface epair32767b does not exist" ctl epair32767b destroy
+expect_error "Invalid argument" ctl epairx create
+expect_error "Invalid argument" ctl epair01 create
+expect_error "No space left on device" ctl epair32768 create
+expect_error "unknown setting 'sideways'" ctl "$A" sideways
+expect_error "'mtu' needs a value" ctl "$A" mtu
+expect_error "'create' must follow the cloner name" ctl "$A" up create
+expect_error "no interface given" ctl
+expect_error "unknown option '-x'" ctl -x
+
+log "settings"
+expect_error "$A: SIOCSIFMTU: Invalid argument" ctl "$A" mtu 71
+expect_error "$A: SIOCSIFMTU: Invalid argument" ctl "$A" mtu 65536
+expect_error "$A: SIOCSIFMTU: Invalid argument" ctl "$A" mtu lots
+expect_error "$A: SIOCSIFLLADDR: Invalid argument" ctl "$A" ether 01:00:5e:00:00:01
+expect_error "$A: SIOCSIFLLADDR: Invalid argument" ctl "$A" ether not-a-mac
+expect_error "invalid address" ctl "$A" inet 300.1.1.1/24
+expect_error "invalid address" ctl "$A" inet6 10.0.0.1/24
+
+log "namespaces"
+expect_error "namespace ep-$RUN_ID-none does not exist" ctl "$A" vnet "ep-$RUN_ID-none"
+expect_error "process 999999999 does not exist" ctl "$A" vnet 999999999
+expect_error "invalid namespace name" ctl "$A" vnet ../etc
+new_ns NS a
+ctl "$A" vnet "$NS" && ok "moved to $NS" || fail "vnet $NS"
+expect_error "File exists" ctl "$A" vnet "$NS"
+expect_error "does not exist" ctl "${PAIR}b" -vnet "$NS"
+ctl "$A" -vnet "$NS" && ok "-vnet brought it back" || fail "-vnet"
+[[ $(ctl "$A") == *"vnet: host"* ]] && ok "back in host" || fail "not back"
+sleep 60 &
+holder=$!
+ip netns exec "$NS" sleep 60 &
+inside=$!
+ctl "$A" vnet "$inside" && ok "vnet PID of a process in $NS" || fail "vnet PID"
+[[ $(ctl "$A") == *"vnet: $NS"* ]] && ok "PID resolved to $NS" || fail "PID vnet: $(ctl "$A")"
+ip -n "$NS" link show "$A" >/dev/null && ok "device is in $NS" || fail "device not in $NS"
+kill "$holder" "$inside" 2>/dev/null
+
+log "create with settings; a failing one leaves the pair, as ifconfig does"
+out=$(ctl epair create mtu 9000 up 2>&1)
+[[ $out =~ ^epair[0-9]+a$ ]] && [[ $(ctl "$out") == *"mtu 9000"* ]] && ok "create mtu 9000 up" || fail "create: $out"
+ctl "$out" destroy
+out=$(ctl epair create mtu 5 2>&1)
+rc=$?
+((rc != 0)) && [[ $out == *"SIOCSIFMTU: Invalid argument"* ]] && ok "error reported: ${out//$'\n'/ | }" || fail "$out"
+ctl "${out%%$'\n'*}" destroy 2>/dev/null
+
+log "permission"
+if id nobody >/dev/null 2>&1; then
+  chmod 755 "$WORK"
+  expect_error "permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" epair create
+  expect_error "permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" "$A" down
+  names=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" -l) && [[ $names == *"$A"* ]] \
+    && ok "a non-root user may read" || fail "non-root read: $names"
+else
+  fail "no user 'nobody' to test with"
+fi
+
+log "JSON output"
+ctl --json "$A" | python3 -c 'import json,sys; d=json.load(sys.stdin)["interfaces"][0]; assert d["mtu"]==1500 and "counters" in d' \
+  && ok "--json show" || fail "--json show"
+ctl --json -C | python3 -c 'import json,sys; assert json.load(sys.stdin)["cloners"]==["epair"]' && ok "--json -C" || fail "--json -C"
+out=$(ctl --json epair32767a 2>/dev/null)
+python3 -c 'import json,sys; assert json.loads(sys.argv[1])["error"]["code"]=="ENXIO"' "$out" && ok "--json error" || fail "$out"
+
+log "the daemon survives bad requests"
+python3 - "$EPAIR_SOCKET" <<'PY' && ok "protocol errors answered" || fail "protocol errors"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+for line, code in [("not json", "EPROTO"), ("[1]", "EPROTO"), ('{"op":"fly"}', "EPROTO"),
+                   ('{"v":2,"op":"list"}', "EPROTO"), ('{"op":"create"}', "EPROTO"),
+                   ('{"op":"configure","name":"epair0a","actions":[{"action":"mtu"}]}', "EINVAL")]:
+    f.write(line + "\n"); f.flush()
+    reply = json.loads(f.readline())
+    assert not reply["ok"] and reply["error"]["code"] == code, (line, reply)
+PY
+[[ $(ctl -l) == *"$A"* ]] && ok "$A still there" || fail "lost $A"
+ctl "$A" destroy
+expect_error "interface $A does not exist" ctl "$A" destroy
+finish

@@ -1,0 +1,134 @@
+# Shared by the end-to-end tests: a private epaird, namespaces unique to the
+# run, and a cleanup that runs however the test ends.
+# Needs: EPAIRD and EPAIRCTL (paths of the binaries), root, /dev/net/tun.
+set -u
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "SKIP: end-to-end tests need root"
+  exit 77
+fi
+if [[ ! -c /dev/net/tun ]]; then
+  echo "SKIP: no /dev/net/tun"
+  exit 77
+fi
+: "${EPAIRD:?path of epaird}" "${EPAIRCTL:?path of epairctl}"
+
+RUN_ID="e2e$$"
+WORK=$(mktemp -d "/tmp/epair-${RUN_ID}.XXXXXX")
+export EPAIR_SOCKET="$WORK/epaird.sock"
+STATE_DIR="$WORK/state"
+DAEMON_PID=""
+NAMESPACES=()
+FAILURES=0
+
+log() { echo "--- $*"; }
+fail() {
+  echo "FAIL: $*"
+  FAILURES=$((FAILURES + 1))
+}
+ok() { echo "ok: $*"; }
+
+# new_ns VAR SUFFIX: a network namespace that cleanup removes, named in VAR.
+new_ns() {
+  local name="ep-${RUN_ID}-$2"
+  ip netns add "$name" || exit 1
+  ip -n "$name" link set lo up
+  NAMESPACES+=("$name")
+  printf -v "$1" '%s' "$name"
+}
+
+start_daemon() {
+  "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$STATE_DIR" --workers 2 "$@" >>"$WORK/epaird.log" 2>&1 &
+  DAEMON_PID=$!
+  for _ in $(seq 100); do
+    [[ -S $EPAIR_SOCKET ]] && "$EPAIRCTL" -C >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "epaird did not start:"; cat "$WORK/epaird.log"
+  exit 1
+}
+
+stop_daemon() {
+  local signal=${1:-TERM}
+  [[ -n $DAEMON_PID ]] || return 0
+  kill "-$signal" "$DAEMON_PID" 2>/dev/null
+  wait "$DAEMON_PID" 2>/dev/null
+  DAEMON_PID=""
+}
+
+ctl() { "$EPAIRCTL" "$@"; }
+
+# Waits up to $1 seconds for the command after it to succeed.
+wait_for() {
+  local seconds=$1
+  shift
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.1
+  done
+}
+
+# A counter of an interface from `epairctl --json`.
+counter() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['counters']['$2'])"; }
+field() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['$2'])"; }
+
+# The command must fail with exactly one line on stderr containing $1.
+expect_error() {
+  local want=$1
+  shift
+  local err rc
+  err=$("$@" 2>&1 >/dev/null)
+  rc=$?
+  if ((rc == 0)); then
+    fail "'$*' succeeded; wanted error '$want'"
+  elif [[ $err != *"$want"* ]]; then
+    fail "'$*': got '$err', wanted '$want'"
+  elif [[ $(grep -c '' <<<"$err") -ne 1 && $err != *"usage: see epairctl --help"* ]]; then
+    fail "'$*': error is not one line: '$err'"
+  else
+    ok "'$*' -> $err"
+  fi
+}
+
+# Waits until IPv6 duplicate address detection is done in namespace $1.
+wait_dad() { wait_for 10 bash -c "! ip -n '$1' -6 addr show tentative | grep -q inet6"; }
+
+cleanup() {
+  local names
+  names=$([[ -S $EPAIR_SOCKET ]] && "$EPAIRCTL" -l 2>/dev/null)
+  for ifname in $names; do
+    [[ $ifname == *a ]] && "$EPAIRCTL" "$ifname" destroy 2>/dev/null
+  done
+  stop_daemon TERM
+  for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  # Devices a failed test left behind in the host namespace.
+  for ifname in $names; do ip link del "$ifname" 2>/dev/null; done
+  if ((FAILURES != 0)); then
+    echo "=== epaird log"
+    cat "$WORK/epaird.log"
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+finish() {
+  if ((FAILURES != 0)); then
+    echo "$FAILURES check(s) failed"
+    exit 1
+  fi
+  echo "all checks passed"
+  exit 0
+}
+
+# Two namespaces joined by a new epair: sets PAIR, A, B, NS_A, NS_B and
+# addresses 10.99.0.1/24 and 10.99.0.2/24 (fd99::1/64, fd99::2/64).
+connect_pair() {
+  new_ns NS_A a
+  new_ns NS_B b
+  A=$(ctl epair create) || { fail "create"; finish; }
+  B=${A%a}b
+  PAIR=${A%a}
+  ctl "$A" vnet "$NS_A" up inet 10.99.0.1/24 inet6 fd99::1/64 || fail "configure $A"
+  ctl "$B" vnet "$NS_B" up inet 10.99.0.2/24 inet6 fd99::2/64 || fail "configure $B"
+}
