@@ -51,8 +51,7 @@ Errors are one line on stderr and a non-zero exit status. See epairctl(8).
 )";
 
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "epairctl: %s\n", message.c_str());
-  std::fprintf(stderr, "usage: see epairctl --help\n");
+  std::fprintf(stderr, "epairctl: %s (see epairctl --help)\n", message.c_str());
   std::exit(2);
 }
 

@@ -47,10 +47,12 @@ bool parse_u32(const char* text, std::uint32_t& out) {
   return error == std::errc{} && ptr == end && ptr != text;
 }
 
-[[noreturn]] void fail(const std::string& message) {
+[[noreturn]] void fail(const std::string& message, int status = 1) {
   std::fprintf(stderr, "epaird: %s\n", message.c_str());
-  std::exit(1);
+  std::exit(status);
 }
+
+[[noreturn]] void usage_error(const std::string& message) { fail(message + " (see --help)", 2); }
 
 }  // namespace
 
@@ -82,24 +84,24 @@ int main(int argc, char** argv) {
       case 'd': state_dir = optarg; break;
       case 'g': {
         const group* g = ::getgrnam(optarg);
-        if (g == nullptr) fail(std::string("unknown group '") + optarg + "'");
+        if (g == nullptr) usage_error(std::string("unknown group '") + optarg + "'");
         policy.group = g->gr_gid;
         break;
       }
       case 'r': readers = optarg; break;
       case 'w':
         if (!parse_u32(optarg, engine.workers) || engine.workers == 0 || engine.workers > 1024) {
-          fail(std::string("invalid --workers '") + optarg + "'");
+          usage_error(std::string("invalid --workers '") + optarg + "'");
         }
         break;
       case 'q':
         if (!parse_u32(optarg, engine.queue_depth) || engine.queue_depth < 2 || engine.queue_depth > (1u << 20)) {
-          fail(std::string("invalid --queue-depth '") + optarg + "'");
+          usage_error(std::string("invalid --queue-depth '") + optarg + "'");
         }
         break;
       case 'f':
         if (!parse_u32(optarg, engine.pool.frames) || engine.pool.frames < 64 || engine.pool.frames > (1u << 20)) {
-          fail(std::string("invalid --frames '") + optarg + "'");
+          usage_error(std::string("invalid --frames '") + optarg + "'");
         }
         break;
       case 'm':
@@ -108,24 +110,24 @@ int main(int argc, char** argv) {
         } else if (std::strcmp(optarg, "stable") == 0) {
           engine.mac_mode = MacMode::kStable;
         } else {
-          fail(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
+          usage_error(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
         }
         break;
       case 'l': log_level = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("epaird %s\n", EPAIR_VERSION); return 0;
-      case ':': fail(std::string("option ") + argv[optind - 1] + " needs a value");
-      default: fail(std::string("unknown option ") + argv[optind - 1] + " (see --help)");
+      case ':': usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
+      default: usage_error(std::string("unknown option ") + argv[optind - 1]);
     }
   }
-  if (optind != argc) fail(std::string("unexpected argument '") + argv[optind] + "' (see --help)");
+  if (optind != argc) usage_error(std::string("unexpected argument '") + argv[optind] + "'");
   if (readers == "group") {
     policy.readers_all = false;
   } else if (readers != "all") {
-    fail("invalid --readers '" + readers + "' (all or group)");
+    usage_error("invalid --readers '" + readers + "' (all or group)");
   }
   const auto level = spdlog::level::from_str(log_level);
-  if (level == spdlog::level::off && log_level != "off") fail("invalid --log-level '" + log_level + "'");
+  if (level == spdlog::level::off && log_level != "off") usage_error("invalid --log-level '" + log_level + "'");
   auto logger = spdlog::stderr_color_mt("epaird");
   spdlog::set_default_logger(logger);
   spdlog::set_level(level);

@@ -67,6 +67,8 @@ if id nobody >/dev/null 2>&1; then
   chmod 755 "$WORK"
   expect_error "permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" epair create
   expect_error "permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" "$A" down
+  expect_error "epaird: must run as root" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRD" \
+    --socket "$WORK/nobody.sock" --state-dir "$WORK/nobody"
   names=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" -l) && [[ $names == *"$A"* ]] \
     && ok "a non-root user may read" || fail "non-root read: $names"
 else

@@ -9,7 +9,7 @@ function(run)
   endif()
 endfunction()
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
-    -DEPAIR_BUILD_TESTS=OFF -DEPAIR_BUILD_BENCH=OFF -DEPAIR_BUILD_TOOLS=OFF -DCMAKE_INSTALL_PREFIX=${prefix})
+    -DEPAIR_BUILD_TESTS=OFF -DEPAIR_BUILD_BENCH=OFF -DEPAIR_BUILD_TOOLS=OFF -DEPAIR_BUILD_DAEMON=OFF -DCMAKE_INSTALL_PREFIX=${prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
 foreach(path include/epair/epair.hpp include/epair/engine.hpp)

@@ -1,0 +1,61 @@
+#!/bin/bash
+# A restarted daemon loses nothing; devices and namespaces removed behind its
+# back are noticed and their pairs torn down.
+source "$(dirname "$0")/lib.sh"
+start_daemon
+connect_pair
+ctl "$A" description "left side" mtu 4000
+ctl "$B" mtu 4000
+ip -n "$NS_A" route add 10.97.0.0/24 via 10.99.0.2
+
+log "state file"
+[[ $(stat -c %a "$STATE_DIR") == 700 && $(stat -c %a "$STATE_DIR/state.json") == 600 ]] && ok "state is private" \
+  || fail "modes $(stat -c %a "$STATE_DIR") $(stat -c %a "$STATE_DIR/state.json")"
+expect_error "another epaird uses $STATE_DIR" "$EPAIRD" --socket "$WORK/other.sock" --state-dir "$STATE_DIR"
+expect_error "another epaird is listening on $EPAIR_SOCKET" "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$WORK/s2"
+
+for signal in KILL TERM; do
+  log "kill -$signal and restart"
+  ip netns exec "$NS_B" ping -i 0.05 -W 1 10.99.0.1 >"$WORK/ping.log" 2>&1 &
+  pinger=$!
+  sleep 0.3
+  stop_daemon "$signal"
+  ip -n "$NS_A" link show "$A" >/dev/null && ok "$A survives the daemon" || fail "$A gone with the daemon"
+  start_daemon
+  wait_for 5 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 && ok "traffic resumes" || fail "no traffic after restart"
+  kill "$pinger"
+  wait "$pinger" 2>/dev/null
+  out=$(ctl "$A")
+  [[ $out == *"inet 10.99.0.1 netmask 0xffffff00"* ]] && ok "address intact" || fail "address lost: $out"
+  [[ $out == *"mtu 4000"* && $out == *"description: left side"* && $out == *"vnet: $NS_A"* ]] \
+    && ok "mtu, description and vnet kept" || fail "state lost: $out"
+  [[ $(ctl "$A") == *"flags=8863<UP,"* ]] && ok "still UP" || fail "not UP"
+  ip -n "$NS_A" route show 10.97.0.0/24 | grep -q via && ok "route intact" || fail "route lost"
+done
+
+log "a device deleted behind the daemon's back"
+ip -n "$NS_B" link del "$B"
+wait_for 5 bash -c "! ip -n '$NS_A' link show '$A'" && ok "the other end went with it" || fail "$A leaked"
+wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "pair torn down" || fail "still listed: $(ctl -l)"
+grep -q "device" "$WORK/epaird.log" && ok "reported in the log" || fail "not reported"
+
+log "a namespace removed behind the daemon's back"
+C=$(ctl epair create)
+new_ns NS_C c
+ctl "$C" vnet "$NS_C" up
+ip netns del "$NS_C"
+wait_for 5 bash -c "! ip link show '${C%a}b'" && ok "the host end went too" || fail "${C%a}b leaked"
+wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "pair torn down" || fail "still listed: $(ctl -l)"
+grep -q "namespace $NS_C was removed" "$WORK/epaird.log" && ok "reported in the log" || fail "not reported"
+
+log "a pair whose namespace vanished while the daemon was down"
+D=$(ctl epair create)
+new_ns NS_D d
+ctl "$D" vnet "$NS_D"
+stop_daemon KILL
+ip netns del "$NS_D"
+start_daemon
+wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "not re-adopted" || fail "listed: $(ctl -l)"
+ip link show "${D%a}b" >/dev/null 2>&1 && fail "${D%a}b leaked" || ok "its host end was deleted"
+grep -q "cannot re-adopt ${D%a}" "$WORK/epaird.log" && ok "reported" || fail "not reported"
+finish
