@@ -49,6 +49,10 @@ struct EngineConfig {
   /// and UP, as Linux veth does; TAP ends use it to show NO-CARRIER.
   bool carrier_follows_peer = false;
   MacMode mac_mode = MacMode::kLegacy;
+  /// Where the legacy scheme's monotonic index starts: a program that keeps
+  /// pairs across restarts passes mac_index() of the last run, so that new
+  /// pairs never repeat the address of an existing one.
+  std::uint32_t mac_index_start = 0;
   /// The host id hashed into addresses; default /etc/machine-id. A zero id
   /// is replaced by a random one, as FreeBSD does.
   std::optional<std::uint64_t> host_id;
@@ -73,6 +77,8 @@ class Engine {
 
   const EngineConfig& config() const { return config_; }
   std::uint64_t host_id() const { return host_id_; }
+  /// The legacy scheme's index so far (see EngineConfig::mac_index_start).
+  std::uint32_t mac_index() const;
   /// The engine's frame pool.
   FramePool& pool() { return *pool_; }
   std::shared_ptr<FramePool> shared_pool() const { return pool_; }

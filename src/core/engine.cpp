@@ -97,6 +97,7 @@ Engine::Engine(const EngineConfig& config)
       host_id_(choose_host_id(config)),
       pool_(std::make_shared<FramePool>(config.pool)),
       dispatcher_(std::make_shared<Dispatcher>(dispatcher_config(config))) {
+  next_mac_index_ = config.mac_index_start;
   auto host = std::make_shared<Vnet>();
   host->name = std::string(kHostVnet);
   vnets_.emplace(host->name, std::move(host));
@@ -130,6 +131,11 @@ void Engine::attach_locked(Interface& ifp, Vnet& vnet) {
     ifp.vnet_name_ = vnet.name;
   }
   vnet.interfaces.emplace(ifp.name(), ifp.pair_.handle(ifp));
+}
+
+std::uint32_t Engine::mac_index() const {
+  std::lock_guard lock(mutex_);
+  return next_mac_index_;
 }
 
 MacAddress Engine::mac_for_locked(const Interface& a) {

@@ -82,8 +82,34 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
   return result;
 }
 
+namespace {
+
+json read_state(const std::filesystem::path& file) {
+  if (file.empty() || !std::filesystem::exists(file)) return json::object();
+  json state;
+  try {
+    std::ifstream in(file);
+    state = json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(file.string() + ": " + e.what());
+  }
+  if (!state.is_object() || state.value("version", 0) != kStateVersion) {
+    throw std::runtime_error(file.string() + ": not an epaird state file of version " + std::to_string(kStateVersion));
+  }
+  return state;
+}
+
+EngineConfig continued(EngineConfig config, const json& state) {
+  config.mac_index_start = state.value("mac_index", 0u);
+  return config;
+}
+
+}  // namespace
+
 Controller::Controller(ControllerConfig config)
-    : config_(std::move(config)), engine_(std::make_unique<Engine>(config_.engine)) {
+    : config_(std::move(config)),
+      saved_(read_state(config_.state_file)),
+      engine_(std::make_unique<Engine>(continued(config_.engine, saved_))) {
   auto host = netns(std::string(kHostVnet));
   if (!host) throw std::runtime_error(host.status().message());
 }
@@ -587,7 +613,7 @@ void Controller::save() const {
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
   for (auto& [unit, pair] : by_unit) pairs.push_back(pair);
-  const json state = {{"version", kStateVersion}, {"pairs", pairs}};
+  const json state = {{"version", kStateVersion}, {"mac_index", engine_->mac_index()}, {"pairs", pairs}};
 
   const std::filesystem::path tmp = config_.state_file.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -610,17 +636,7 @@ void Controller::save() const {
 }
 
 void Controller::restore() {
-  if (config_.state_file.empty() || !std::filesystem::exists(config_.state_file)) return;
-  json state;
-  try {
-    std::ifstream in(config_.state_file);
-    state = json::parse(in);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(config_.state_file.string() + ": " + e.what());
-  }
-  if (state.value("version", 0) != kStateVersion) {
-    throw std::runtime_error(config_.state_file.string() + ": unknown state version");
-  }
+  const json state = std::exchange(saved_, json::object());
   for (const json& pair : state.value("pairs", json::array())) {
     const std::string name = "epair" + std::to_string(pair.value("unit", -1));
     std::string problem;

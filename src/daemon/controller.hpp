@@ -39,11 +39,13 @@ struct ControllerConfig {
 
 class Controller {
  public:
-  explicit Controller(ControllerConfig config);
   ~Controller();
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
 
+  /// Reads the state file (throws std::runtime_error when it is unreadable)
+  /// and starts the engine where the last run left its MAC index.
+  explicit Controller(ControllerConfig config);
   /// Re-adopts the pairs of the state file; pairs whose devices or
   /// namespaces are gone are torn down and reported.
   void restore();
@@ -101,6 +103,7 @@ class Controller {
   End* find(std::string_view name);
 
   ControllerConfig config_;
+  json saved_;  // the state file as found at start, for restore()
   std::unique_ptr<Engine> engine_;
   std::map<std::string, Netns, std::less<>> netns_;
   std::map<std::string, End, std::less<>> ends_;

@@ -33,6 +33,12 @@ for signal in KILL TERM; do
   ip -n "$NS_A" route show 10.97.0.0/24 | grep -q via && ok "route intact" || fail "route lost"
 done
 
+log "a pair created after the restarts repeats no address"
+E=$(ctl epair create)
+macs=$(for i in "$A" "$B" "$E" "${E%a}b"; do field "$i" ether; done | sort -u | wc -l)
+((macs == 4)) && ok "4 distinct addresses" || fail "addresses repeat: $(for i in "$A" "$B" "$E"; do field "$i" ether; done)"
+ctl "$E" destroy
+
 log "a device deleted behind the daemon's back"
 ip -n "$NS_B" link del "$B"
 wait_for 5 bash -c "! ip -n '$NS_A' link show '$A'" && ok "the other end went with it" || fail "$A leaked"

@@ -93,6 +93,20 @@ TEST(LegacyMac, RecreatedPairGetsNewAddress) {
   }
 }
 
+TEST(LegacyMac, IndexContinuesFromAnEarlierRun) {
+  std::set<std::string> seen;
+  std::uint32_t index = 0;
+  for (int run = 0; run < 3; ++run) {
+    EngineConfig config = config_with(MacMode::kLegacy, 77);
+    config.mac_index_start = index;
+    Engine engine(config);
+    ASSERT_TRUE(engine.create("epair0"));
+    EXPECT_TRUE(seen.insert(engine.find("epair0a")->mac().to_string()).second) << "run " << run;
+    index = engine.mac_index();
+    EXPECT_GT(index, 0u);
+  }
+}
+
 TEST(LegacyMac, DependsOnHostId) {
   Engine one(config_with(MacMode::kLegacy, 1));
   Engine two(config_with(MacMode::kLegacy, 2));
