@@ -143,8 +143,8 @@ void print_interfaces(const json& result, const Options& options) {
 
 // The settings after the interface name, as protocol actions.
 json parse_settings(const std::vector<std::string>& words, std::size_t first) {
-  static const std::set<std::string> kWithValue = {"mtu", "ether", "lladdr", "description", "descr",
-                                                   "inet", "inet6", "vnet", "-vnet"};
+  static const std::set<std::string> kWithValue = {"mtu",  "ether", "lladdr", "description", "descr",
+                                                   "inet", "inet6", "vnet",   "-vnet"};
   json actions = json::array();
   for (std::size_t i = first; i < words.size(); ++i) {
     const std::string& word = words[i];
@@ -165,9 +165,7 @@ json parse_settings(const std::vector<std::string>& words, std::size_t first) {
   return actions;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Options options;
   const char* env_socket = std::getenv("EPAIR_SOCKET");
   options.socket = env_socket != nullptr && *env_socket != '\0' ? env_socket : "/run/epair/epaird.sock";
@@ -206,8 +204,8 @@ int main(int argc, char** argv) {
 
   Connection daemon(options.socket);
   if (options.cloners || options.list) {
-    const json result = result_or_exit(daemon.request({{"v", 1}, {"op", options.cloners ? "cloners" : "list"}}),
-                                        options.json_output);
+    const json result =
+        result_or_exit(daemon.request({{"v", 1}, {"op", options.cloners ? "cloners" : "list"}}), options.json_output);
     if (options.json_output) {
       std::printf("%s\n", result.dump(2).c_str());
       return 0;
@@ -251,4 +249,14 @@ int main(int argc, char** argv) {
   const json result = result_or_exit(response, options.json_output);
   if (options.json_output) std::printf("%s\n", result.dump(2).c_str());
   return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "epairctl: unexpected response from epaird: %s\n", e.what());
+    return 1;
+  }
 }

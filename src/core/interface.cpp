@@ -134,9 +134,8 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
     for (; next < frames.size() && count < kChunk; ++next) {
       Frame* frame = frames[next];
       const std::uint32_t size = frame->size();
-      std::error_code error =
-          size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
-                                    : check_transmit(frame->wire_size(), flags);
+      std::error_code error = size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
+                                                        : check_transmit(frame->wire_size(), flags);
       if (error) {
         ++oerrors;
         frame->release();

@@ -597,9 +597,8 @@ void Controller::save() const {
   std::map<int, json> by_unit;
   for (const auto& [name, end] : ends_) {
     const Interface& ifp = *end.ifp;
-    json e = {{"name", name},       {"vnet", ifp.vnet_name()}, {"up", ifp.is_up()},
-              {"mtu", ifp.mtu()},   {"ether", ifp.mac().to_string()},
-              {"description", ifp.description()}};
+    json e = {{"name", name},     {"vnet", ifp.vnet_name()},        {"up", ifp.is_up()},
+              {"mtu", ifp.mtu()}, {"ether", ifp.mac().to_string()}, {"description", ifp.description()}};
     if (auto it = netns_.find(ifp.vnet_name()); it != netns_.end() && ifp.vnet_name() != kHostVnet) {
       e["netns_dev"] = it->second.id.dev;
       e["netns_ino"] = it->second.id.ino;
@@ -651,9 +650,9 @@ void Controller::restore() {
         problem = ns.status().message();
         break;
       }
-      if (vnet != kHostVnet &&
-          !((*ns)->id == os::NetnsId{e.value("netns_dev", 0ULL), e.value("netns_ino", 0ULL)})) {
-        problem = "namespace " + vnet + " is not the one " + ifname + " was in";
+      if (vnet != kHostVnet && !((*ns)->id == os::NetnsId{e.value("netns_dev", 0ULL), e.value("netns_ino", 0ULL)})) {
+        problem = "namespace " + vnet;
+        problem += " is not the one " + ifname + " was in";
         break;
       }
       if (vnet != kHostVnet) {
@@ -698,7 +697,8 @@ void Controller::restore() {
         }
       }
       for (const json& e : pair.value("ends", json::array())) {
-        if (auto ns = netns(e.value("vnet", std::string(kHostVnet))); ns) (void)(*ns)->control->remove(e.value("name", ""));
+        if (auto ns = netns(e.value("vnet", std::string(kHostVnet))); ns)
+          (void)(*ns)->control->remove(e.value("name", ""));
       }
       for (const std::string& vnet : engine_->vnets()) {
         if (engine_->find(name + "a", vnet)) (void)engine_->destroy(name + "a", vnet);

@@ -70,25 +70,31 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
 
   static const option options[] = {
-      {"socket", required_argument, nullptr, 's'},  {"state-dir", required_argument, nullptr, 'd'},
-      {"group", required_argument, nullptr, 'g'},   {"readers", required_argument, nullptr, 'r'},
-      {"workers", required_argument, nullptr, 'w'}, {"queue-depth", required_argument, nullptr, 'q'},
-      {"frames", required_argument, nullptr, 'f'},  {"mac-mode", required_argument, nullptr, 'm'},
+      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
+      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
+      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
+      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
       {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},       {nullptr, 0, nullptr, 0}};
+      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
   std::string readers = "all";
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:l:hV", options, nullptr)) != -1;) {
     switch (c) {
-      case 's': socket_path = optarg; break;
-      case 'd': state_dir = optarg; break;
+      case 's':
+        socket_path = optarg;
+        break;
+      case 'd':
+        state_dir = optarg;
+        break;
       case 'g': {
         const group* g = ::getgrnam(optarg);
         if (g == nullptr) usage_error(std::string("unknown group '") + optarg + "'");
         policy.group = g->gr_gid;
         break;
       }
-      case 'r': readers = optarg; break;
+      case 'r':
+        readers = optarg;
+        break;
       case 'w':
         if (!parse_u32(optarg, engine.workers) || engine.workers == 0 || engine.workers > 1024) {
           usage_error(std::string("invalid --workers '") + optarg + "'");
@@ -113,11 +119,19 @@ int main(int argc, char** argv) {
           usage_error(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
         }
         break;
-      case 'l': log_level = optarg; break;
-      case 'h': std::fputs(kUsage, stdout); return 0;
-      case 'V': std::printf("epaird %s\n", EPAIR_VERSION); return 0;
-      case ':': usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
-      default: usage_error(std::string("unknown option ") + argv[optind - 1]);
+      case 'l':
+        log_level = optarg;
+        break;
+      case 'h':
+        std::fputs(kUsage, stdout);
+        return 0;
+      case 'V':
+        std::printf("epaird %s\n", EPAIR_VERSION);
+        return 0;
+      case ':':
+        usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
+      default:
+        usage_error(std::string("unknown option ") + argv[optind - 1]);
     }
   }
   if (optind != argc) usage_error(std::string("unexpected argument '") + argv[optind] + "'");

@@ -27,20 +27,34 @@ constexpr int kCheckIntervalMs = 500;
 
 const char* errno_name(int e) {
   switch (e) {
-    case EEXIST: return "EEXIST";
-    case ENXIO: return "ENXIO";
-    case ENOENT: return "ENOENT";
-    case EINVAL: return "EINVAL";
-    case ENOSPC: return "ENOSPC";
-    case EBUSY: return "EBUSY";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case E2BIG: return "E2BIG";
-    case ENODEV: return "ENODEV";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EPROTO: return "EPROTO";
-    default: return "EIO";
+    case EEXIST:
+      return "EEXIST";
+    case ENXIO:
+      return "ENXIO";
+    case ENOENT:
+      return "ENOENT";
+    case EINVAL:
+      return "EINVAL";
+    case ENOSPC:
+      return "ENOSPC";
+    case EBUSY:
+      return "EBUSY";
+    case EPERM:
+      return "EPERM";
+    case EACCES:
+      return "EACCES";
+    case E2BIG:
+      return "E2BIG";
+    case ENODEV:
+      return "ENODEV";
+    case ENAMETOOLONG:
+      return "ENAMETOOLONG";
+    case EADDRNOTAVAIL:
+      return "EADDRNOTAVAIL";
+    case EPROTO:
+      return "EPROTO";
+    default:
+      return "EIO";
   }
 }
 
@@ -85,15 +99,15 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
   }
   if (!request.is_object()) return error_response({EPROTO, "request must be a JSON object"});
   if (request.value("v", kProtocolVersion) != kProtocolVersion) {
-    return error_response({EPROTO, "unsupported protocol version (epaird speaks " +
-                                       std::to_string(kProtocolVersion) + ")"});
+    return error_response(
+        {EPROTO, "unsupported protocol version (epaird speaks " + std::to_string(kProtocolVersion) + ")"});
   }
   const json& op_value = request.value("op", json());
   if (!op_value.is_string()) return error_response({EPROTO, "request needs an \"op\" string"});
   const std::string op = op_value.get<std::string>();
   if (!kReadOps.contains(op) && !kWriteOps.contains(op)) return error_response({EPROTO, "unknown op '" + op + "'"});
-  const bool allowed = kWriteOps.contains(op) ? may_change(policy, peer)
-                                              : policy.readers_all || may_change(policy, peer);
+  const bool allowed =
+      kWriteOps.contains(op) ? may_change(policy, peer) : policy.readers_all || may_change(policy, peer);
   if (!allowed) return error_response({EACCES, "permission denied"});
 
   const json& name_value = request.value("name", json());
@@ -308,10 +322,9 @@ void Server::serve(int fd) {
     const std::string line = client.buffer.substr(0, newline);
     client.buffer.erase(0, newline + 1);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string response =
-        handle_request(controller_, config_.policy, client.peer, line).dump(-1, ' ', false,
-                                                                             json::error_handler_t::replace) +
-        "\n";
+    const std::string response = handle_request(controller_, config_.policy, client.peer, line)
+                                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                 "\n";
     // Responses are small; a client that does not read them is dropped.
     std::size_t sent = 0;
     while (sent < response.size()) {

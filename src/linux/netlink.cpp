@@ -16,22 +16,38 @@ namespace epair::os {
 
 int errno_of_nl(int nl_error) {
   switch (nl_error < 0 ? -nl_error : nl_error) {
-    case NLE_EXIST: return EEXIST;
-    case NLE_INVAL: return EINVAL;
-    case NLE_RANGE: return ERANGE;
-    case NLE_NOMEM: return ENOMEM;
-    case NLE_OPNOTSUPP: return EOPNOTSUPP;
-    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-    case NLE_OBJ_NOTFOUND: return ENOENT;
-    case NLE_NODEV: return ENODEV;
-    case NLE_NOADDR: return EADDRNOTAVAIL;
-    case NLE_BUSY: return EBUSY;
-    case NLE_NOACCESS: return EACCES;
-    case NLE_PERM: return EPERM;
-    case NLE_AGAIN: return EAGAIN;
-    case NLE_INTR: return EINTR;
-    case NLE_MSGSIZE: return EMSGSIZE;
-    default: return EIO;
+    case NLE_EXIST:
+      return EEXIST;
+    case NLE_INVAL:
+      return EINVAL;
+    case NLE_RANGE:
+      return ERANGE;
+    case NLE_NOMEM:
+      return ENOMEM;
+    case NLE_OPNOTSUPP:
+      return EOPNOTSUPP;
+    case NLE_AF_NOSUPPORT:
+      return EAFNOSUPPORT;
+    case NLE_OBJ_NOTFOUND:
+      return ENOENT;
+    case NLE_NODEV:
+      return ENODEV;
+    case NLE_NOADDR:
+      return EADDRNOTAVAIL;
+    case NLE_BUSY:
+      return EBUSY;
+    case NLE_NOACCESS:
+      return EACCES;
+    case NLE_PERM:
+      return EPERM;
+    case NLE_AGAIN:
+      return EAGAIN;
+    case NLE_INTR:
+      return EINTR;
+    case NLE_MSGSIZE:
+      return EMSGSIZE;
+    default:
+      return EIO;
   }
 }
 

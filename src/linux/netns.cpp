@@ -1,15 +1,15 @@
 #include "netns.hpp"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include <charconv>
-#include <filesystem>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 namespace epair::os {
@@ -20,8 +20,7 @@ std::string netns_dir() {
 }
 
 Result<NetnsSpec> parse_netns(std::string_view text) {
-  if (text.empty() || text == "." || text == ".." || text.find('/') != std::string_view::npos ||
-      text.size() > 255) {
+  if (text.empty() || text == "." || text == ".." || text.find('/') != std::string_view::npos || text.size() > 255) {
     return Status{EINVAL, "invalid namespace name '" + std::string(text) + "'"};
   }
   pid_t pid = 0;
@@ -57,7 +56,7 @@ Result<UniqueFd> open_netns(const NetnsSpec& spec) {
     return Status{error, display(spec) + ": " + std::strerror(error)};
   }
   // A plain file under /run/netns is left behind when a mount went away.
-  struct statfs fs{};
+  struct statfs fs {};
   if (::fstatfs(fd.get(), &fs) != 0 || fs.f_type != static_cast<decltype(fs.f_type)>(NSFS_MAGIC)) {
     return Status{ENOENT, display(spec) + " does not exist"};
   }
@@ -65,13 +64,13 @@ Result<UniqueFd> open_netns(const NetnsSpec& spec) {
 }
 
 Result<NetnsId> netns_id(int fd) {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return Status{errno, std::string("fstat: ") + std::strerror(errno)};
   return NetnsId{st.st_dev, st.st_ino};
 }
 
 Result<NetnsId> netns_id(const NetnsSpec& spec) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(spec.path.c_str(), &st) != 0) return Status{ENOENT, display(spec) + " does not exist"};
   return NetnsId{st.st_dev, st.st_ino};
 }
@@ -79,7 +78,7 @@ Result<NetnsId> netns_id(const NetnsSpec& spec) {
 std::optional<std::string> named_netns(const NetnsId& id) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(netns_dir(), ec)) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(entry.path().c_str(), &st) == 0 && st.st_dev == id.dev && st.st_ino == id.ino) {
       return entry.path().filename().string();
     }

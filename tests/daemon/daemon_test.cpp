@@ -79,8 +79,8 @@ class ProtocolTest : public ::testing::Test {
 };
 
 TEST_F(ProtocolTest, MalformedRequestsAreEproto) {
-  for (const char* line : {"{", "[]", R"({"op":7})", R"({"op":"fly"})", R"({"v":9,"op":"list"})",
-                           R"({"op":"destroy"})", R"({"op":"show","name":5})"}) {
+  for (const char* line : {"{", "[]", R"({"op":7})", R"({"op":"fly"})", R"({"v":9,"op":"list"})", R"({"op":"destroy"})",
+                           R"({"op":"show","name":5})"}) {
     json reply = ask(kRoot, line);
     EXPECT_FALSE(reply["ok"]) << line;
     EXPECT_EQ(reply["error"]["code"], "EPROTO") << line;

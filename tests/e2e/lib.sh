@@ -101,6 +101,18 @@ cleanup() {
     [[ $ifname == *a ]] && "$EPAIRCTL" "$ifname" destroy 2>/dev/null
   done
   stop_daemon TERM
+  # A sanitizer build of epaird reports in its log, some of it at exit; any
+  # report fails the test.
+  if grep -q -E 'WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' \
+    "$WORK/epaird.log"; then
+    echo "FAIL: sanitizer report in epaird's log"
+    FAILURES=$((FAILURES + 1))
+    trap - EXIT
+    cat "$WORK/epaird.log"
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "$WORK"
+    exit 1
+  fi
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
   # Devices a failed test left behind in the host namespace.
   for ifname in $names; do ip link del "$ifname" 2>/dev/null; done
