@@ -3,9 +3,32 @@
 # nothing already running disturbed.
 source "$(dirname "$0")/lib.sh"
 
+log "help and the demo without root"
+ctl --help | grep -q '^usage: epairctl' && ok "epairctl --help" || fail "epairctl --help"
+"$EPAIRD" --help | grep -q '^usage: epaird' && ok "epaird --help" || fail "epaird --help"
+if id nobody >/dev/null 2>&1; then
+  expect_error "must run as root" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    bash "$(dirname "$0")/../../scripts/demo"
+fi
+
 log "no daemon"
 expect_error "cannot reach epaird at $EPAIR_SOCKET: No such file or directory" ctl -l
 start_daemon
+
+log "socket and readiness"
+[[ $(stat -c %a "$EPAIR_SOCKET") == 666 ]] && ok "socket 0666: anyone may read" || fail "socket mode $(stat -c %a "$EPAIR_SOCKET")"
+python3 - "$EPAIRD" "$WORK" <<'PY' && ok "sd_notify READY=1 under systemd" || fail "no READY=1"
+import os, socket, subprocess, sys
+path = os.path.join(sys.argv[2], "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(path); s.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=path)
+d = subprocess.Popen([sys.argv[1], "--socket", os.path.join(sys.argv[2], "n.sock"), "--state-dir",
+                      os.path.join(sys.argv[2], "nstate")], env=env, stderr=subprocess.DEVNULL)
+try:
+    assert b"READY=1" in s.recv(4096)
+finally:
+    d.terminate(); d.wait()
+PY
 
 log "cloner and names"
 [[ $(ctl -C) == epair ]] && ok "-C lists epair" || fail "-C"
@@ -51,7 +74,21 @@ inside=$!
 ctl "$A" vnet "$inside" && ok "vnet PID of a process in $NS" || fail "vnet PID"
 [[ $(ctl "$A") == *"vnet: $NS"* ]] && ok "PID resolved to $NS" || fail "PID vnet: $(ctl "$A")"
 ip -n "$NS" link show "$A" >/dev/null && ok "device is in $NS" || fail "device not in $NS"
+ctl "$A" -vnet "$inside" && ok "-vnet PID" || fail "-vnet PID"
 kill "$holder" "$inside" 2>/dev/null
+
+log "a name already taken in the target namespace"
+ip -n "$NS" tuntap add mode tap name "$A"
+expect_error "$A: SIOCSIFVNET: File exists" ctl "$A" vnet "$NS"
+[[ $(ctl "$A") == *"vnet: host"* ]] && ok "$A stayed in host" || fail "$A moved: $(ctl "$A")"
+ip -n "$NS" link del "$A"
+ctl "$A" vnet "$NS" && ctl "$A" -vnet "$NS" && ok "moves once the name is free" || fail "move after clash"
+
+log "-a and -v"
+out=$(ctl -a)
+[[ $(grep -c '^epair[0-9]*[ab]: flags=' <<<"$out") -ge 2 ]] && ok "-a shows every end" || fail "-a: $out"
+[[ $(ctl -v "$A") == *"input:  packets"*"output: packets"* ]] && ok "-v adds counters" || fail "-v"
+[[ $(ctl -a -v | grep -c 'output: packets') -ge 2 ]] && ok "-a -v" || fail "-a -v"
 
 log "create with settings; a failing one leaves the pair, as ifconfig does"
 out=$(ctl epair create mtu 9000 up 2>&1)

@@ -29,6 +29,11 @@ else
   fail "iperf3 TCP"
 fi
 
+# TSO segments cross whole: the frames average far above the MTU.
+average=$(($(counter "$A" obytes) / $(counter "$A" opackets)))
+((average > 4000)) && ok "TCP segments crossed whole (average frame $average bytes)" \
+  || fail "average frame $average bytes: offload lost"
+
 log "jumbo frames: MTU 9000 with don't-fragment"
 ctl "$A" mtu 9000 && ctl "$B" mtu 9000 || fail "mtu 9000"
 [[ $(ip -n "$NS_A" -o link show "$A") == *"mtu 9000"* ]] && ok "kernel sees mtu 9000" || fail "kernel mtu"
