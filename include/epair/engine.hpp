@@ -48,6 +48,12 @@ struct EngineConfig {
   /// an end has carrier (link up, LOWER_UP) only while its peer is RUNNING
   /// and UP, as Linux veth does; TAP ends use it to show NO-CARRIER.
   bool carrier_follows_peer = false;
+  /// A thread that is not a worker and finds the peer's queue idle delivers
+  /// the frames itself, to the end of the queue or of its run budget, instead
+  /// of waking a worker: one thread wakeup less per frame at low rates (run
+  /// to completion, as veth does). Busy queues stay with the workers, and
+  /// transmit() then returns after the peer's endpoint has taken the frames.
+  bool deliver_inline = false;
   MacMode mac_mode = MacMode::kLegacy;
   /// Where the legacy scheme's monotonic index starts: a program that keeps
   /// pairs across restarts passes mac_index() of the last run, so that new

@@ -92,6 +92,16 @@ void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
     return;
   }
   q.keepalive_ = pair.shared_from_this();
+  if (config_.deliver_inline && !tls_on_worker) {
+    // Run to completion: this thread owns q (WAKING) and delivers now,
+    // sparing a worker's wakeup. Counted as a worker meanwhile, so that a
+    // transmit from inside the endpoint is queued instead of nesting, and a
+    // destroy from inside does not wait for itself.
+    tls_on_worker = true;
+    run_queue(q, nullptr);
+    tls_on_worker = false;
+    return;
+  }
   schedule(q);
 }
 
@@ -162,7 +172,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
   const auto spin = std::chrono::microseconds(config_.spin_us);
   for (;;) {
     if (ReceiveQueue* q = pop(worker)) {
-      run_queue(*q, worker);
+      run_queue(*q, &worker);
       continue;
     }
     // Poll a little before sleeping: a futex wake costs microseconds, and at
@@ -175,7 +185,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
       if (worker.has_work.load(std::memory_order_relaxed) && (found = pop(worker)) != nullptr) break;
     }
     if (found != nullptr) {
-      run_queue(*found, worker);
+      run_queue(*found, &worker);
       continue;
     }
     // acquire: pairs with the release increment in schedule() and ~Dispatcher().
@@ -192,7 +202,7 @@ void Dispatcher::run_worker(std::uint32_t id) {
   }
 }
 
-void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
+void Dispatcher::run_queue(ReceiveQueue& q, Worker* worker) {
   // Popped from the run list: WAKING, and ours alone until we leave RUNNING.
   q.state_.store(ReceiveQueue::kRunning, std::memory_order_relaxed);
   Interface& ifp = q.owner();
@@ -204,7 +214,7 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
   // While nothing else waits for this worker, poll the queue a little before
   // giving it up: at high rates the next frame is that close, and a queue that
   // stays RUNNING spares its producers the whole wakeup handshake.
-  const auto poll = std::chrono::microseconds(config_.spin_us);
+  const auto poll = std::chrono::microseconds(worker != nullptr ? config_.spin_us : 0);
   std::chrono::steady_clock::time_point poll_deadline{};
   for (std::uint32_t round = 0;;) {
     if (q.closed_.load(std::memory_order_acquire)) break;
@@ -219,7 +229,7 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker& worker) {
       poll_deadline = {};
       continue;
     }
-    if (poll.count() == 0 || worker.has_work.load(std::memory_order_relaxed)) break;
+    if (poll.count() == 0 || worker->has_work.load(std::memory_order_relaxed)) break;
     const auto now = std::chrono::steady_clock::now();
     if (poll_deadline == std::chrono::steady_clock::time_point{}) {
       poll_deadline = now + poll;

@@ -18,6 +18,7 @@ struct DispatcherConfig {
   std::uint32_t bursts_per_run = 8;
   std::uint32_t spin_us = 50;
   bool pin_workers = false;
+  bool deliver_inline = false;
 };
 
 class Dispatcher {
@@ -71,7 +72,8 @@ class Dispatcher {
   void bury(ReceiveQueue& q);
   ReceiveQueue* pop(Worker& worker);
   void run_worker(std::uint32_t id);
-  void run_queue(ReceiveQueue& q, Worker& worker);
+  // worker is null when the transmitting thread runs q itself (inline).
+  void run_queue(ReceiveQueue& q, Worker* worker);
 
   const DispatcherConfig config_;
   std::vector<std::unique_ptr<Worker>> workers_;

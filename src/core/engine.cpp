@@ -53,6 +53,7 @@ DispatcherConfig dispatcher_config(const EngineConfig& config) {
   d.bursts_per_run = config.bursts_per_run;
   d.spin_us = config.worker_spin_us;
   d.pin_workers = config.pin_workers;
+  d.deliver_inline = config.deliver_inline;
   return d;
 }
 

@@ -33,6 +33,8 @@ options:
   -q, --queue-depth N     frames per receive queue (default 4096)
   -f, --frames N          frames in the pool, up to 64 KiB each (default 4096)
   -m, --mac-mode MODE     legacy (default) or stable addresses for new pairs
+  -D, --delivery MODE     inline (default): a TAP reader delivers into an idle
+                          peer itself; deferred: always through a worker
   -l, --log-level LEVEL   trace, debug, info (default), warn, error
   -h, --help              this text
   -V, --version           the version
@@ -63,22 +65,29 @@ int main(int argc, char** argv) {
   daemon::AccessPolicy policy;
   EngineConfig engine;
   engine.carrier_follows_peer = true;
+  engine.deliver_inline = true;
   engine.pool.frames = 4096;
   // A TSO segment (64 KiB) plus Ethernet and VLAN headers, behind the headroom.
   engine.pool.headroom = 128;
   engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
   std::string log_level = "info";
 
-  static const option options[] = {
-      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
-      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
-      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
-      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
-      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
+  static const option options[] = {{"socket", required_argument, nullptr, 's'},
+                                   {"state-dir", required_argument, nullptr, 'd'},
+                                   {"group", required_argument, nullptr, 'g'},
+                                   {"readers", required_argument, nullptr, 'r'},
+                                   {"workers", required_argument, nullptr, 'w'},
+                                   {"queue-depth", required_argument, nullptr, 'q'},
+                                   {"frames", required_argument, nullptr, 'f'},
+                                   {"mac-mode", required_argument, nullptr, 'm'},
+                                   {"delivery", required_argument, nullptr, 'D'},
+                                   {"log-level", required_argument, nullptr, 'l'},
+                                   {"help", no_argument, nullptr, 'h'},
+                                   {"version", no_argument, nullptr, 'V'},
+                                   {nullptr, 0, nullptr, 0}};
   std::string readers = "all";
   opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:l:hV", options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:l:hV", options, nullptr)) != -1;) {
     switch (c) {
       case 's':
         socket_path = optarg;

@@ -23,8 +23,9 @@ long env_or(const char* name, long fallback) {
 
 std::chrono::seconds stress_duration() { return std::chrono::seconds(env_or("EPAIR_STRESS_SECONDS", 10)); }
 
-EngineConfig stress_config() {
+EngineConfig stress_config(bool deliver_inline = false) {
   EngineConfig c;
+  c.deliver_inline = deliver_inline;
   c.workers = 2;
   c.queue_depth = 256;
   c.host_id = 99;
@@ -41,8 +42,14 @@ std::shared_ptr<Interface> pick(Engine& engine, std::mt19937& rng) {
   return list[rng() % list.size()];
 }
 
-TEST(StressTest, CreateDestroyRacesWithTrafficAndMoves) {
-  Engine engine(stress_config());
+// Each race runs with deferred delivery (workers only) and with inline
+// delivery (transmitting threads run idle queues themselves).
+class StressTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Delivery, StressTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Inline" : "Deferred"; });
+
+TEST_P(StressTest, CreateDestroyRacesWithTrafficAndMoves) {
+  Engine engine(stress_config(GetParam()));
   ASSERT_TRUE(engine.create_vnet("jail1"));
   ASSERT_TRUE(engine.create_vnet("jail2"));
   const auto deadline = Clock::now() + stress_duration();
@@ -144,8 +151,8 @@ TEST(StressTest, CreateDestroyRacesWithTrafficAndMoves) {
       << "frames leaked: " << engine.pool().config().frames - engine.pool().available();
 }
 
-TEST(StressTest, DestroyRacesWithTrafficOnThePair) {
-  Engine engine(stress_config());
+TEST_P(StressTest, DestroyRacesWithTrafficOnThePair) {
+  Engine engine(stress_config(GetParam()));
   const auto deadline = Clock::now() + stress_duration();
   std::uint64_t rounds = 0;
   std::atomic<std::uint64_t> received{0};
@@ -187,7 +194,7 @@ TEST(StressTest, DestroyRacesWithTrafficOnThePair) {
   EXPECT_GT(rounds, 10u);
 }
 
-TEST(StressTest, NoLostWakeupOverAMillionSingleFrames) {
+TEST(WakeupTest, NoLostWakeupOverAMillionSingleFrames) {
   EngineConfig c = stress_config();
   // A short poll sends the worker to sleep often: the transition where a
   // wakeup can be lost.

@@ -245,3 +245,81 @@ TEST(QueueTest, InvalidConfigurationIsRefused) {
 
 }  // namespace
 }  // namespace epair
+
+namespace epair {
+namespace {
+
+EngineConfig inline_config() {
+  EngineConfig c = config(1);
+  c.deliver_inline = true;
+  return c;
+}
+
+TEST(InlineDeliveryTest, IdleQueueIsRunByTheTransmittingThread) {
+  Engine engine(inline_config());
+  Pair2 p(engine);
+  std::thread::id delivered_on;
+  std::size_t delivered = 0;
+  CallbackEndpoint::attach_to(*p.b, [&](Interface&, std::span<Frame* const> burst) {
+    delivered_on = std::this_thread::get_id();
+    delivered += burst.size();
+    for (Frame* f : burst) f->release();
+  });
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(p.a->transmit(make_frame(engine.pool())));
+  // Delivered before transmit() returned, on this thread.
+  EXPECT_EQ(delivered, 3u);
+  EXPECT_EQ(delivered_on, std::this_thread::get_id());
+  EXPECT_EQ(p.b->counters().ipackets, 3u);
+}
+
+TEST(InlineDeliveryTest, BusyQueueStaysWithItsRunnerAndKeepsOrder) {
+  Engine engine(inline_config());
+  Pair2 p(engine);
+  auto blocker = std::make_shared<BlockingEndpoint>();
+  p.b->attach(blocker);
+  // The first transmit runs the queue and blocks inside input(); frames sent
+  // meanwhile from another thread are queued, not delivered beside it.
+  std::thread first([&] { EXPECT_FALSE(p.a->transmit(make_frame(engine.pool()))); });
+  blocker->wait_entered();
+  for (int i = 0; i < 40; ++i) EXPECT_FALSE(p.a->transmit(make_frame(engine.pool())));
+  EXPECT_EQ(blocker->delivered(), 0u);
+  blocker->release();
+  first.join();
+  ASSERT_TRUE(test::wait_until([&] { return blocker->delivered() == 41; }));
+}
+
+TEST(InlineDeliveryTest, EndpointMayDestroyThePairFromInput) {
+  Engine engine(inline_config());
+  Pair2 p(engine);
+  std::atomic<bool> destroyed{false};
+  CallbackEndpoint::attach_to(*p.b, [&](Interface& ifp, std::span<Frame* const> burst) {
+    for (Frame* f : burst) f->release();
+    destroyed = static_cast<bool>(engine.destroy(ifp.name()));
+  });
+  EXPECT_FALSE(p.a->transmit(make_frame(engine.pool())));
+  EXPECT_TRUE(destroyed);
+  EXPECT_FALSE(engine.find("epair0a"));
+  EXPECT_TRUE(test::wait_until([&] { return engine.pool().available() == engine.pool().config().frames; }));
+}
+
+TEST(InlineDeliveryTest, TransmitFromInputIsQueuedNotNested) {
+  Engine engine(inline_config());
+  Pair2 p(engine);
+  std::atomic<int> depth{0}, deepest{0};
+  std::atomic<std::size_t> at_a{0};
+  CallbackEndpoint::attach_to(*p.b, [&](Interface& ifp, std::span<Frame* const> burst) {
+    deepest = std::max(deepest.load(), ++depth);
+    for (Frame* f : burst) (void)ifp.transmit(f);  // echo back to a
+    --depth;
+  });
+  CallbackEndpoint::attach_to(*p.a, [&](Interface&, std::span<Frame* const> burst) {
+    at_a += burst.size();
+    for (Frame* f : burst) f->release();
+  });
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(p.a->transmit(make_frame(engine.pool())));
+  ASSERT_TRUE(test::wait_until([&] { return at_a.load() == 10; }));
+  EXPECT_EQ(deepest.load(), 1);
+}
+
+}  // namespace
+}  // namespace epair
