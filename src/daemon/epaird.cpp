@@ -128,6 +128,13 @@ int main(int argc, char** argv) {
           usage_error(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
         }
         break;
+      case 'D':
+        if (std::strcmp(optarg, "inline") == 0 || std::strcmp(optarg, "deferred") == 0) {
+          engine.deliver_inline = std::strcmp(optarg, "inline") == 0;
+        } else {
+          usage_error(std::string("invalid --delivery '") + optarg + "' (inline or deferred)");
+        }
+        break;
       case 'l':
         log_level = optarg;
         break;
