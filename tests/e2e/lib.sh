@@ -1,6 +1,7 @@
 # Shared by the end-to-end tests: a private epaird, namespaces unique to the
 # run, and a cleanup that runs however the test ends.
 # Needs: EPAIRD and EPAIRCTL (paths of the binaries), root, /dev/net/tun.
+# EPAIRD_ARGS: more options for epaird (e.g. --delivery deferred).
 set -u
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -38,7 +39,9 @@ new_ns() {
 }
 
 start_daemon() {
-  "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$STATE_DIR" --workers 2 "$@" >>"$WORK/epaird.log" 2>&1 &
+  # shellcheck disable=SC2086 # EPAIRD_ARGS is a list of options
+  "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$STATE_DIR" --workers 2 ${EPAIRD_ARGS:-} "$@" \
+    >>"$WORK/epaird.log" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq 100); do
     [[ -S $EPAIR_SOCKET ]] && "$EPAIRCTL" -C >/dev/null 2>&1 && return 0
