@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -238,6 +239,7 @@ Status Server::run() {
   spdlog::info("listening on {}", config_.socket_path.string());
   sd_notify(0, "READY=1");
 
+  auto next_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckIntervalMs);
   for (;;) {
     epoll_event events[32];
     const int n = ::epoll_wait(epoll_fd_, events, 32, kCheckIntervalMs);
@@ -264,7 +266,11 @@ Status Server::run() {
         controller_.on_events(fd);
       }
     }
-    if (n == 0) controller_.check();
+    // On a timer, not only when idle: a stream of events must not starve it.
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
+      controller_.check();
+      next_check = now + std::chrono::milliseconds(kCheckIntervalMs);
+    }
     watch_event_fds();
   }
 }
