@@ -106,6 +106,23 @@ if id nobody >/dev/null 2>&1; then
   expect_error "permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" "$A" down
   expect_error "epaird: must run as root" setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRD" \
     --socket "$WORK/nobody.sock" --state-dir "$WORK/nobody"
+  # A second daemon that lets the group 'users' change things.
+  chmod 755 "$WORK"
+  "$EPAIRD" --socket "$WORK/group.sock" --state-dir "$WORK/group-state" --group users --readers group \
+    >>"$WORK/epaird.log" 2>&1 &
+  group_daemon=$!
+  wait_for 5 test -S "$WORK/group.sock"
+  [[ $(stat -c '%a %G' "$WORK/group.sock") == "660 users" ]] && ok "socket 0660, group users" \
+    || fail "socket $(stat -c '%a %G' "$WORK/group.sock")"
+  member=(setpriv --reuid=nobody --regid=nogroup --groups="$(getent group users | cut -d: -f3)")
+  created=$("${member[@]}" "$EPAIRCTL" -s "$WORK/group.sock" epair create) && ok "a member of users created $created" \
+    || fail "member refused"
+  "${member[@]}" "$EPAIRCTL" -s "$WORK/group.sock" "$created" destroy && ok "and destroyed it" || fail "member destroy"
+  # With --readers group the socket itself keeps others out.
+  expect_error "cannot reach epaird at $WORK/group.sock: Permission denied" \
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" -s "$WORK/group.sock" -l
+  kill "$group_daemon"
+  wait "$group_daemon"
   names=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$EPAIRCTL" -l) && [[ $names == *"$A"* ]] \
     && ok "a non-root user may read" || fail "non-root read: $names"
 else
