@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <variant>
@@ -57,5 +58,10 @@ class [[nodiscard]] Result {
  private:
   std::variant<T, Status> state_;
 };
+
+/// ENXIO in ifconfig's words, for a name that no (longer) live interface has.
+inline Status no_such_interface(std::string_view name) {
+  return {ENXIO, "interface " + std::string(name) + " does not exist"};
+}
 
 }  // namespace epair

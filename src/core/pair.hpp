@@ -10,11 +10,6 @@
 
 namespace epair {
 
-/// ENXIO in ifconfig's words, for a name that no (longer) live interface has.
-inline Status no_such_interface(std::string_view name) {
-  return {ENXIO, "interface " + std::string(name) + " does not exist"};
-}
-
 struct Pair : std::enable_shared_from_this<Pair> {
   Pair(std::shared_ptr<Dispatcher> dispatcher, int unit, std::string_view prefix, std::size_t queues,
        std::uint32_t queue_depth, bool carrier_follows_peer);

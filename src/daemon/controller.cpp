@@ -48,6 +48,14 @@ json address_json(const os::AddressInfo& a) {
   return j;
 }
 
+// "A/L", as state.json keeps addresses.
+std::vector<std::string> cidrs(const std::vector<os::AddressInfo>& addresses) {
+  std::vector<std::string> result;
+  result.reserve(addresses.size());
+  for (const auto& a : addresses) result.push_back(a.local + "/" + std::to_string(a.prefix_length));
+  return result;
+}
+
 json counters_json(const InterfaceCounters& c) {
   return {{"ipackets", c.ipackets}, {"ierrors", c.ierrors}, {"opackets", c.opackets}, {"oerrors", c.oerrors},
           {"ibytes", c.ibytes},     {"obytes", c.obytes},   {"imcasts", c.imcasts},   {"omcasts", c.omcasts},
@@ -117,10 +125,7 @@ Controller::Controller(ControllerConfig config)
 Controller::~Controller() {
   // Ends stop before the engine goes; their TAP devices stay for the next
   // daemon to adopt.
-  for (auto& [name, end] : ends_) {
-    end.carrier.reset();
-    end.tap->stop();
-  }
+  for (auto& [name, end] : ends_) stop_end(end);
   ends_.clear();
   engine_.reset();
 }
@@ -197,6 +202,11 @@ Status Controller::start_end(End& end, os::TapDevice device) {
   return {};
 }
 
+void Controller::stop_end(End& end) {
+  end.carrier.reset();
+  end.tap->stop();
+}
+
 void Controller::follow_carrier(End& end) {
   std::weak_ptr<os::TapEndpoint> weak = end.tap;
   auto update = [weak](const Interface& ifp) {
@@ -212,17 +222,16 @@ void Controller::follow_carrier(End& end) {
   update(*end.ifp);
 }
 
-Result<std::string> Controller::create_pair(int unit) {
-  const std::string name = "epair" + std::to_string(unit);
+Result<std::string> Controller::create_pair(std::string_view name) {
   auto created = engine_->create(name);
   if (!created) return created;
-  const std::string names[2] = {name + "a", name + "b"};
+  const std::string names[2] = {*created, other_end(*created)};
   std::optional<os::TapDevice> devices[2];
   for (int i = 0; i < 2; ++i) {
     auto device = os::TapDevice::create(names[i]);
     if (!device) {
       if (devices[0]) (void)devices[0]->set_persistent(false);
-      (void)engine_->destroy(name);
+      (void)engine_->destroy(names[0]);
       return device.status();
     }
     devices[i] = std::move(*device);
@@ -234,7 +243,7 @@ Result<std::string> Controller::create_pair(int unit) {
     if (Status s = host.control->set_mac(names[i], end.ifp->mac()); !s) spdlog::warn("{}", s.message());
     if (Status s = start_end(end, std::move(*devices[i])); !s) spdlog::error("{}", s.message());
   }
-  spdlog::info("created {} ({} and {})", name, names[0], names[1]);
+  spdlog::info("created {} ({} and {})", pair_name(*ends_[names[0]].ifp), names[0], names[1]);
   return names[0];
 }
 
@@ -245,30 +254,21 @@ Result<std::string> Controller::create(std::string_view name) {
     for (int unit = 0; unit <= kMaxUnit; ++unit) {
       const std::string base = "epair" + std::to_string(unit);
       if (engine_->find(base + "a") || engine_->find(base + "b") || find(base + "a") || find(base + "b")) continue;
-      created = create_pair(unit);
+      created = create_pair(base);
       if (created || created.status().value() != EEXIST) break;
     }
   } else {
-    // The engine judges the name; the unit is only parsed when it is valid.
-    int unit = -1;
-    const std::string_view digits = name.size() > 5 ? name.substr(5) : std::string_view{};
-    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), unit);
-    if (name.starts_with("epair") && error == std::errc{} && end == digits.data() + digits.size() &&
-        (digits.size() == 1 || digits[0] != '0') && unit >= 0 && unit <= kMaxUnit) {
-      created = create_pair(unit);
-    } else {
-      created = engine_->create(name);  // the engine's own error for the name
-    }
+    created = create_pair(name);  // the engine judges the name
   }
   if (created) save();
   return created;
 }
 
 Status Controller::configure(std::string_view name, const std::vector<Action>& actions) {
-  if (find(name) == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+  if (find(name) == nullptr) return no_such_interface(name);
   for (const Action& action : actions) {
     End* end = find(name);
-    if (end == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+    if (end == nullptr) return no_such_interface(name);
     if (action.verb == "destroy") return destroy(name);
     Status s = apply(*end, action);
     save();
@@ -382,26 +382,23 @@ Status Controller::reclaim_end(End& end, std::string_view from) {
 }
 
 Status Controller::destroy(std::string_view name) {
-  if (find(name) == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
-  teardown(std::string(name), "destroyed", true);
+  if (find(name) == nullptr) return no_such_interface(name);
+  teardown(std::string(name), "destroyed");
   return {};
 }
 
-void Controller::teardown(const std::string& ifname, const std::string& reason, bool delete_devices) {
+void Controller::teardown(const std::string& ifname, const std::string& reason) {
   End* end = find(ifname);
   if (end == nullptr) return;
   const std::string pair = pair_name(*end->ifp);
   const std::string vnet = end->ifp->vnet_name();
   const std::string names[2] = {ifname, other_end(ifname)};
   for (const std::string& n : names) {
-    if (End* e = find(n)) {
-      e->carrier.reset();
-      e->tap->stop();
-    }
+    if (End* e = find(n)) stop_end(*e);
   }
   if (Status s = engine_->destroy(ifname, vnet); !s) spdlog::warn("{}", s.message());
   for (const std::string& n : names) {
-    if (End* e = find(n); e != nullptr && delete_devices) {
+    if (End* e = find(n)) {
       // A TAP that is not persistent is deleted when its descriptor closes.
       if (Status s = e->tap->device().set_persistent(false); !s) spdlog::warn("{}", s.message());
     }
@@ -422,20 +419,21 @@ std::vector<std::string> Controller::list() const {
   return names;
 }
 
-void Controller::refresh_addresses(End& end) {
+std::optional<os::LinkInfo> Controller::refresh_addresses(End& end) {
   auto ns = netns(end.ifp->vnet_name());
-  if (!ns) return;
+  if (!ns) return std::nullopt;
   auto link = (*ns)->control->link(end.ifp->name());
-  if (!link) return;
+  if (!link) return std::nullopt;
   auto addresses = (*ns)->control->addresses(link->index);
   if (addresses) end.addresses = std::move(*addresses);
+  return std::move(*link);
 }
 
 Result<json> Controller::show(std::string_view name) {
   End* end = find(name);
-  if (end == nullptr) return Status{ENXIO, "interface " + std::string(name) + " does not exist"};
+  if (end == nullptr) return no_such_interface(name);
   Interface& ifp = *end->ifp;
-  refresh_addresses(*end);
+  const std::optional<os::LinkInfo> link = refresh_addresses(*end);
   json j;
   j["name"] = ifp.name();
   j["unit"] = ifp.unit();
@@ -471,12 +469,7 @@ Result<json> Controller::show(std::string_view name) {
   }
   j["inet"] = inet;
   j["inet6"] = inet6;
-  auto ns = netns(ifp.vnet_name());
-  if (ns) {
-    if (auto link = (*ns)->control->link(ifp.name()); link) {
-      j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
-    }
-  }
+  if (link) j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
   lines.push_back("\tvnet: " + ifp.vnet_name());
   j["ifconfig"] = format_ifconfig(ifp, lines);
   j["counters_text"] = format_counters(ifp.counters());
@@ -536,18 +529,14 @@ void Controller::resync(const std::string& vnet) {
     if (link->alias != ifp.description()) {
       if (Status s = ifp.set_description(link->alias); s) changed = true;
     }
-    std::vector<std::string> before;
-    for (const auto& a : end.addresses) before.push_back(a.local + "/" + std::to_string(a.prefix_length));
     if (auto addresses = (*ns)->control->addresses(link->index); addresses) {
-      std::vector<std::string> after;
-      for (const auto& a : *addresses) after.push_back(a.local + "/" + std::to_string(a.prefix_length));
-      if (after != before) changed = true;
+      if (cidrs(*addresses) != cidrs(end.addresses)) changed = true;
       end.addresses = std::move(*addresses);
     }
   }
   for (const std::string& name : gone) {
     spdlog::error("{}: device deleted in {} behind epaird's back", name, vnet);
-    teardown(name, "its device " + name + " was deleted", true);
+    teardown(name, "its device " + name + " was deleted");
   }
   if (changed) save();
 }
@@ -572,7 +561,7 @@ void Controller::check() {
   for (const auto& [name, reason] : gone) {
     if (find(name) == nullptr) continue;
     spdlog::error("{}: device gone ({})", name, reason);
-    teardown(name, "its device " + name + " went away", true);
+    teardown(name, "its device " + name + " went away");
   }
   std::vector<std::string> removed;
   for (const auto& [vnet, ns] : netns_) {
@@ -586,7 +575,7 @@ void Controller::check() {
       if (end.ifp->vnet_name() == vnet) victims.push_back(name);
     }
     spdlog::error("namespace {} was removed; destroying the pairs with an end there", vnet);
-    for (const std::string& name : victims) teardown(name, "namespace " + vnet + " was removed", true);
+    for (const std::string& name : victims) teardown(name, "namespace " + vnet + " was removed");
     release_unused_netns();
   }
 }
@@ -603,11 +592,7 @@ void Controller::save() const {
       e["netns_dev"] = it->second.id.dev;
       e["netns_ino"] = it->second.id.ino;
     }
-    json addresses = json::array();
-    for (const auto& a : end.addresses) {
-      addresses.push_back(a.local + "/" + std::to_string(a.prefix_length));
-    }
-    e["addresses"] = addresses;
+    e["addresses"] = cidrs(end.addresses);
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -690,8 +675,7 @@ void Controller::restore() {
       spdlog::error("cannot re-adopt {}: {}; destroying it", name, problem);
       for (const std::string& side : {name + "a", name + "b"}) {
         if (End* end = find(side)) {
-          end->carrier.reset();
-          end->tap->stop();
+          stop_end(*end);
           (void)end->tap->device().set_persistent(false);
           ends_.erase(side);
         }

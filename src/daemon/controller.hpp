@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,11 +95,13 @@ class Controller {
   Status reclaim_end(End& end, std::string_view from);
   Status add_address(End& end, int family, const std::string& cidr);
   Status start_end(End& end, os::TapDevice device);
+  void stop_end(End& end);
   void follow_carrier(End& end);
-  Result<std::string> create_pair(int unit);
-  void teardown(const std::string& ifname, const std::string& reason, bool delete_devices);
+  Result<std::string> create_pair(std::string_view name);
+  void teardown(const std::string& ifname, const std::string& reason);
   void resync(const std::string& vnet);
-  void refresh_addresses(End& end);
+  // Reads the end's link and addresses in its namespace; the link, if read.
+  std::optional<os::LinkInfo> refresh_addresses(End& end);
   void save() const;
   End* find(std::string_view name);
 

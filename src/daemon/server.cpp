@@ -114,7 +114,7 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
   const json& name_value = request.value("name", json());
   if (!name_value.is_null() && !name_value.is_string()) return error_response({EPROTO, "\"name\" must be a string"});
   const std::string name = name_value.is_string() ? name_value.get<std::string>() : "";
-  if ((op == "create" || op == "configure" || op == "destroy") && name.empty()) {
+  if (kWriteOps.contains(op) && name.empty()) {
     return error_response({EPROTO, "op " + op + " needs a \"name\""});
   }
 

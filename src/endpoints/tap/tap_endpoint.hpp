@@ -4,7 +4,6 @@
 // and segmentation offload both ways, so a 64 KB TCP segment crosses whole.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,9 +57,11 @@ class TapEndpoint final : public Endpoint {
   TapEndpoint(const TapEndpoint&) = delete;
   TapEndpoint& operator=(const TapEndpoint&) = delete;
 
-  /// Starts the reader thread and attaches to the interface.
+  /// Starts the reader thread; the owner attaches the endpoint to the
+  /// interface (Interface::attach()) for the other direction.
   Status start(GoneHandler on_gone);
-  /// Detaches and joins the reader. Must not be called from on_gone.
+  /// Joins the reader; frames still reach input() until the interface is
+  /// destroyed or detached. Must not be called from on_gone.
   void stop();
 
   TapDevice& device() { return device_; }
