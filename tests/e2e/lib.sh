@@ -72,6 +72,9 @@ wait_for() {
   done
 }
 
+# Waits up to 5 seconds for epaird to list no interface.
+wait_no_interfaces() { wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]"; }
+
 # A counter of an interface from `epairctl --json`.
 counter() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['counters']['$2'])"; }
 field() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['$2'])"; }

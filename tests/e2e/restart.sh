@@ -42,7 +42,7 @@ ctl "$E" destroy
 log "a device deleted behind the daemon's back"
 ip -n "$NS_B" link del "$B"
 wait_for 5 bash -c "! ip -n '$NS_A' link show '$A'" && ok "the other end went with it" || fail "$A leaked"
-wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "pair torn down" || fail "still listed: $(ctl -l)"
+wait_no_interfaces && ok "pair torn down" || fail "still listed: $(ctl -l)"
 grep -q "device" "$WORK/epaird.log" && ok "reported in the log" || fail "not reported"
 
 log "a namespace removed behind the daemon's back"
@@ -51,7 +51,7 @@ new_ns NS_C c
 ctl "$C" vnet "$NS_C" up
 ip netns del "$NS_C"
 wait_for 5 bash -c "! ip link show '${C%a}b'" && ok "the host end went too" || fail "${C%a}b leaked"
-wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "pair torn down" || fail "still listed: $(ctl -l)"
+wait_no_interfaces && ok "pair torn down" || fail "still listed: $(ctl -l)"
 grep -q "namespace $NS_C was removed" "$WORK/epaird.log" && ok "reported in the log" || fail "not reported"
 
 log "a pair whose namespace vanished while the daemon was down"
@@ -61,7 +61,7 @@ ctl "$D" vnet "$NS_D"
 stop_daemon KILL
 ip netns del "$NS_D"
 start_daemon
-wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]" && ok "not re-adopted" || fail "listed: $(ctl -l)"
+wait_no_interfaces && ok "not re-adopted" || fail "listed: $(ctl -l)"
 ip link show "${D%a}b" >/dev/null 2>&1 && fail "${D%a}b leaked" || ok "its host end was deleted"
 grep -q "cannot re-adopt ${D%a}" "$WORK/epaird.log" && ok "reported" || fail "not reported"
 finish
