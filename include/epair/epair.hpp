@@ -2,6 +2,7 @@
 #pragma once
 
 #include "epair/callback_endpoint.hpp"
+#include "epair/capture.hpp"
 #include "epair/engine.hpp"
 #include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"

@@ -229,6 +229,10 @@ class Interface {
   /// Shows every frame to tap: outgoing ones at step 3 of the transmit path
   /// (before the peer checks), incoming ones before the endpoint sees them.
   /// Runs on the transmitting thread or the worker; must not keep the frame.
+  /// The data path reads the list of taps without a lock: a thread that
+  /// took the list just before the Subscription was reset may still call
+  /// tap once after, so what tap uses must be owned by it (a shared_ptr
+  /// captured by value), not borrowed.
   Subscription add_tap(Tap tap);
 
  private:
@@ -261,13 +265,17 @@ class Interface {
   };
   struct TapEntry {
     std::uint64_t id;
-    std::shared_ptr<Tap> tap;
+    std::shared_ptr<const Tap> tap;
   };
+  using TapList = std::vector<std::shared_ptr<const Tap>>;
 
   Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth);
 
   void notify(InterfaceEvent event);
-  void show_to_taps(const Frame& frame, TapDirection direction);
+  // The taps to show frames to, or null; one atomic load, no lock.
+  std::shared_ptr<const TapList> current_taps() const;
+  void show_to_taps(const TapList& taps, const Frame& frame, TapDirection direction) const;
+  void publish_taps_locked();
   void input_burst(std::span<Frame* const> burst, Endpoint* endpoint);
   void scrub_for_peer(Frame& frame, Interface& peer) const;
   ReceiveQueue& queue_for(const Frame& frame);
@@ -307,6 +315,12 @@ class Interface {
   std::shared_ptr<Endpoint> endpoint_;
   std::vector<ObserverEntry> observers_;
   std::vector<TapEntry> taps_;
+  // What the data path reads of taps_: replaced whole on every change, so a
+  // transmitter takes a reference to a consistent list without mutex_. The
+  // spin lock covers only the copy or the swap of the pointer (libstdc++'s
+  // std::atomic<std::shared_ptr> does the same, hidden from TSan).
+  mutable std::atomic_flag tap_list_lock_;
+  std::shared_ptr<const TapList> tap_list_;
   std::uint64_t next_subscription_id_ = 1;
 };
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "cpu_relax.hpp"
 #include "epair/interface.hpp"
 #include "pair.hpp"
 
@@ -13,14 +14,6 @@ namespace epair {
 namespace {
 
 thread_local bool tls_on_worker = false;
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 void backoff(unsigned attempt) {
   if (attempt < 64) {

@@ -268,7 +268,7 @@ void Engine::deliver(Events& events) {
       std::lock_guard lock(ifp->mutex_);
       ifp->observers_.clear();
       ifp->taps_.clear();
-      ifp->tap_count_.store(0, std::memory_order_relaxed);
+      ifp->publish_taps_locked();
     }
   }
   events.clear();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cpu_relax.hpp"
 #include "dispatcher.hpp"
 #include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
@@ -89,7 +90,7 @@ std::error_code Interface::transmit(Frame* frame) {
     frame->release();
     return error;
   }
-  if (tap_count_.load(std::memory_order_relaxed) != 0) show_to_taps(*frame, TapDirection::kOut);
+  if (auto taps = current_taps()) show_to_taps(*taps, *frame, TapDirection::kOut);
 
   Interface& peer = *peer_;
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
@@ -123,7 +124,7 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
   Interface& peer = *peer_;
   const std::uint32_t flags = flags_.load(std::memory_order_acquire);
   const bool peer_ready = (peer.flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
-  const bool taps = tap_count_.load(std::memory_order_relaxed) != 0;
+  const std::shared_ptr<const TapList> taps = current_taps();
 
   Frame* ready[kChunk];
   std::uint32_t sizes[kChunk];
@@ -141,7 +142,7 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
         frame->release();
         continue;
       }
-      if (taps) show_to_taps(*frame, TapDirection::kOut);
+      if (taps) show_to_taps(*taps, *frame, TapDirection::kOut);
       ++accepted;
       if (!peer_ready) {
         ++oerrors;
@@ -196,11 +197,11 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
 // Step 8, on the worker: what ether_input would count, then the stack.
 void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
   std::uint64_t bytes = 0, mcasts = 0;
-  const bool taps = tap_count_.load(std::memory_order_relaxed) != 0;
+  const std::shared_ptr<const TapList> taps = current_taps();
   for (Frame* frame : burst) {
     bytes += frame->size();
     mcasts += (frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0;
-    if (taps) show_to_taps(*frame, TapDirection::kIn);
+    if (taps) show_to_taps(*taps, *frame, TapDirection::kIn);
   }
   rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
   if (mcasts != 0) rx_.imcasts.fetch_add(mcasts, std::memory_order_relaxed);
@@ -212,13 +213,16 @@ void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
   if (!burst.empty()) burst[0]->pool().free_bulk(burst.data(), static_cast<std::uint32_t>(burst.size()));
 }
 
-void Interface::show_to_taps(const Frame& frame, TapDirection direction) {
-  std::vector<std::shared_ptr<Tap>> taps;
-  {
-    std::lock_guard lock(mutex_);
-    taps.reserve(taps_.size());
-    for (const auto& entry : taps_) taps.push_back(entry.tap);
-  }
+std::shared_ptr<const Interface::TapList> Interface::current_taps() const {
+  // The count keeps the common case (no tap) to one relaxed load.
+  if (tap_count_.load(std::memory_order_relaxed) == 0) return nullptr;
+  while (tap_list_lock_.test_and_set(std::memory_order_acquire)) cpu_relax();
+  std::shared_ptr<const TapList> taps = tap_list_;
+  tap_list_lock_.clear(std::memory_order_release);
+  return taps;
+}
+
+void Interface::show_to_taps(const TapList& taps, const Frame& frame, TapDirection direction) const {
   for (const auto& tap : taps) (*tap)(*this, frame, direction);
 }
 
@@ -469,16 +473,29 @@ Subscription Interface::subscribe(Observer observer) {
 Subscription Interface::add_tap(Tap tap) {
   std::lock_guard lock(mutex_);
   const std::uint64_t id = next_subscription_id_++;
-  taps_.push_back({id, std::make_shared<Tap>(std::move(tap))});
-  tap_count_.store(taps_.size(), std::memory_order_relaxed);
+  taps_.push_back({id, std::make_shared<const Tap>(std::move(tap))});
+  publish_taps_locked();
   std::weak_ptr<Pair> weak = pair_.weak_from_this();
   return Subscription([weak, this, id] {
     if (auto pair = weak.lock()) {
       std::lock_guard guard(mutex_);
       std::erase_if(taps_, [id](const TapEntry& e) { return e.id == id; });
-      tap_count_.store(taps_.size(), std::memory_order_relaxed);
+      publish_taps_locked();
     }
   });
+}
+
+void Interface::publish_taps_locked() {
+  std::shared_ptr<const TapList> list;
+  if (!taps_.empty()) {
+    auto fresh = std::make_shared<TapList>();
+    for (const auto& entry : taps_) fresh->push_back(entry.tap);
+    list = std::move(fresh);
+  }
+  while (tap_list_lock_.test_and_set(std::memory_order_acquire)) cpu_relax();
+  tap_list_.swap(list);
+  tap_list_lock_.clear(std::memory_order_release);
+  tap_count_.store(taps_.size(), std::memory_order_relaxed);
 }
 
 Subscription& Subscription::operator=(Subscription&& other) noexcept {

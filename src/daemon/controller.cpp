@@ -120,6 +120,10 @@ Controller::Controller(ControllerConfig config)
       engine_(std::make_unique<Engine>(continued(config_.engine, saved_))) {
   auto host = netns(std::string(kHostVnet));
   if (!host) throw std::runtime_error(host.status().message());
+  if (config_.busy_poll.count() > 0) {
+    poller_ = std::make_unique<os::TapPoller>(config_.busy_poll);
+    if (Status s = poller_->start(); !s) throw std::runtime_error(s.message());
+  }
 }
 
 Controller::~Controller() {
@@ -127,6 +131,7 @@ Controller::~Controller() {
   // daemon to adopt.
   for (auto& [name, end] : ends_) stop_end(end);
   ends_.clear();
+  poller_.reset();
   engine_.reset();
 }
 
@@ -194,7 +199,9 @@ void Controller::release_unused_netns() {
 Status Controller::start_end(End& end, os::TapDevice device) {
   const std::string name = end.ifp->name();
   end.tap = std::make_shared<os::TapEndpoint>(end.ifp, std::move(device), engine_->pool());
-  if (Status s = end.tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); }); !s) {
+  if (Status s =
+          end.tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); }, poller_.get());
+      !s) {
     return s;
   }
   end.ifp->attach(end.tap);

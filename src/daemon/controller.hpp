@@ -4,6 +4,7 @@
 // report_device_gone(), which reader threads call.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -36,6 +37,9 @@ Result<std::vector<Action>> parse_actions(const json& actions);
 struct ControllerConfig {
   EngineConfig engine;
   std::filesystem::path state_file;
+  /// Zero: a reader thread per TAP end. Otherwise one TapPoller reads all
+  /// ends and spins this long after the last frame before it sleeps.
+  std::chrono::microseconds busy_poll{0};
 };
 
 class Controller {
@@ -108,6 +112,7 @@ class Controller {
   ControllerConfig config_;
   json saved_;  // the state file as found at start, for restore()
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<os::TapPoller> poller_;
   std::map<std::string, Netns, std::less<>> netns_;
   std::map<std::string, End, std::less<>> ends_;
   int wake_fd_ = -1;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -35,6 +36,10 @@ options:
   -m, --mac-mode MODE     legacy (default) or stable addresses for new pairs
   -D, --delivery MODE     inline (default): a TAP reader delivers into an idle
                           peer itself; deferred: always through a worker
+  -b, --busy-poll USEC    one thread reads every TAP end and spins USEC
+                          microseconds after the last frame before it sleeps:
+                          lower latency for a CPU kept busy (default 0: a
+                          sleeping reader thread per end)
   -l, --log-level LEVEL   trace, debug, info (default), warn, error
   -h, --help              this text
   -V, --version           the version
@@ -71,23 +76,19 @@ int main(int argc, char** argv) {
   engine.pool.headroom = 128;
   engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
   std::string log_level = "info";
+  std::chrono::microseconds busy_poll{0};
 
-  static const option options[] = {{"socket", required_argument, nullptr, 's'},
-                                   {"state-dir", required_argument, nullptr, 'd'},
-                                   {"group", required_argument, nullptr, 'g'},
-                                   {"readers", required_argument, nullptr, 'r'},
-                                   {"workers", required_argument, nullptr, 'w'},
-                                   {"queue-depth", required_argument, nullptr, 'q'},
-                                   {"frames", required_argument, nullptr, 'f'},
-                                   {"mac-mode", required_argument, nullptr, 'm'},
-                                   {"delivery", required_argument, nullptr, 'D'},
-                                   {"log-level", required_argument, nullptr, 'l'},
-                                   {"help", no_argument, nullptr, 'h'},
-                                   {"version", no_argument, nullptr, 'V'},
-                                   {nullptr, 0, nullptr, 0}};
+  static const option options[] = {
+      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
+      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
+      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
+      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
+      {"delivery", required_argument, nullptr, 'D'},  {"busy-poll", required_argument, nullptr, 'b'},
+      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
   std::string readers = "all";
   opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:l:hV", options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:l:hV", options, nullptr)) != -1;) {
     switch (c) {
       case 's':
         socket_path = optarg;
@@ -135,6 +136,14 @@ int main(int argc, char** argv) {
           usage_error(std::string("invalid --delivery '") + optarg + "' (inline or deferred)");
         }
         break;
+      case 'b': {
+        std::uint32_t usec = 0;
+        if (!parse_u32(optarg, usec) || usec > 10'000'000) {
+          usage_error(std::string("invalid --busy-poll '") + optarg + "' (microseconds, at most 10000000)");
+        }
+        busy_poll = std::chrono::microseconds(usec);
+        break;
+      }
       case 'l':
         log_level = optarg;
         break;
@@ -176,7 +185,7 @@ int main(int argc, char** argv) {
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) fail("another epaird uses " + state_dir.string());
 
   try {
-    daemon::Controller controller({engine, state_dir / "state.json"});
+    daemon::Controller controller({engine, state_dir / "state.json", busy_poll});
     daemon::Server server(controller, {socket_path, policy});
     if (Status s = server.listen(); !s) fail(s.message());
     controller.restore();

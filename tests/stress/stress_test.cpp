@@ -194,6 +194,54 @@ TEST_P(StressTest, DestroyRacesWithTrafficOnThePair) {
   EXPECT_GT(rounds, 10u);
 }
 
+// Taps are added and removed while both directions carry traffic: the data
+// path reads the list without a lock, so a tap may run once after its
+// removal but never on freed state.
+TEST_P(StressTest, TapsComeAndGoWhileFramesFlow) {
+  Engine engine(stress_config(GetParam()));
+  test::UpPair pair(engine);
+  auto sink = [](Interface&, std::span<Frame* const> burst) {
+    for (Frame* f : burst) f->release();
+  };
+  CallbackEndpoint::attach_to(*pair.a, sink);
+  CallbackEndpoint::attach_to(*pair.b, sink);
+  std::atomic<bool> stop{false};
+  auto send = [&](Interface& ifp) {
+    while (!stop.load()) {
+      Frame* burst[8];
+      std::uint32_t n = 0;
+      while (n < 8 && (burst[n] = make_frame(engine.pool())) != nullptr) ++n;
+      if (n == 0) std::this_thread::yield();
+      ifp.transmit_burst({burst, n});
+    }
+  };
+  std::thread to_b([&] { send(*pair.a); });
+  std::thread to_a([&] { send(*pair.b); });
+  const auto deadline = Clock::now() + stress_duration() / 2;
+  std::uint64_t rounds = 0, seen = 0;
+  while (Clock::now() < deadline) {
+    auto count = std::make_shared<std::atomic<std::uint64_t>>(0);
+    std::vector<Subscription> taps;
+    for (int i = 0; i < 4; ++i) {
+      taps.push_back(
+          (i % 2 == 0 ? pair.a : pair.b)->add_tap([count](const Interface&, const Frame& frame, TapDirection) {
+            if (frame.size() != 0) count->fetch_add(1, std::memory_order_relaxed);
+          }));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100 + rounds % 5 * 100));
+    taps.clear();
+    seen += count->load();
+    ++rounds;
+  }
+  stop = true;
+  to_b.join();
+  to_a.join();
+  std::printf("tap rounds %llu, frames tapped %llu\n", (unsigned long long)rounds, (unsigned long long)seen);
+  EXPECT_GT(rounds, 10u);
+  EXPECT_GT(seen, 0u);
+  EXPECT_TRUE(test::wait_until([&] { return engine.pool().available() == engine.pool().config().frames; }));
+}
+
 TEST(WakeupTest, NoLostWakeupOverAMillionSingleFrames) {
   EngineConfig c = stress_config();
   // A short poll sends the worker to sleep often: the transition where a

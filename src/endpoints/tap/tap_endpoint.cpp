@@ -4,10 +4,12 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "epair/ethernet.hpp"
@@ -143,16 +145,21 @@ TapEndpoint::TapEndpoint(std::shared_ptr<Interface> ifp, TapDevice device, Frame
 
 TapEndpoint::~TapEndpoint() { stop(); }
 
-Status TapEndpoint::start(GoneHandler on_gone) {
+Status TapEndpoint::start(GoneHandler on_gone, TapPoller* poller) {
+  on_gone_ = std::move(on_gone);
+  if (poller != nullptr) {
+    poller_ = poller;
+    return poller->add(*this);
+  }
   stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_event_) return errno_status(device_.name(), "eventfd");
-  on_gone_ = std::move(on_gone);
   reader_ = std::thread([this] { read_loop(); });
   return {};
 }
 
 void TapEndpoint::stop() {
   std::call_once(stopped_, [this] {
+    if (poller_ != nullptr) poller_->remove(*this);
     if (stop_event_) {
       const std::uint64_t one = 1;
       [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof one);
@@ -163,46 +170,172 @@ void TapEndpoint::stop() {
 
 void TapEndpoint::read_loop() {
   pollfd fds[2] = {{device_.fd(), POLLIN, 0}, {stop_event_.get(), POLLIN, 0}};
-  Frame* batch[kReadBurst];
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if ((fds[1].revents & POLLIN) != 0) return;
-    std::uint32_t count = 0;
-    std::string gone;
-    while (count < kReadBurst) {
-      Frame* frame = pool_.alloc();
-      if (frame == nullptr) {
-        // Out of frames: the packet is read and dropped so the TAP drains.
-        std::uint8_t scratch[kVnetHeaderSize];
-        iovec iov = {scratch, sizeof scratch};
-        if (::readv(device_.fd(), &iov, 1) < 0) break;
-        continue;
-      }
-      virtio_net_hdr hdr{};
-      iovec iov[2] = {{&hdr, sizeof hdr}, {frame->data(), frame->capacity() - frame->headroom()}};
-      const ssize_t n = ::readv(device_.fd(), iov, 2);
-      if (n < kVnetHeaderSize) {
-        const int error = n < 0 ? errno : EIO;
-        frame->release();
-        if (error == EAGAIN || error == EINTR) break;
-        gone = std::strerror(error);
-        break;
-      }
-      if (!frame->resize(static_cast<std::uint32_t>(n - kVnetHeaderSize))) {
-        frame->release();
-        continue;
-      }
-      meta_from_header(hdr, frame->meta);
-      batch[count++] = frame;
-    }
-    if (count != 0) ifp_->transmit_burst({batch, count});
-    if (!gone.empty() || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
-      if (on_gone_) on_gone_(gone.empty() ? "device error" : gone);
+    if (read_burst() == ReadResult::kGone) return;
+    if ((fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+      if (on_gone_) on_gone_("device error");
       return;
     }
+  }
+}
+
+TapEndpoint::ReadResult TapEndpoint::read_burst() {
+  Frame* batch[kReadBurst];
+  std::uint32_t count = 0;
+  bool read = false;
+  std::string gone;
+  while (count < kReadBurst) {
+    Frame* frame = pool_.alloc();
+    if (frame == nullptr) {
+      // Out of frames: the packet is read and dropped so the TAP drains.
+      std::uint8_t scratch[kVnetHeaderSize];
+      iovec iov = {scratch, sizeof scratch};
+      if (::readv(device_.fd(), &iov, 1) < 0) break;
+      read = true;
+      continue;
+    }
+    virtio_net_hdr hdr{};
+    iovec iov[2] = {{&hdr, sizeof hdr}, {frame->data(), frame->capacity() - frame->headroom()}};
+    const ssize_t n = ::readv(device_.fd(), iov, 2);
+    if (n < kVnetHeaderSize) {
+      const int error = n < 0 ? errno : EIO;
+      frame->release();
+      if (error == EAGAIN || error == EINTR) break;
+      gone = std::strerror(error);
+      break;
+    }
+    read = true;
+    if (!frame->resize(static_cast<std::uint32_t>(n - kVnetHeaderSize))) {
+      frame->release();
+      continue;
+    }
+    meta_from_header(hdr, frame->meta);
+    batch[count++] = frame;
+  }
+  if (count != 0) ifp_->transmit_burst({batch, count});
+  if (!gone.empty()) {
+    if (on_gone_) on_gone_(gone);
+    return ReadResult::kGone;
+  }
+  return read ? ReadResult::kRead : ReadResult::kEmpty;
+}
+
+TapPoller::TapPoller(std::chrono::microseconds spin) : spin_(spin) {}
+
+TapPoller::~TapPoller() { stop(); }
+
+Status TapPoller::start() {
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) return errno_status("TAP poller", "epoll_create1");
+  wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_) return errno_status("TAP poller", "eventfd");
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = nullptr;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) < 0) {
+    return errno_status("TAP poller", "epoll_ctl");
+  }
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void TapPoller::stop() {
+  std::call_once(stopped_, [this] {
+    stopping_.store(true, std::memory_order_relaxed);
+    if (wake_) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+    }
+    if (thread_.joinable()) thread_.join();
+  });
+}
+
+Status TapPoller::add(TapEndpoint& end) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = &end;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, end.device_.fd(), &event) < 0) {
+    return errno_status(end.device_.name(), "epoll_ctl");
+  }
+  waiting_.fetch_add(1, std::memory_order_acq_rel);
+  std::lock_guard lock(mutex_);
+  waiting_.fetch_sub(1, std::memory_order_acq_rel);
+  ends_.push_back(&end);
+  return {};
+}
+
+void TapPoller::remove(TapEndpoint& end) {
+  waiting_.fetch_add(1, std::memory_order_acq_rel);
+  std::lock_guard lock(mutex_);
+  waiting_.fetch_sub(1, std::memory_order_acq_rel);
+  forget(end);
+}
+
+void TapPoller::forget(TapEndpoint& end) {
+  auto it = std::find(ends_.begin(), ends_.end(), &end);
+  if (it == ends_.end()) return;
+  ends_.erase(it);
+  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, end.device_.fd(), nullptr);
+}
+
+bool TapPoller::pass() {
+  bool busy = false;
+  for (std::size_t i = 0; i < ends_.size();) {
+    TapEndpoint& end = *ends_[i];
+    switch (end.read_burst()) {
+      case TapEndpoint::ReadResult::kRead:
+        busy = true;
+        ++i;
+        break;
+      case TapEndpoint::ReadResult::kEmpty:
+        ++i;
+        break;
+      case TapEndpoint::ReadResult::kGone:
+        forget(end);
+        break;
+    }
+  }
+  return busy;
+}
+
+void TapPoller::run() {
+  using Clock = std::chrono::steady_clock;
+  auto last_frame = Clock::now();
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    while (waiting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    bool busy;
+    {
+      std::lock_guard lock(mutex_);
+      busy = pass();
+    }
+    const auto now = Clock::now();
+    if (busy) {
+      last_frame = now;
+      continue;
+    }
+    if (now - last_frame < spin_) continue;
+    epoll_event events[16];
+    const int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    if (n < 0 && errno != EINTR) return;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr || (events[i].events & (EPOLLERR | EPOLLHUP)) == 0) continue;
+      // A device in error reads as empty forever; only epoll tells. The
+      // event may be older than the end's removal, so the end is looked up
+      // and its device asked again.
+      auto* end = static_cast<TapEndpoint*>(events[i].data.ptr);
+      std::lock_guard lock(mutex_);
+      if (std::find(ends_.begin(), ends_.end(), end) == ends_.end()) continue;
+      pollfd check = {end->device_.fd(), POLLIN, 0};
+      if (::poll(&check, 1, 0) < 0 || (check.revents & (POLLERR | POLLHUP | POLLNVAL)) == 0) continue;
+      if (end->on_gone_) end->on_gone_("device error");
+      forget(*end);
+    }
+    last_frame = Clock::now();
   }
 }
 

@@ -4,12 +4,15 @@
 // and segmentation offload both ways, so a 64 KB TCP segment crosses whole.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "epair/interface.hpp"
 #include "epair/status.hpp"
@@ -43,12 +46,15 @@ class TapDevice {
   std::string name_;
 };
 
-/// Connects a TapDevice to an Interface. One reader thread per end moves
-/// frames from the TAP to the engine; the engine's workers write frames
-/// into the TAP in Endpoint::input().
+class TapPoller;
+
+/// Connects a TapDevice to an Interface. A reader moves frames from the TAP
+/// to the engine: a thread of the end's own, or a TapPoller shared by all
+/// ends. The engine's workers write frames into the TAP in
+/// Endpoint::input().
 class TapEndpoint final : public Endpoint {
  public:
-  /// Called once, on the reader thread, when the TAP device goes away
+  /// Called once, on the reading thread (the end's or the poller's), when the TAP device goes away
   /// (deleted, or its namespace destroyed).
   using GoneHandler = std::function<void(const std::string& reason)>;
 
@@ -57,25 +63,73 @@ class TapEndpoint final : public Endpoint {
   TapEndpoint(const TapEndpoint&) = delete;
   TapEndpoint& operator=(const TapEndpoint&) = delete;
 
-  /// Starts the reader thread; the owner attaches the endpoint to the
-  /// interface (Interface::attach()) for the other direction.
-  Status start(GoneHandler on_gone);
-  /// Joins the reader; frames still reach input() until the interface is
-  /// destroyed or detached. Must not be called from on_gone.
+  /// Starts the end's reader thread, or hands the end to poller when one is
+  /// given; the owner attaches the endpoint to the interface
+  /// (Interface::attach()) for the other direction.
+  Status start(GoneHandler on_gone, TapPoller* poller = nullptr);
+  /// Joins the reader, or takes the end back from the poller; frames still
+  /// reach input() until the interface is destroyed or detached. Must not be
+  /// called from on_gone.
   void stop();
 
   TapDevice& device() { return device_; }
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:
+  friend class TapPoller;
+  enum class ReadResult { kEmpty, kRead, kGone };
+
   void read_loop();
+  // Reads what the TAP holds, up to one burst, without blocking, and
+  // transmits it; kGone after on_gone was called.
+  ReadResult read_burst();
 
   std::shared_ptr<Interface> ifp_;
   TapDevice device_;
   FramePool& pool_;
   UniqueFd stop_event_;
   std::thread reader_;
+  TapPoller* poller_ = nullptr;
   GoneHandler on_gone_;
+  std::once_flag stopped_;
+};
+
+/// One thread that reads every TAP end handed to it, in place of a thread
+/// per end: it spins over the descriptors while frames come and sleeps in
+/// epoll once none has come for the spin time (busy polling, as NAPI's
+/// busy_poll or a DPDK polling core do). A frame then costs no thread
+/// wakeup, at the price of a CPU kept busy while traffic flows.
+class TapPoller {
+ public:
+  explicit TapPoller(std::chrono::microseconds spin);
+  ~TapPoller();
+  TapPoller(const TapPoller&) = delete;
+  TapPoller& operator=(const TapPoller&) = delete;
+
+  Status start();
+  /// Joins the thread; the ends still handed to it are read no more.
+  void stop();
+
+ private:
+  friend class TapEndpoint;
+  Status add(TapEndpoint& end);
+  // Returns once the poller no longer reads end; nothing when it did not.
+  void remove(TapEndpoint& end);
+  void run();
+  // One read of every end; true when any had frames.
+  bool pass();
+  void forget(TapEndpoint& end);  // with mutex_ held
+
+  const std::chrono::microseconds spin_;
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  std::mutex mutex_;
+  // Callers of add()/remove() waiting for mutex_: the spinning thread lets
+  // them in between two passes.
+  std::atomic<int> waiting_{0};
+  std::atomic<bool> stopping_{false};
+  std::vector<TapEndpoint*> ends_;
+  std::thread thread_;
   std::once_flag stopped_;
 };
 
