@@ -1,4 +1,7 @@
 // epairctl: ifconfig's grammar for epairs, spoken to epaird.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,7 +13,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "pcapng.hpp"
+#include "summary.hpp"
 
 namespace {
 
@@ -22,6 +29,8 @@ constexpr const char* kUsage = R"(usage: epairctl [-s PATH] [--json] -C
        epairctl [-s PATH] [--json] [-v] IFNAME
        epairctl [-s PATH] epair|epairN create [SETTING ...]
        epairctl [-s PATH] IFNAME SETTING ...
+       epairctl [-s PATH] [--json] capture IFNAME[,IFNAME...] [-i both|in|out]
+                [-c COUNT] [-s SNAPLEN] [-B KIB] [-w FILE|-] [FILTER ...]
 
 Creates, configures and shows epair interfaces through epaird, with the
 words of FreeBSD's ifconfig.
@@ -37,6 +46,16 @@ settings, applied in order:
                           or into that of process PID
   -vnet NAME|PID          bring the end back from that namespace
   destroy                 destroy the pair (both ends)
+
+capture: frames that cross the ends, filtered with tcpdump's language
+(pcap-filter(7)) where epair taps them; one line per frame, or pcapng
+written to FILE (- for stdout: `| tshark -r -`). Ctrl-C or COUNT ends it.
+  -i both|in|out          direction of the frames (default both)
+  -c COUNT                stop after COUNT frames
+  -s SNAPLEN              bytes kept of each frame (default 262144)
+  -B KIB                  capture buffer in KiB (default 4096); when it is
+                          full frames are lost to the capture, not the wire
+  -w FILE|-               write pcapng instead of printing lines
 
 options:
   -C                      list the interface cloners
@@ -83,12 +102,17 @@ class Connection {
       }
       reply.append(chunk, static_cast<std::size_t>(n));
     }
+    rest_ = reply.substr(reply.find('\n') + 1);
     try {
       return json::parse(reply.substr(0, reply.find('\n')));
     } catch (const json::exception&) {
       unreachable("invalid response");
     }
   }
+
+  int fd() const { return fd_; }
+  // Bytes that came after the last response line (a capture's stream).
+  std::string take_rest() { return std::exchange(rest_, {}); }
 
  private:
   [[noreturn]] void unreachable(const std::string& why) {
@@ -108,6 +132,7 @@ class Connection {
 
   std::string path_;
   int fd_ = -1;
+  std::string rest_;
 };
 
 struct Options {
@@ -165,6 +190,171 @@ json parse_settings(const std::vector<std::string>& words, std::size_t first) {
   return actions;
 }
 
+volatile sig_atomic_t interrupted = 0;
+
+bool parse_number(const std::string& text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) return false;
+  out = std::stoull(text);
+  return out >= low && out <= high;
+}
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size != 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// epairctl capture: asks epaird for a capture, then reads its pcapng stream
+// until epaird ends it; Ctrl-C asks epaird to end it (half-close), so the
+// counters of the last block still arrive.
+int capture(Connection& daemon, const Options& options) {
+  namespace pcapng = epair::capture::pcapng;
+  const std::vector<std::string>& words = options.words;
+  if (words.size() < 2 || words[1].empty() || words[1][0] == '-') usage_error("capture needs an interface");
+  json interfaces = json::array();
+  for (std::size_t start = 0, comma; start <= words[1].size(); start = comma + 1) {
+    comma = words[1].find(',', start);
+    if (comma == std::string::npos) comma = words[1].size();
+    if (comma == start) usage_error("empty interface name in '" + words[1] + "'");
+    interfaces.push_back(words[1].substr(start, comma - start));
+  }
+  json request = {{"v", 1}, {"op", "capture"}, {"interfaces", interfaces}};
+  std::string output;
+  bool writing = false;
+  std::string filter;
+  for (std::size_t i = 2; i < words.size(); ++i) {
+    const std::string& word = words[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= words.size()) usage_error("capture option " + word + " needs a value");
+      return words[++i];
+    };
+    std::uint64_t n = 0;
+    if (word == "-i") {
+      const std::string& direction = value();
+      if (direction != "both" && direction != "in" && direction != "out") {
+        usage_error("invalid direction '" + direction + "' (both, in or out)");
+      }
+      request["direction"] = direction;
+    } else if (word == "-c") {
+      if (!parse_number(value(), 1, UINT64_MAX, n)) usage_error("invalid count '" + words[i] + "'");
+      request["count"] = n;
+    } else if (word == "-s") {
+      if (!parse_number(value(), 1, 262144, n)) usage_error("invalid snaplen '" + words[i] + "' (1..262144)");
+      request["snaplen"] = n;
+    } else if (word == "-B") {
+      if (!parse_number(value(), 64, 1u << 20, n)) usage_error("invalid buffer '" + words[i] + "' (64..1048576 KiB)");
+      request["buffer_kib"] = n;
+    } else if (word == "-w") {
+      output = value();
+      writing = true;
+    } else if (word == "--") {
+      for (++i; i < words.size(); ++i) filter += (filter.empty() ? "" : " ") + words[i];
+    } else if (word.size() > 1 && word[0] == '-' && filter.empty()) {
+      usage_error("unknown capture option '" + word + "'");
+    } else {
+      filter += (filter.empty() ? "" : " ") + word;
+    }
+  }
+  request["filter"] = filter;
+
+  int out_fd = -1;
+  if (writing) {
+    out_fd = output == "-" ? STDOUT_FILENO : ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out_fd < 0) {
+      std::fprintf(stderr, "epairctl: %s: %s\n", output.c_str(), std::strerror(errno));
+      return 1;
+    }
+  }
+  const json result = result_or_exit(daemon.request(request), options.json_output && !writing);
+  struct sigaction action {};
+  action.sa_handler = [](int) { interrupted = 1; };
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::string names;
+  for (const json& name : result["interfaces"]) names += (names.empty() ? "" : ", ") + name.get<std::string>();
+  std::fprintf(stderr, "capturing on %s, link-type EN10MB (Ethernet), snapshot length %u bytes\n", names.c_str(),
+               result.value("snaplen", 0u));
+
+  pcapng::Reader reader;
+  std::vector<std::string> ports;
+  std::optional<pcapng::Statistics> stats;
+  std::uint64_t captured = 0;
+  bool asked_to_stop = false;
+  bool output_ok = true;
+  // Reads blocks as they complete; prints a line per frame unless writing.
+  auto consume = [&](std::string_view bytes) {
+    if (writing && output_ok && !write_all(out_fd, bytes.data(), bytes.size())) output_ok = false;
+    reader.feed({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    while (auto block = reader.next()) {
+      if (block->type == pcapng::kInterfaceDescription) ports.push_back(pcapng::parse_interface_name(*block));
+      if (auto s = pcapng::parse_statistics(*block)) stats = s;
+      auto packet = pcapng::parse_packet(*block);
+      if (!packet) continue;
+      ++captured;
+      if (writing) continue;
+      const std::string port = packet->interface < ports.size() ? ports[packet->interface] : "?";
+      const char* direction = packet->direction == pcapng::Direction::kIn ? "In" : "Out";
+      const std::string line = epair::capture::summarize(packet->data, packet->wire_length);
+      if (options.json_output) {
+        std::printf("%s\n", json{{"time_ns", packet->timestamp_ns},
+                                 {"interface", port},
+                                 {"direction", direction},
+                                 {"length", packet->wire_length},
+                                 {"captured", packet->data.size()},
+                                 {"summary", line}}
+                                .dump()
+                                .c_str());
+      } else {
+        std::printf("%s %s %-3s %s\n", epair::capture::format_time(packet->timestamp_ns).c_str(), port.c_str(),
+                    direction, line.c_str());
+      }
+    }
+    if (!writing) std::fflush(stdout);
+  };
+  consume(daemon.take_rest());
+  char chunk[1 << 16];
+  for (;;) {
+    if ((interrupted || !output_ok) && !asked_to_stop) {
+      ::shutdown(daemon.fd(), SHUT_WR);
+      asked_to_stop = true;
+    }
+    pollfd p = {daemon.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    const ssize_t n = ::recv(daemon.fd(), chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    consume({chunk, static_cast<std::size_t>(n)});
+    if (!reader.error().empty()) {
+      std::fprintf(stderr, "epairctl: capture stream: %s\n", reader.error().c_str());
+      return 1;
+    }
+  }
+  if (writing && out_fd != STDOUT_FILENO) ::close(out_fd);
+  if (!stats || reader.pending() != 0) {
+    std::fprintf(stderr, "epairctl: capture ended early: epaird closed the stream (%llu frames captured)\n",
+                 static_cast<unsigned long long>(captured));
+    return 1;
+  }
+  if (options.json_output && !writing) {
+    std::printf("%s\n", json{{"captured", captured},
+                             {"received_by_filter", stats->accepted},
+                             {"seen", stats->received},
+                             {"dropped_by_capture", stats->dropped}}
+                            .dump()
+                            .c_str());
+  }
+  std::fprintf(stderr, "%llu packets captured\n%llu packets received by filter\n%llu packets dropped by capture\n",
+               static_cast<unsigned long long>(captured), static_cast<unsigned long long>(stats->accepted),
+               static_cast<unsigned long long>(stats->dropped));
+  return 0;
+}
+
 int run(int argc, char** argv) {
   Options options;
   const char* env_socket = std::getenv("EPAIR_SOCKET");
@@ -203,6 +393,7 @@ int run(int argc, char** argv) {
   if (modes == 0 && options.words.empty()) usage_error("no interface given");
 
   Connection daemon(options.socket);
+  if (modes == 0 && options.words[0] == "capture") return capture(daemon, options);
   if (options.cloners || options.list) {
     const json result =
         result_or_exit(daemon.request({{"v", 1}, {"op", options.cloners ? "cloners" : "list"}}), options.json_output);

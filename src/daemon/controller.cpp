@@ -12,6 +12,8 @@
 #include <fstream>
 #include <set>
 
+#include "bpf.hpp"
+
 namespace epair::daemon {
 
 namespace {
@@ -133,6 +135,56 @@ Controller::~Controller() {
   ends_.clear();
   poller_.reset();
   engine_.reset();
+}
+
+Result<StartedCapture> Controller::start_capture(const json& request) {
+  const json& names = request.value("interfaces", json());
+  if (!names.is_array() || names.empty() || names.size() > 64) {
+    return Status{EPROTO, "capture needs \"interfaces\": an array of 1 to 64 names"};
+  }
+  auto number = [&](const char* key, std::uint64_t fallback, std::uint64_t low,
+                    std::uint64_t high) -> Result<std::uint64_t> {
+    const json& value = request.value(key, json());
+    if (value.is_null()) return fallback;
+    if (!value.is_number_unsigned() || value.get<std::uint64_t>() < low || value.get<std::uint64_t>() > high) {
+      return Status{EINVAL, std::string("capture: ") + key + " must be from " + std::to_string(low) + " to " +
+                                std::to_string(high)};
+    }
+    return value.get<std::uint64_t>();
+  };
+  auto snaplen = number("snaplen", 262144, 1, 262144);
+  if (!snaplen) return snaplen.status();
+  auto count = number("count", 0, 0, UINT64_MAX);
+  if (!count) return count.status();
+  auto buffer = number("buffer_kib", 4096, 64, 1u << 20);
+  if (!buffer) return buffer.status();
+  CaptureConfig config;
+  config.snaplen = static_cast<std::uint32_t>(*snaplen);
+  config.buffer_bytes = static_cast<std::uint32_t>(*buffer * 1024);
+  const std::string direction = request.value("direction", json("both")).is_string()
+                                    ? request.value("direction", std::string("both"))
+                                    : std::string();
+  if (direction != "both" && direction != "in" && direction != "out") {
+    return Status{EINVAL, "capture: direction must be both, in or out"};
+  }
+  config.in = direction != "out";
+  config.out = direction != "in";
+  const json& filter = request.value("filter", json(""));
+  if (!filter.is_string()) return Status{EPROTO, "capture: \"filter\" must be a string"};
+  auto compiled = capture::compile_filter(filter.get<std::string>(), config.snaplen);
+  if (!compiled) return compiled.status();
+  config.filter = *compiled;
+
+  StartedCapture started;
+  for (const json& name : names) {
+    End* end = name.is_string() ? find(name.get<std::string>()) : nullptr;
+    if (end == nullptr) return no_such_interface(name.is_string() ? name.get<std::string>() : name.dump());
+    started.ifps.push_back(end->ifp);
+  }
+  started.capture = std::make_unique<Capture>(config, engine_->pool().config().buffer_size);
+  for (const auto& ifp : started.ifps) started.capture->attach(*ifp);
+  started.count = *count;
+  return started;
 }
 
 Controller::End* Controller::find(std::string_view name) {

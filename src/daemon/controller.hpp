@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "epair/capture.hpp"
 #include "epair/engine.hpp"
 #include "netlink.hpp"
 #include "netns.hpp"
@@ -33,6 +34,13 @@ struct Action {
 /// Parses the "actions" array of a request; EINVAL for an unknown verb or a
 /// missing value.
 Result<std::vector<Action>> parse_actions(const json& actions);
+
+/// A capture attached to its ends, for a CaptureSession to stream.
+struct StartedCapture {
+  std::unique_ptr<Capture> capture;
+  std::vector<std::shared_ptr<Interface>> ifps;
+  std::uint64_t count = 0;  ///< frames to deliver; 0 for no limit
+};
 
 struct ControllerConfig {
   EngineConfig engine;
@@ -61,6 +69,9 @@ class Controller {
   std::vector<std::string> list() const;
   /// The interface as JSON (see docs/protocol.md); ENXIO when unknown.
   Result<json> show(std::string_view name);
+  /// Checks a capture request (docs/protocol.md: interfaces, direction,
+  /// snaplen, count, buffer_kib, filter) and attaches the capture.
+  Result<StartedCapture> start_capture(const json& request);
 
   /// Descriptors of the netlink event sockets, to poll.
   std::vector<int> event_fds() const;

@@ -91,7 +91,8 @@ bool peer_in_group(const Peer& peer, gid_t gid) {
   return false;
 }
 
-json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line) {
+json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line,
+                    std::optional<StartedCapture>* capture) {
   json request;
   try {
     request = json::parse(line);
@@ -106,10 +107,28 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
   const json& op_value = request.value("op", json());
   if (!op_value.is_string()) return error_response({EPROTO, "request needs an \"op\" string"});
   const std::string op = op_value.get<std::string>();
-  if (!kReadOps.contains(op) && !kWriteOps.contains(op)) return error_response({EPROTO, "unknown op '" + op + "'"});
+  if (!kReadOps.contains(op) && !kWriteOps.contains(op) && op != "capture") {
+    return error_response({EPROTO, "unknown op '" + op + "'"});
+  }
+  // Captures show the traffic itself: as for tcpdump, not for everyone.
   const bool allowed =
-      kWriteOps.contains(op) ? may_change(policy, peer) : policy.readers_all || may_change(policy, peer);
+      kReadOps.contains(op) ? policy.readers_all || may_change(policy, peer) : may_change(policy, peer);
   if (!allowed) return error_response({EACCES, "permission denied"});
+  if (op == "capture") {
+    if (capture == nullptr) return error_response({EPROTO, "capture needs a connection of its own"});
+    try {
+      auto started = controller.start_capture(request);
+      if (!started) return error_response(started.status());
+      json result = {{"interfaces", request["interfaces"]},
+                     {"snaplen", started->capture->snaplen()},
+                     {"buffer_frames", started->capture->slots()}};
+      spdlog::info("uid {} pid {}: capture on {}", peer.uid, peer.pid, request["interfaces"].dump());
+      capture->emplace(std::move(*started));
+      return ok_response(std::move(result));
+    } catch (const std::exception& e) {
+      return error_response({EIO, std::string("internal error: ") + e.what()});
+    }
+  }
 
   const json& name_value = request.value("name", json());
   if (!name_value.is_null() && !name_value.is_string()) return error_response({EPROTO, "\"name\" must be a string"});
@@ -162,6 +181,7 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
 Server::Server(Controller& controller, ServerConfig config) : controller_(controller), config_(std::move(config)) {}
 
 Server::~Server() {
+  captures_.clear();  // each writes its counters and closes
   for (auto& [fd, client] : clients_) ::close(fd);
   for (int fd : {listen_fd_, epoll_fd_, signal_fd_, wake_fd_}) {
     if (fd >= 0) ::close(fd);
@@ -272,6 +292,7 @@ Status Server::run() {
       next_check = now + std::chrono::milliseconds(kCheckIntervalMs);
     }
     watch_event_fds();
+    std::erase_if(captures_, [](const auto& session) { return session->finished(); });
   }
 }
 
@@ -328,7 +349,8 @@ void Server::serve(int fd) {
     const std::string line = client.buffer.substr(0, newline);
     client.buffer.erase(0, newline + 1);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string response = handle_request(controller_, config_.policy, client.peer, line)
+    std::optional<StartedCapture> capture;
+    const std::string response = handle_request(controller_, config_.policy, client.peer, line, &capture)
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
     // Responses are small; a client that does not read them is dropped.
@@ -344,6 +366,15 @@ void Server::serve(int fd) {
         if (::poll(&p, 1, 2000) > 0) continue;
       }
       close_client(fd);
+      return;
+    }
+    if (capture) {
+      // The connection is the capture's from now on.
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      clients_.erase(fd);
+      captures_.push_back(
+          std::make_unique<CaptureSession>(fd, std::move(capture->capture), std::move(capture->ifps), capture->count));
+      captures_.back()->start();
       return;
     }
   }

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "capture_session.hpp"
 #include "controller.hpp"
 
 namespace epair::daemon {
@@ -33,8 +34,11 @@ struct AccessPolicy {
 /// Whether peer (its primary or a supplementary group) is in gid.
 bool peer_in_group(const Peer& peer, gid_t gid);
 
-/// Answers one request line; never throws.
-json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line);
+/// Answers one request line; never throws. A capture request that
+/// succeeds fills *capture (a request without a place for it is refused):
+/// the connection then carries the capture's pcapng stream.
+json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line,
+                    std::optional<StartedCapture>* capture = nullptr);
 
 struct ServerConfig {
   std::filesystem::path socket_path;
@@ -70,6 +74,7 @@ class Server {
   int signal_fd_ = -1;
   int wake_fd_ = -1;
   std::map<int, Client> clients_;
+  std::vector<std::unique_ptr<CaptureSession>> captures_;
   std::set<int> event_fds_;
 };
 
