@@ -73,6 +73,12 @@ class ProtocolTest : public ::testing::Test {
   json ask(const Peer& peer, std::string_view line, AccessPolicy policy = {}) {
     return handle_request(*controller, policy, peer, line);
   }
+  json ask_capture(const Peer& peer, std::string_view line) {
+    std::optional<StartedCapture> capture;
+    json reply = handle_request(*controller, {}, peer, line, &capture);
+    EXPECT_FALSE(capture.has_value()) << line;
+    return reply;
+  }
   static constexpr Peer kRoot{1, 0, 0};
   static constexpr Peer kUser{1, 1000, 1000};
   std::unique_ptr<Controller> controller;
@@ -115,6 +121,44 @@ TEST_F(ProtocolTest, UnknownInterface) {
   json reply = ask(kRoot, R"({"op":"show","name":"epair9a"})");
   EXPECT_EQ(reply["error"]["message"], "interface epair9a does not exist");
   EXPECT_EQ(reply["error"]["errno"], ENXIO);
+}
+
+TEST_F(ProtocolTest, CapturesAreForRootOrTheGroupOnly) {
+  json reply = ask_capture(kUser, R"({"op":"capture","interfaces":["epair0a"]})");
+  EXPECT_EQ(reply["error"]["code"], "EACCES");
+}
+
+TEST_F(ProtocolTest, CaptureNeedsAConnectionOfItsOwn) {
+  json reply = ask(kRoot, R"({"op":"capture","interfaces":["epair0a"]})");
+  EXPECT_EQ(reply["error"]["code"], "EPROTO");
+}
+
+TEST_F(ProtocolTest, CaptureRequestsAreChecked) {
+  struct Case {
+    const char* line;
+    const char* code;
+    const char* message;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {R"({"op":"capture"})", "EPROTO", "capture needs \"interfaces\": an array of 1 to 64 names"},
+           {R"({"op":"capture","interfaces":[]})", "EPROTO", "capture needs \"interfaces\": an array of 1 to 64 names"},
+           {R"({"op":"capture","interfaces":["epair9a"]})", "ENXIO", "interface epair9a does not exist"},
+           {R"({"op":"capture","interfaces":[7]})", "ENXIO", "interface 7 does not exist"},
+           {R"({"op":"capture","interfaces":["epair9a"],"direction":"up"})", "EINVAL",
+            "capture: direction must be both, in or out"},
+           {R"({"op":"capture","interfaces":["epair9a"],"snaplen":0})", "EINVAL",
+            "capture: snaplen must be from 1 to 262144"},
+           {R"({"op":"capture","interfaces":["epair9a"],"buffer_kib":"big"})", "EINVAL",
+            "capture: buffer_kib must be from 64 to 1048576"},
+           {R"({"op":"capture","interfaces":["epair9a"],"filter":7})", "EPROTO",
+            "capture: \"filter\" must be a string"},
+           {R"({"op":"capture","interfaces":["epair9a"],"filter":"tcp port"})", "EINVAL",
+            "bad filter: can't parse filter expression: syntax error"},
+       }) {
+    json reply = ask_capture(kRoot, c.line);
+    EXPECT_EQ(reply["error"]["code"], c.code) << c.line;
+    EXPECT_EQ(reply["error"]["message"], c.message) << c.line;
+  }
 }
 
 }  // namespace
