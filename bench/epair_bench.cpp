@@ -11,10 +11,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bpf.hpp"
 #include "epair/epair.hpp"
 
 namespace {
@@ -29,6 +31,7 @@ struct Options {
   bool pin = true;
   std::uint32_t latency_frames = 100000;
   std::vector<std::uint32_t> pairs = {1, 2, 4, 8};
+  bool captures = true;
 };
 
 // Workers are bound to CPUs 0.. by the engine; the transmitting thread takes
@@ -82,12 +85,60 @@ void make_links(epair::Engine& engine, std::vector<std::unique_ptr<Link>>& links
   }
 }
 
+// Captures on the sending end of the first pair, each with the same
+// compiled filter, drained by one reader thread as epaird's would.
+struct Captures {
+  std::uint32_t count = 0;
+  const char* filter = "";
+};
+
+class CaptureLoad {
+ public:
+  CaptureLoad(epair::Engine& engine, epair::Interface& ifp, const Captures& setup) {
+    if (setup.count == 0) return;
+    auto filter = epair::capture::compile_filter(setup.filter, 262144);
+    if (!filter) throw std::runtime_error(filter.status().message());
+    epair::CaptureConfig config;
+    config.filter = *filter;
+    for (std::uint32_t i = 0; i < setup.count; ++i) {
+      captures_.push_back(std::make_unique<epair::Capture>(config, engine.pool().config().buffer_size));
+      captures_.back()->attach(ifp);
+    }
+    reader_ = std::thread([this] {
+      epair::CapturedFrame* frames[64];
+      while (!stop_.load(std::memory_order_relaxed)) {
+        bool any = false;
+        for (auto& capture : captures_) {
+          if (const std::size_t n = capture->read(frames)) {
+            capture->release({frames, n});
+            any = true;
+          }
+        }
+        if (!any) captures_[0]->wait(std::chrono::milliseconds(1));
+      }
+    });
+  }
+  ~CaptureLoad() {
+    stop_ = true;
+    if (reader_.joinable()) reader_.join();
+  }
+  CaptureLoad(const CaptureLoad&) = delete;
+  CaptureLoad& operator=(const CaptureLoad&) = delete;
+
+ private:
+  std::vector<std::unique_ptr<epair::Capture>> captures_;
+  std::atomic<bool> stop_{false};
+  std::thread reader_;
+};
+
 // Frames per second delivered through `pairs` pairs, transmitted from one
 // thread round robin, burst frames at a time.
-double run_pairs(const Options& options, std::uint32_t pairs, std::uint32_t burst, std::uint32_t workers) {
+double run_pairs(const Options& options, std::uint32_t pairs, std::uint32_t burst, std::uint32_t workers,
+                 const Captures& captures = {}) {
   epair::Engine engine(engine_config(options, workers));
   std::vector<std::unique_ptr<Link>> links;
   make_links(engine, links, pairs);
+  CaptureLoad capture_load(engine, *links[0]->a, captures);
   if (options.pin) pin_to(transmit_cpu());
   epair::Frame* frames[kBurst];
   const auto measure = [&](double seconds) {
@@ -207,6 +258,7 @@ Latency run_latency(const Options& options) {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: epair-bench [--json] [--seconds S] [--pairs N,N,...] [--latency-frames N] [--no-pin]\n"
+               "                   [--no-captures]\n"
                "\n"
                "Measures 64-byte frames through epairs: one thread transmits, the engine's\n"
                "worker delivers to a callback that frees them. Reports Mpps with bursts of 32\n"
@@ -218,7 +270,8 @@ void usage(std::FILE* out) {
                "  --seconds S         measuring time per figure (default 2)\n"
                "  --pairs LIST        pair counts for the pairs table (default 1,2,4,8)\n"
                "  --latency-frames N  frames for the latency run (default 100000)\n"
-               "  --no-pin            do not bind threads to CPUs\n");
+               "  --no-pin            do not bind threads to CPUs\n"
+               "  --no-captures       skip the table with captures attached\n");
 }
 
 bool parse_args(int argc, char** argv, Options& options) {
@@ -227,6 +280,8 @@ bool parse_args(int argc, char** argv, Options& options) {
     const auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     if (arg == "--json") {
       options.json = true;
+    } else if (arg == "--no-captures") {
+      options.captures = false;
     } else if (arg == "--no-pin") {
       options.pin = false;
     } else if (arg == "-h" || arg == "--help") {
@@ -295,6 +350,20 @@ int main(int argc, char** argv) {
   const double single = run_pairs(options, 1, 1, 1) / 1e6;
   progress("latency");
   const Latency latency = run_latency(options);
+  // The same one-pair burst run with captures attached: frames the filter
+  // keeps ("ether proto 0x88b5", every frame) or none of them (IPv4 only).
+  nlohmann::json capture_rows = nlohmann::json::array();
+  if (options.captures) {
+    progress("captures");
+    const double base = run_pairs(options, 1, kBurst, 1) / 1e6;
+    capture_rows.push_back({{"captures", 0}, {"filter", ""}, {"mpps", base}, {"ratio", 1.0}});
+    for (std::uint32_t count : {1u, 4u}) {
+      for (const char* filter : {"ether proto 0x88b5", "ip"}) {
+        const double mpps = run_pairs(options, 1, kBurst, 1, {count, filter}) / 1e6;
+        capture_rows.push_back({{"captures", count}, {"filter", filter}, {"mpps", mpps}, {"ratio", mpps / base}});
+      }
+    }
+  }
   nlohmann::json pairs = nlohmann::json::array();
   const std::uint32_t workers = std::max(1u, std::thread::hardware_concurrency() - 1);
   for (std::uint32_t n : options.pairs) {
@@ -317,6 +386,7 @@ int main(int argc, char** argv) {
       {"latency_p99_ns", latency.p99_ns},
       {"latency_max_ns", latency.max_ns},
       {"pairs", pairs},
+      {"captures", capture_rows},
   };
   if (options.json) {
     std::printf("%s\n", result.dump(2).c_str());
@@ -334,6 +404,15 @@ int main(int argc, char** argv) {
   for (const auto& row : pairs) {
     std::printf("%-8u %-8u %12.2f %14.2f\n", row["pairs"].get<unsigned>(), row["workers"].get<unsigned>(),
                 row["mpps_total"].get<double>(), row["mpps_per_pair"].get<double>());
+  }
+  if (!capture_rows.empty()) {
+    std::printf("\none pair, bursts of 32, captures on the sending end\n");
+    std::printf("%-9s %-22s %8s %16s\n", "captures", "filter", "Mpps", "vs no capture");
+    for (const auto& row : capture_rows) {
+      std::printf("%-9u %-22s %8.2f %16.2f\n", row["captures"].get<unsigned>(),
+                  row["filter"].get<std::string>().empty() ? "-" : row["filter"].get<std::string>().c_str(),
+                  row["mpps"].get<double>(), row["ratio"].get<double>());
+    }
   }
   return 0;
 }

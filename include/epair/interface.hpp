@@ -225,10 +225,11 @@ class Interface {
   /// outside every lock of the engine.
   Subscription subscribe(Observer observer);
 
-  using Tap = std::function<void(const Interface&, const Frame&, TapDirection)>;
-  /// Shows every frame to tap: outgoing ones at step 3 of the transmit path
-  /// (before the peer checks), incoming ones before the endpoint sees them.
-  /// Runs on the transmitting thread or the worker; must not keep the frame.
+  using Tap = std::function<void(const Interface&, std::span<Frame* const>, TapDirection)>;
+  /// Shows every frame to tap, a burst at a time: outgoing ones at step 3 of
+  /// the transmit path (before the peer checks), incoming ones before the
+  /// endpoint sees them. Runs on the transmitting thread or the worker; must
+  /// not keep or change the frames.
   /// The data path reads the list of taps without a lock: a thread that
   /// took the list just before the Subscription was reset may still call
   /// tap once after, so what tap uses must be owned by it (a shared_ptr
@@ -274,7 +275,7 @@ class Interface {
   void notify(InterfaceEvent event);
   // The taps to show frames to, or null; one atomic load, no lock.
   std::shared_ptr<const TapList> current_taps() const;
-  void show_to_taps(const TapList& taps, const Frame& frame, TapDirection direction) const;
+  void show_to_taps(const TapList& taps, std::span<Frame* const> frames, TapDirection direction) const;
   void publish_taps_locked();
   void input_burst(std::span<Frame* const> burst, Endpoint* endpoint);
   void scrub_for_peer(Frame& frame, Interface& peer) const;

@@ -42,25 +42,43 @@ struct Capture::Sink {
     }
   }
 
-  void tap(std::uint32_t port, const Frame& frame, TapDirection direction) noexcept {
+  // A burst costs one slot allocation, one clock read and one hand-over,
+  // however many of its frames the filter keeps.
+  void tap(std::uint32_t port, std::span<Frame* const> burst, TapDirection direction) noexcept {
     if (!(direction == TapDirection::kIn ? in : out)) return;
-    seen.fetch_add(1, std::memory_order_relaxed);
-    const std::uint32_t length = std::min(frame.size(), snaplen);
-    if (filter && !filter->match({frame.data(), length}, frame.size())) return;
-    matched.fetch_add(1, std::memory_order_relaxed);
-    CapturedFrame* slot = nullptr;
-    if (!free.dequeue(slot)) {
-      dropped.fetch_add(1, std::memory_order_relaxed);
-      return;
+    seen.fetch_add(burst.size(), std::memory_order_relaxed);
+    constexpr std::size_t kChunk = 64;
+    bool handed_over = false;
+    for (std::size_t first = 0; first < burst.size(); first += kChunk) {
+      const std::span<Frame* const> chunk = burst.subspan(first, std::min(kChunk, burst.size() - first));
+      const Frame* kept[kChunk];
+      std::uint32_t count = 0;
+      for (const Frame* frame : chunk) {
+        if (!filter || filter->match({frame->data(), std::min(frame->size(), snaplen)}, frame->size())) {
+          kept[count++] = frame;
+        }
+      }
+      if (count == 0) continue;
+      matched.fetch_add(count, std::memory_order_relaxed);
+      CapturedFrame* taken[kChunk];
+      const std::uint32_t got = free.dequeue_burst(taken, count);
+      if (got < count) dropped.fetch_add(count - got, std::memory_order_relaxed);
+      if (got == 0) continue;
+      const std::uint64_t now = realtime_ns();
+      for (std::uint32_t i = 0; i < got; ++i) {
+        CapturedFrame& slot = *taken[i];
+        slot.timestamp_ns = now;
+        slot.wire_length = kept[i]->size();
+        slot.length = std::min(kept[i]->size(), snaplen);
+        slot.port = port;
+        slot.direction = direction;
+        std::memcpy(slot.data, kept[i]->data(), slot.length);
+      }
+      ready.enqueue_burst(taken, got);
+      handed_over = true;
     }
-    slot->timestamp_ns = realtime_ns();
-    slot->wire_length = frame.size();
-    slot->length = length;
-    slot->port = port;
-    slot->direction = direction;
-    std::memcpy(slot->data, frame.data(), length);
-    ready.enqueue(slot);
-    // Pairs with the fence in wait(): either the reader sees the frame
+    if (!handed_over) return;
+    // Pairs with the fence in wait(): either the reader sees the frames
     // before it sleeps, or this thread sees it sleeping and wakes it.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (sleeping.load(std::memory_order_relaxed)) {
@@ -96,9 +114,8 @@ std::uint32_t Capture::attach(Interface& ifp) {
   const auto port = static_cast<std::uint32_t>(taps_.size());
   // The tap owns the sink: a transmitter may still run it once after
   // detach() (Interface::add_tap()).
-  taps_.push_back(ifp.add_tap([sink = sink_, port](const Interface&, const Frame& frame, TapDirection direction) {
-    sink->tap(port, frame, direction);
-  }));
+  taps_.push_back(ifp.add_tap([sink = sink_, port](const Interface&, std::span<Frame* const> frames,
+                                                   TapDirection direction) { sink->tap(port, frames, direction); }));
   return port;
 }
 

@@ -90,7 +90,7 @@ std::error_code Interface::transmit(Frame* frame) {
     frame->release();
     return error;
   }
-  if (auto taps = current_taps()) show_to_taps(*taps, *frame, TapDirection::kOut);
+  if (auto taps = current_taps()) show_to_taps(*taps, {&frame, 1}, TapDirection::kOut);
 
   Interface& peer = *peer_;
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
@@ -126,24 +126,30 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
   const bool peer_ready = (peer.flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
   const std::shared_ptr<const TapList> taps = current_taps();
 
+  Frame* passed[kChunk];
   Frame* ready[kChunk];
   std::uint32_t sizes[kChunk];
   std::uint32_t classes[kChunk];
   std::size_t next = 0;
   while (next < frames.size()) {
-    std::uint32_t count = 0;
-    for (; next < frames.size() && count < kChunk; ++next) {
+    std::uint32_t npassed = 0;
+    for (; next < frames.size() && npassed < kChunk; ++next) {
       Frame* frame = frames[next];
-      const std::uint32_t size = frame->size();
-      std::error_code error = size < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
-                                                        : check_transmit(frame->wire_size(), flags);
+      std::error_code error = frame->size() < kMinEthernetHeader ? std::make_error_code(std::errc::invalid_argument)
+                                                                 : check_transmit(frame->wire_size(), flags);
       if (error) {
         ++oerrors;
         frame->release();
         continue;
       }
-      if (taps) show_to_taps(*taps, *frame, TapDirection::kOut);
-      ++accepted;
+      passed[npassed++] = frame;
+    }
+    if (taps && npassed != 0) show_to_taps(*taps, {passed, npassed}, TapDirection::kOut);
+    accepted += npassed;
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < npassed; ++i) {
+      Frame* frame = passed[i];
+      const std::uint32_t size = frame->size();
       if (!peer_ready) {
         ++oerrors;
         frame->release();
@@ -198,10 +204,10 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
 void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
   std::uint64_t bytes = 0, mcasts = 0;
   const std::shared_ptr<const TapList> taps = current_taps();
+  if (taps && !burst.empty()) show_to_taps(*taps, burst, TapDirection::kIn);
   for (Frame* frame : burst) {
     bytes += frame->size();
     mcasts += (frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0;
-    if (taps) show_to_taps(*taps, *frame, TapDirection::kIn);
   }
   rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
   if (mcasts != 0) rx_.imcasts.fetch_add(mcasts, std::memory_order_relaxed);
@@ -222,8 +228,8 @@ std::shared_ptr<const Interface::TapList> Interface::current_taps() const {
   return taps;
 }
 
-void Interface::show_to_taps(const TapList& taps, const Frame& frame, TapDirection direction) const {
-  for (const auto& tap : taps) (*tap)(*this, frame, direction);
+void Interface::show_to_taps(const TapList& taps, std::span<Frame* const> frames, TapDirection direction) const {
+  for (const auto& tap : taps) (*tap)(*this, frames, direction);
 }
 
 // --- control path ---

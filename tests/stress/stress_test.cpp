@@ -223,10 +223,12 @@ TEST_P(StressTest, TapsComeAndGoWhileFramesFlow) {
     auto count = std::make_shared<std::atomic<std::uint64_t>>(0);
     std::vector<Subscription> taps;
     for (int i = 0; i < 4; ++i) {
-      taps.push_back(
-          (i % 2 == 0 ? pair.a : pair.b)->add_tap([count](const Interface&, const Frame& frame, TapDirection) {
-            if (frame.size() != 0) count->fetch_add(1, std::memory_order_relaxed);
-          }));
+      taps.push_back((i % 2 == 0 ? pair.a : pair.b)
+                         ->add_tap([count](const Interface&, std::span<Frame* const> frames, TapDirection) {
+                           for (const Frame* frame : frames) {
+                             if (frame->size() != 0) count->fetch_add(1, std::memory_order_relaxed);
+                           }
+                         }));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(100 + rounds % 5 * 100));
     taps.clear();

@@ -112,10 +112,11 @@ TEST_F(TransmitTest, PeerDownDropsCountsOerrorAndSucceeds) {
 
 TEST_F(TransmitTest, TapSeesFrameBeforePeerChecks) {
   std::atomic<int> seen{0};
-  auto tap = a->add_tap([&](const Interface& ifp, const Frame& frame, TapDirection dir) {
+  auto tap = a->add_tap([&](const Interface& ifp, std::span<Frame* const> frames, TapDirection dir) {
     EXPECT_EQ(&ifp, a.get());
     EXPECT_EQ(dir, TapDirection::kOut);
-    EXPECT_EQ(frame.size(), 64u);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0]->size(), 64u);
     ++seen;
   });
   ASSERT_TRUE(b->set_up(false));
@@ -125,7 +126,8 @@ TEST_F(TransmitTest, TapSeesFrameBeforePeerChecks) {
 
 TEST_F(TransmitTest, TapDoesNotSeeFramesFailingSenderChecks) {
   std::atomic<int> seen{0};
-  auto tap = a->add_tap([&](const Interface&, const Frame&, TapDirection) { ++seen; });
+  auto tap = a->add_tap(
+      [&](const Interface&, std::span<Frame* const> frames, TapDirection) { seen += static_cast<int>(frames.size()); });
   ASSERT_TRUE(a->set_up(false));
   EXPECT_TRUE(a->transmit(make_frame(engine.pool())));
   EXPECT_EQ(seen.load(), 0);
@@ -133,8 +135,8 @@ TEST_F(TransmitTest, TapDoesNotSeeFramesFailingSenderChecks) {
 
 TEST_F(TransmitTest, PeerTapSeesIncomingFrame) {
   std::atomic<int> seen{0};
-  auto tap = b->add_tap([&](const Interface&, const Frame&, TapDirection dir) {
-    if (dir == TapDirection::kIn) ++seen;
+  auto tap = b->add_tap([&](const Interface&, std::span<Frame* const> frames, TapDirection dir) {
+    if (dir == TapDirection::kIn) seen += static_cast<int>(frames.size());
   });
   EXPECT_FALSE(a->transmit(make_frame(engine.pool())));
   ASSERT_TRUE(at_b->wait_for(1));
@@ -143,7 +145,8 @@ TEST_F(TransmitTest, PeerTapSeesIncomingFrame) {
 
 TEST_F(TransmitTest, RemovedTapSeesNothing) {
   std::atomic<int> seen{0};
-  auto tap = a->add_tap([&](const Interface&, const Frame&, TapDirection) { ++seen; });
+  auto tap = a->add_tap(
+      [&](const Interface&, std::span<Frame* const> frames, TapDirection) { seen += static_cast<int>(frames.size()); });
   tap.reset();
   EXPECT_FALSE(a->transmit(make_frame(engine.pool())));
   EXPECT_EQ(seen.load(), 0);
