@@ -82,6 +82,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const EngineConfig& config() const { return config_; }
+  /// Worker threads running (config().workers, or one per CPU when 0).
+  std::uint32_t worker_count() const;
   std::uint64_t host_id() const { return host_id_; }
   /// The legacy scheme's index so far (see EngineConfig::mac_index_start).
   std::uint32_t mac_index() const;

@@ -196,6 +196,9 @@ class Interface {
   InterfaceCounters counters() const;
   /// Number of receive queues of this side.
   std::size_t queue_count() const { return queues_.size(); }
+  /// Frames waiting in this side's receive queues now, and their room.
+  std::size_t queued_frames() const;
+  std::size_t queue_capacity() const;
 
   // --- data path ---
   /// Transmits one frame to the peer, taking ownership whatever the result.

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -29,6 +31,7 @@ constexpr const char* kUsage = R"(usage: epairctl [-s PATH] [--json] -C
        epairctl [-s PATH] [--json] [-v] IFNAME
        epairctl [-s PATH] epair|epairN create [SETTING ...]
        epairctl [-s PATH] IFNAME SETTING ...
+       epairctl [-s PATH] [--json] stats [-w SECONDS] [-c COUNT] [IFNAME ...]
        epairctl [-s PATH] [--json] capture IFNAME[,IFNAME...] [-i both|in|out]
                 [-c COUNT] [-s SNAPLEN] [-B KIB] [-w FILE|-] [FILTER ...]
 
@@ -46,6 +49,9 @@ settings, applied in order:
                           or into that of process PID
   -vnet NAME|PID          bring the end back from that namespace
   destroy                 destroy the pair (both ends)
+
+stats: packets, bytes and drops per second of each end (or those named),
+every SECONDS (default 1), COUNT times or until Ctrl-C, as netstat -w.
 
 capture: frames that cross the ends, filtered with tcpdump's language
 (pcap-filter(7)) where epair taps them; one line per frame, or pcapng
@@ -191,6 +197,11 @@ json parse_settings(const std::vector<std::string>& words, std::size_t first) {
 }
 
 volatile sig_atomic_t interrupted = 0;
+
+// The counters stats turns into rates; drops are every loss counted.
+struct EndCounters {
+  std::uint64_t ipackets, opackets, ibytes, obytes, drops;
+};
 
 bool parse_number(const std::string& text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
   if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) return false;
@@ -355,6 +366,107 @@ int capture(Connection& daemon, const Options& options) {
   return 0;
 }
 
+// epairctl stats: rates from the counters of two `show` answers in a row.
+int stats(Connection& daemon, const Options& options) {
+  double interval = 1.0;
+  std::uint64_t count = 0;
+  json request = {{"v", 1}, {"op", "show"}};
+  std::vector<std::string> names;
+  const std::vector<std::string>& words = options.words;
+  for (std::size_t i = 1; i < words.size(); ++i) {
+    const std::string& word = words[i];
+    if (word == "-w" || word == "-c") {
+      if (i + 1 >= words.size()) usage_error("stats option " + word + " needs a value");
+      const std::string& value = words[++i];
+      if (word == "-c") {
+        if (!parse_number(value, 1, UINT64_MAX, count)) usage_error("invalid count '" + value + "'");
+        continue;
+      }
+      char* end = nullptr;
+      interval = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(interval >= 0.1 && interval <= 3600)) {
+        usage_error("invalid interval '" + value + "' (0.1 to 3600 seconds)");
+      }
+    } else if (word.size() > 1 && word[0] == '-') {
+      usage_error("unknown stats option '" + word + "'");
+    } else {
+      names.push_back(word);
+    }
+  }
+  struct Sample {
+    std::map<std::string, EndCounters> ends;
+    std::chrono::steady_clock::time_point when;
+  };
+  auto sample = [&] {
+    Sample s;
+    std::vector<json> shown;
+    if (names.empty()) {
+      const json result = result_or_exit(daemon.request(request), options.json_output);
+      for (const json& ifp : result["interfaces"]) shown.push_back(ifp);
+    } else {
+      for (const std::string& name : names) {
+        json one = request;
+        one["name"] = name;
+        shown.push_back(result_or_exit(daemon.request(one), options.json_output)["interfaces"][0]);
+      }
+    }
+    s.when = std::chrono::steady_clock::now();
+    for (const json& ifp : shown) {
+      const json& c = ifp["counters"];
+      s.ends[ifp["name"].get<std::string>()] = {c["ipackets"].get<std::uint64_t>(), c["opackets"].get<std::uint64_t>(),
+                                                c["ibytes"].get<std::uint64_t>(), c["obytes"].get<std::uint64_t>(),
+                                                c["ierrors"].get<std::uint64_t>() + c["oerrors"].get<std::uint64_t>() +
+                                                    c["iqdrops"].get<std::uint64_t>() +
+                                                    c["oqdrops"].get<std::uint64_t>()};
+    }
+    return s;
+  };
+  struct sigaction action {};
+  action.sa_handler = [](int) { interrupted = 1; };
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  Sample last = sample();
+  std::uint64_t lines = 0;
+  for (std::uint64_t reports = 0; count == 0 || reports < count; ++reports) {
+    const auto due = last.when + std::chrono::duration<double>(interval);
+    while (!interrupted && std::chrono::steady_clock::now() < due) ::usleep(20000);
+    if (interrupted) break;
+    Sample now = sample();
+    const double seconds = std::chrono::duration<double>(now.when - last.when).count();
+    json rows = json::array();
+    for (const auto& [name, c] : now.ends) {
+      auto before = last.ends.find(name);
+      if (before == last.ends.end()) continue;
+      auto rate = [&](std::uint64_t EndCounters::*field) {
+        return static_cast<double>(c.*field - before->second.*field) / seconds;
+      };
+      rows.push_back({{"name", name},
+                      {"in_pps", rate(&EndCounters::ipackets)},
+                      {"out_pps", rate(&EndCounters::opackets)},
+                      {"in_bytes_per_s", rate(&EndCounters::ibytes)},
+                      {"out_bytes_per_s", rate(&EndCounters::obytes)},
+                      {"drops_per_s", rate(&EndCounters::drops)}});
+    }
+    if (options.json_output) {
+      std::printf("%s\n", json{{"interval_s", seconds}, {"interfaces", rows}}.dump().c_str());
+    } else {
+      if (lines % 20 == 0) {
+        std::printf("%-12s %12s %14s %12s %14s %10s\n", "", "input", "", "output", "", "drops");
+        std::printf("%-12s %12s %14s %12s %14s %10s\n", "name", "packets/s", "bytes/s", "packets/s", "bytes/s", "/s");
+      }
+      for (const json& row : rows) {
+        std::printf("%-12s %12.0f %14.0f %12.0f %14.0f %10.0f\n", row["name"].get<std::string>().c_str(),
+                    row["in_pps"].get<double>(), row["in_bytes_per_s"].get<double>(), row["out_pps"].get<double>(),
+                    row["out_bytes_per_s"].get<double>(), row["drops_per_s"].get<double>());
+        ++lines;
+      }
+    }
+    std::fflush(stdout);
+    last = std::move(now);
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   Options options;
   const char* env_socket = std::getenv("EPAIR_SOCKET");
@@ -394,6 +506,7 @@ int run(int argc, char** argv) {
 
   Connection daemon(options.socket);
   if (modes == 0 && options.words[0] == "capture") return capture(daemon, options);
+  if (modes == 0 && options.words[0] == "stats") return stats(daemon, options);
   if (options.cloners || options.list) {
     const json result =
         result_or_exit(daemon.request({{"v", 1}, {"op", options.cloners ? "cloners" : "list"}}), options.json_output);

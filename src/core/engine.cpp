@@ -274,6 +274,10 @@ void Engine::deliver(Events& events) {
   events.clear();
 }
 
+std::uint32_t Engine::worker_count() const {
+  return config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+}
+
 Status Engine::destroy(std::string_view ifname, std::string_view vnet_name) {
   Events events;
   std::shared_ptr<Pair> pair;

@@ -388,6 +388,18 @@ Status Interface::set_description(std::string text) {
   return {};
 }
 
+std::size_t Interface::queued_frames() const {
+  std::size_t n = 0;
+  for (const auto& q : queues_) n += q->ring_.size();
+  return n;
+}
+
+std::size_t Interface::queue_capacity() const {
+  std::size_t n = 0;
+  for (const auto& q : queues_) n += q->depth();
+  return n;
+}
+
 InterfaceCounters Interface::counters() const {
   InterfaceCounters c;
   c.ipackets = rx_enqueue_.ipackets.load(std::memory_order_relaxed);

@@ -30,6 +30,8 @@ class CaptureSession {
   /// Ends the stream (with its counters) and joins the thread.
   void stop();
   bool finished() const { return finished_.load(std::memory_order_acquire); }
+  const std::vector<std::shared_ptr<Interface>>& interfaces() const { return ifps_; }
+  CaptureCounters counters() const { return capture_->counters(); }
 
  private:
   void run();

@@ -187,6 +187,111 @@ Result<StartedCapture> Controller::start_capture(const json& request) {
   return started;
 }
 
+namespace {
+
+std::string label_value(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// One metric family: HELP and TYPE, then its samples.
+class Family {
+ public:
+  Family(std::string& out, std::string_view name, std::string_view type, std::string_view help)
+      : out_(out), name_(name) {
+    out_ += "# HELP " + name_ + " " + std::string(help) + "\n# TYPE " + name_ + " " + std::string(type) + "\n";
+  }
+  void sample(std::uint64_t value, std::string_view labels = {}) {
+    out_ += name_;
+    if (!labels.empty()) out_ += "{" + std::string(labels) + "}";
+    out_ += " " + std::to_string(value) + "\n";
+  }
+
+ private:
+  std::string& out_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::string Controller::metrics(const CaptureMetrics& captures) const {
+  std::string out;
+  std::size_t pairs = 0;
+  for (const auto& [name, end] : ends_) pairs += end.ifp->side() == 'a';
+  Family(out, "epair_pairs", "gauge", "Pairs epaird owns.").sample(pairs);
+  Family(out, "epair_workers", "gauge", "Engine worker threads.").sample(engine_->worker_count());
+  const FramePool& pool = engine_->pool();
+  Family(out, "epair_pool_frames", "gauge", "Frame buffers in the pool.").sample(pool.config().frames);
+  Family(out, "epair_pool_free_frames", "gauge", "Frame buffers free now.").sample(pool.available());
+  Family(out, "epair_pool_alloc_failures_total", "counter", "Frames not read because the pool was empty.")
+      .sample(pool.alloc_failures());
+
+  struct Row {
+    std::string labels;
+    const Interface* ifp;
+    InterfaceCounters counters;
+  };
+  std::vector<Row> rows;
+  for (const auto& [name, end] : ends_) {
+    rows.push_back({"interface=\"" + label_value(name) + "\",vnet=\"" + label_value(end.ifp->vnet_name()) + "\"",
+                    end.ifp.get(), end.ifp->counters()});
+  }
+  auto per_end = [&](std::string_view metric, std::string_view type, std::string_view help, auto value) {
+    Family family(out, metric, type, help);
+    for (const Row& row : rows) family.sample(value(row), row.labels);
+  };
+  per_end("epair_up", "gauge", "1 when the end is UP.", [](const Row& r) { return r.ifp->is_up() ? 1u : 0u; });
+  per_end("epair_carrier", "gauge", "1 when the end has carrier (its peer is UP).",
+          [](const Row& r) { return r.ifp->link_state() == LinkState::kUp ? 1u : 0u; });
+  per_end("epair_mtu_bytes", "gauge", "MTU of the end.", [](const Row& r) { return r.ifp->mtu(); });
+  per_end("epair_receive_packets_total", "counter", "Frames queued to the end (ipackets).",
+          [](const Row& r) { return r.counters.ipackets; });
+  per_end("epair_receive_bytes_total", "counter", "Bytes the end received (ibytes).",
+          [](const Row& r) { return r.counters.ibytes; });
+  per_end("epair_receive_multicast_packets_total", "counter", "Broadcast and multicast frames received (imcasts).",
+          [](const Row& r) { return r.counters.imcasts; });
+  per_end("epair_transmit_packets_total", "counter", "Frames the end transmitted (opackets).",
+          [](const Row& r) { return r.counters.opackets; });
+  per_end("epair_transmit_bytes_total", "counter", "Bytes the end transmitted (obytes).",
+          [](const Row& r) { return r.counters.obytes; });
+  per_end("epair_transmit_multicast_packets_total", "counter", "Broadcast and multicast frames sent (omcasts).",
+          [](const Row& r) { return r.counters.omcasts; });
+  {
+    Family family(out, "epair_dropped_packets_total", "counter",
+                  "Frames lost, by cause: transmit_error (oerrors: end down, too big, peer not ready), "
+                  "queue_full (oqdrops: the peer's receive queue was full), no_receiver (iqdrops: nothing "
+                  "behind the end took them), receive_error (ierrors: refused on input, too big for the MTU).");
+    for (const Row& row : rows) {
+      family.sample(row.counters.oerrors, row.labels + ",cause=\"transmit_error\"");
+      family.sample(row.counters.oqdrops, row.labels + ",cause=\"queue_full\"");
+      family.sample(row.counters.iqdrops, row.labels + ",cause=\"no_receiver\"");
+      family.sample(row.counters.ierrors, row.labels + ",cause=\"receive_error\"");
+    }
+  }
+  per_end("epair_queue_frames", "gauge", "Frames waiting in the end's receive queues.",
+          [](const Row& r) { return r.ifp->queued_frames(); });
+  per_end("epair_queue_capacity_frames", "gauge", "Room of the end's receive queues.",
+          [](const Row& r) { return r.ifp->queue_capacity(); });
+  per_end("epair_captures", "gauge", "Captures running on the end.", [&](const Row& r) {
+    auto it = captures.running.find(r.ifp->name());
+    return it == captures.running.end() ? 0u : it->second;
+  });
+  per_end("epair_capture_dropped_packets_total", "counter",
+          "Frames lost to captures on the end whose buffer was full (the wire lost none).", [&](const Row& r) {
+            auto it = captures.dropped.find(r.ifp->name());
+            return it == captures.dropped.end() ? 0u : it->second;
+          });
+  return out;
+}
+
 Controller::End* Controller::find(std::string_view name) {
   auto it = ends_.find(name);
   return it == ends_.end() ? nullptr : &it->second;

@@ -42,6 +42,13 @@ struct StartedCapture {
   std::uint64_t count = 0;  ///< frames to deliver; 0 for no limit
 };
 
+/// What the metrics say of captures: per interface name, the captures
+/// running on it and the frames captures on it lost (running and ended).
+struct CaptureMetrics {
+  std::map<std::string, std::uint64_t, std::less<>> running;
+  std::map<std::string, std::uint64_t, std::less<>> dropped;
+};
+
 struct ControllerConfig {
   EngineConfig engine;
   std::filesystem::path state_file;
@@ -72,6 +79,8 @@ class Controller {
   /// Checks a capture request (docs/protocol.md: interfaces, direction,
   /// snaplen, count, buffer_kib, filter) and attaches the capture.
   Result<StartedCapture> start_capture(const json& request);
+  /// Prometheus text exposition (version 0.0.4) of the daemon and every end.
+  std::string metrics(const CaptureMetrics& captures) const;
 
   /// Descriptors of the netlink event sockets, to poll.
   std::vector<int> event_fds() const;

@@ -40,6 +40,9 @@ options:
                           microseconds after the last frame before it sleeps:
                           lower latency for a CPU kept busy (default 0: a
                           sleeping reader thread per end)
+  -M, --metrics WHERE     serve Prometheus metrics over HTTP at /metrics:
+                          HOST:PORT on a loopback address (127.0.0.1:9474,
+                          [::1]:9474) or unix:PATH (default: not served)
   -l, --log-level LEVEL   trace, debug, info (default), warn, error
   -h, --help              this text
   -V, --version           the version
@@ -77,18 +80,26 @@ int main(int argc, char** argv) {
   engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
   std::string log_level = "info";
   std::chrono::microseconds busy_poll{0};
+  std::string metrics;
 
-  static const option options[] = {
-      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
-      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
-      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
-      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
-      {"delivery", required_argument, nullptr, 'D'},  {"busy-poll", required_argument, nullptr, 'b'},
-      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
+  static const option options[] = {{"socket", required_argument, nullptr, 's'},
+                                   {"state-dir", required_argument, nullptr, 'd'},
+                                   {"group", required_argument, nullptr, 'g'},
+                                   {"readers", required_argument, nullptr, 'r'},
+                                   {"workers", required_argument, nullptr, 'w'},
+                                   {"queue-depth", required_argument, nullptr, 'q'},
+                                   {"frames", required_argument, nullptr, 'f'},
+                                   {"mac-mode", required_argument, nullptr, 'm'},
+                                   {"delivery", required_argument, nullptr, 'D'},
+                                   {"busy-poll", required_argument, nullptr, 'b'},
+                                   {"metrics", required_argument, nullptr, 'M'},
+                                   {"log-level", required_argument, nullptr, 'l'},
+                                   {"help", no_argument, nullptr, 'h'},
+                                   {"version", no_argument, nullptr, 'V'},
+                                   {nullptr, 0, nullptr, 0}};
   std::string readers = "all";
   opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:l:hV", options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:M:l:hV", options, nullptr)) != -1;) {
     switch (c) {
       case 's':
         socket_path = optarg;
@@ -144,6 +155,9 @@ int main(int argc, char** argv) {
         busy_poll = std::chrono::microseconds(usec);
         break;
       }
+      case 'M':
+        metrics = optarg;
+        break;
       case 'l':
         log_level = optarg;
         break;
@@ -186,7 +200,7 @@ int main(int argc, char** argv) {
 
   try {
     daemon::Controller controller({engine, state_dir / "state.json", busy_poll});
-    daemon::Server server(controller, {socket_path, policy});
+    daemon::Server server(controller, {socket_path, policy, metrics});
     if (Status s = server.listen(); !s) fail(s.message());
     controller.restore();
     if (Status s = server.run(); !s) fail(s.message());

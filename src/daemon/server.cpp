@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -183,39 +185,100 @@ Server::Server(Controller& controller, ServerConfig config) : controller_(contro
 Server::~Server() {
   captures_.clear();  // each writes its counters and closes
   for (auto& [fd, client] : clients_) ::close(fd);
-  for (int fd : {listen_fd_, epoll_fd_, signal_fd_, wake_fd_}) {
+  for (auto& [fd, request] : http_clients_) ::close(fd);
+  for (int fd : {listen_fd_, epoll_fd_, signal_fd_, wake_fd_, metrics_fd_}) {
     if (fd >= 0) ::close(fd);
   }
+  if (config_.metrics.starts_with("unix:") && metrics_fd_ >= 0) ::unlink(config_.metrics.c_str() + 5);
   if (listen_fd_ >= 0) ::unlink(config_.socket_path.c_str());
 }
 
-Status Server::listen() {
-  const std::string path = config_.socket_path.string();
+namespace {
+
+// A listening Unix socket at path with the given mode (and group), in place
+// of a socket file nobody answers on any more.
+Result<int> listen_unix(const std::string& path, mode_t mode, std::optional<gid_t> group, const char* what) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return {ENAMETOOLONG, "socket path too long: " + path};
+  if (path.size() >= sizeof addr.sun_path) return Status{ENAMETOOLONG, "socket path too long: " + path};
   std::memcpy(addr.sun_path, path.data(), path.size());
   std::error_code ec;
-  std::filesystem::create_directories(config_.socket_path.parent_path(), ec);
-
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (listen_fd_ < 0) return {errno, std::string("socket: ") + std::strerror(errno)};
-  // A socket file nobody answers on is left from a daemon that died.
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const bool answered = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(probe);
-  if (answered) return {EADDRINUSE, "another epaird is listening on " + path};
+  if (answered) return Status{EADDRINUSE, std::string("another ") + what + " is listening on " + path};
   ::unlink(path.c_str());
-  // The socket is created with its final mode, so it is never open to more.
-  const mode_t mode = config_.policy.readers_all ? 0666 : config_.policy.group ? 0660 : 0600;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status{errno, std::string("socket: ") + std::strerror(errno)};
+  // Created with its final mode, so it is never open to more.
   const mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
-  const int bound = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::umask(old);
-  if (bound != 0) return {errno, "cannot listen on " + path + ": " + std::strerror(errno)};
-  if (config_.policy.group && ::chown(path.c_str(), static_cast<uid_t>(-1), *config_.policy.group) != 0) {
-    return {errno, "chown " + path + ": " + std::strerror(errno)};
+  Status error;
+  if (bound != 0) {
+    error = {errno, "cannot listen on " + path + ": " + std::strerror(errno)};
+  } else if (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) {
+    error = {errno, "chown " + path + ": " + std::strerror(errno)};
+  } else if (::listen(fd, 64) != 0) {
+    error = {errno, std::string("listen: ") + std::strerror(errno)};
   }
-  if (::listen(listen_fd_, 64) != 0) return {errno, std::string("listen: ") + std::strerror(errno)};
+  if (!error) {
+    ::close(fd);
+    return error;
+  }
+  return fd;
+}
+
+// "127.0.0.1:9474", "[::1]:9474", "localhost:9474": loopback only, the
+// metrics say what runs on this host.
+Result<int> listen_loopback(const std::string& spec) {
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos || colon + 1 == spec.size()) {
+    return Status{EINVAL, "invalid --metrics '" + spec + "' (HOST:PORT or unix:PATH)"};
+  }
+  std::string host = spec.substr(0, colon);
+  const std::string port = spec.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return Status{EINVAL, "invalid --metrics '" + spec + "' (HOST:PORT or unix:PATH)"};
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, &::freeaddrinfo);
+  const bool loopback = (found->ai_family == AF_INET &&
+                         (ntohl(reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr.s_addr) >> 24) == 127) ||
+                        (found->ai_family == AF_INET6 &&
+                         IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr));
+  if (!loopback) return Status{EINVAL, "--metrics " + spec + ": only loopback addresses are served"};
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status{errno, std::string("socket: ") + std::strerror(errno)};
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
+    Status error{errno, "cannot serve metrics on " + spec + ": " + std::strerror(errno)};
+    ::close(fd);
+    return error;
+  }
+  return fd;
+}
+
+}  // namespace
+
+Status Server::listen() {
+  const mode_t mode = config_.policy.readers_all ? 0666 : config_.policy.group ? 0660 : 0600;
+  auto control = listen_unix(config_.socket_path.string(), mode, config_.policy.group, "epaird");
+  if (!control) return control.status();
+  listen_fd_ = *control;
+  if (config_.metrics.empty()) return {};
+  auto metrics = config_.metrics.starts_with("unix:")
+                     ? listen_unix(config_.metrics.substr(5), mode, config_.policy.group, "metrics server")
+                     : listen_loopback(config_.metrics);
+  if (!metrics) return metrics.status();
+  metrics_fd_ = *metrics;
   return {};
 }
 
@@ -249,7 +312,8 @@ Status Server::run() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (signal_fd_ < 0 || wake_fd_ < 0 || epoll_fd_ < 0) return {errno, std::strerror(errno)};
   controller_.set_wake_fd(wake_fd_);
-  for (int fd : {listen_fd_, signal_fd_, wake_fd_}) {
+  for (int fd : {listen_fd_, signal_fd_, wake_fd_, metrics_fd_}) {
+    if (fd < 0) continue;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -280,6 +344,10 @@ Status Server::run() {
         std::uint64_t count = 0;
         [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
         controller_.check();
+      } else if (fd == metrics_fd_) {
+        accept_http();
+      } else if (http_clients_.contains(fd)) {
+        serve_http(fd);
       } else if (clients_.contains(fd)) {
         serve(fd);
       } else if (event_fds_.contains(fd)) {
@@ -292,7 +360,7 @@ Status Server::run() {
       next_check = now + std::chrono::milliseconds(kCheckIntervalMs);
     }
     watch_event_fds();
-    std::erase_if(captures_, [](const auto& session) { return session->finished(); });
+    reap_captures();
   }
 }
 
@@ -379,6 +447,96 @@ void Server::serve(int fd) {
     }
   }
   if (eof) close_client(fd);
+}
+
+void Server::reap_captures() {
+  std::erase_if(captures_, [this](const auto& session) {
+    if (!session->finished()) return false;
+    const std::uint64_t dropped = session->counters().dropped;
+    for (const auto& ifp : session->interfaces()) ended_capture_drops_[ifp->name()] += dropped;
+    return true;
+  });
+}
+
+CaptureMetrics Server::capture_metrics() const {
+  CaptureMetrics metrics;
+  metrics.dropped = ended_capture_drops_;
+  for (const auto& session : captures_) {
+    const std::uint64_t dropped = session->counters().dropped;
+    for (const auto& ifp : session->interfaces()) {
+      metrics.running[ifp->name()] += session->finished() ? 0 : 1;
+      metrics.dropped[ifp->name()] += dropped;
+    }
+  }
+  return metrics;
+}
+
+void Server::accept_http() {
+  for (;;) {
+    const int fd = ::accept4(metrics_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    http_clients_[fd] = {};
+  }
+}
+
+void Server::close_http(int fd) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  http_clients_.erase(fd);
+}
+
+// Just enough HTTP/1.1 for a scraper: GET /metrics, one response, close.
+void Server::serve_http(int fd) {
+  std::string& request = http_clients_[fd];
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n > 0) {
+      request.append(chunk, static_cast<std::size_t>(n));
+      if (request.size() > 16384) break;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    close_http(fd);
+    return;
+  }
+  if (request.find("\r\n\r\n") == std::string::npos && request.size() <= 16384) return;
+  const std::string line = request.substr(0, request.find("\r\n"));
+  std::string status = "200 OK";
+  std::string type = "text/plain; version=0.0.4; charset=utf-8";
+  std::string body;
+  const bool head = line.starts_with("HEAD ");
+  if (!line.starts_with("GET ") && !head) {
+    status = "405 Method Not Allowed";
+    type = "text/plain";
+    body = "only GET\n";
+  } else if (const std::string target = line.substr(line.find(' ') + 1, line.rfind(' ') - line.find(' ') - 1);
+             target != "/metrics" && !target.starts_with("/metrics?")) {
+    status = "404 Not Found";
+    type = "text/plain";
+    body = "epaird serves /metrics\n";
+  } else {
+    body = controller_.metrics(capture_metrics());
+  }
+  std::string response = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
+                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  if (!head) response += body;
+  std::size_t sent = 0;
+  while (sent < response.size()) {
+    const ssize_t w = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+    if (w > 0) {
+      sent += static_cast<std::size_t>(w);
+      continue;
+    }
+    pollfd p = {fd, POLLOUT, 0};
+    if (w < 0 && errno == EAGAIN && ::poll(&p, 1, 1000) > 0) continue;
+    break;
+  }
+  close_http(fd);
 }
 
 }  // namespace epair::daemon

@@ -43,6 +43,9 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
 struct ServerConfig {
   std::filesystem::path socket_path;
   AccessPolicy policy;
+  /// Where to serve Prometheus metrics over HTTP: "HOST:PORT" on a loopback
+  /// address, "unix:PATH", or empty for nowhere.
+  std::string metrics;
 };
 
 class Server {
@@ -66,6 +69,11 @@ class Server {
   void serve(int fd);
   void close_client(int fd);
   void watch_event_fds();
+  void accept_http();
+  void serve_http(int fd);
+  void close_http(int fd);
+  CaptureMetrics capture_metrics() const;
+  void reap_captures();
 
   Controller& controller_;
   ServerConfig config_;
@@ -75,6 +83,11 @@ class Server {
   int wake_fd_ = -1;
   std::map<int, Client> clients_;
   std::vector<std::unique_ptr<CaptureSession>> captures_;
+  // Frames lost by captures that have ended, per interface: the metric is a
+  // counter and must not go back when a capture ends.
+  std::map<std::string, std::uint64_t, std::less<>> ended_capture_drops_;
+  int metrics_fd_ = -1;
+  std::map<int, std::string> http_clients_;
   std::set<int> event_fds_;
 };
 
