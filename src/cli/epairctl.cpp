@@ -434,11 +434,12 @@ int stats(Connection& daemon, const Options& options) {
     Sample now = sample();
     const double seconds = std::chrono::duration<double>(now.when - last.when).count();
     json rows = json::array();
-    for (const auto& [name, c] : now.ends) {
+    for (const auto& entry : now.ends) {
+      const std::string& name = entry.first;
       auto before = last.ends.find(name);
       if (before == last.ends.end()) continue;
       auto rate = [&](std::uint64_t EndCounters::*field) {
-        return static_cast<double>(c.*field - before->second.*field) / seconds;
+        return static_cast<double>(entry.second.*field - before->second.*field) / seconds;
       };
       rows.push_back({{"name", name},
                       {"in_pps", rate(&EndCounters::ipackets)},

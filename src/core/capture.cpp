@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <thread>
 
 #include "epair/frame.hpp"
 
@@ -35,6 +36,7 @@ struct Capture::Sink {
         frames(slots),
         free(slots),
         ready(slots) {
+    aside.reserve(slots);
     for (std::uint32_t i = 0; i < slots; ++i) {
       frames[i].data = memory.get() + static_cast<std::size_t>(i) * snaplen;
       CapturedFrame* frame = &frames[i];
@@ -74,18 +76,53 @@ struct Capture::Sink {
         slot.direction = direction;
         std::memcpy(slot.data, kept[i]->data(), slot.length);
       }
-      ready.enqueue_burst(taken, got);
-      handed_over = true;
+      const std::uint32_t queued = ready.enqueue_burst(taken, got);
+      if (queued < got) set_aside({taken + queued, got - queued});
+      handed_over = handed_over || queued != 0;
     }
     if (!handed_over) return;
-    // Pairs with the fence in wait(): either the reader sees the frames
-    // before it sleeps, or this thread sees it sleeping and wakes it.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleeping.load(std::memory_order_relaxed)) {
+    // With wait(), Dekker's handshake in seq_cst operations (no fences,
+    // which ThreadSanitizer does not model): either the reader sees this
+    // hand-over before it sleeps, or this thread sees it sleeping.
+    handed.fetch_add(1, std::memory_order_seq_cst);
+    if (sleeping.load(std::memory_order_seq_cst)) {
       std::lock_guard lock(mutex);
       sleeping.store(false, std::memory_order_relaxed);
       wakeup.notify_one();
     }
+  }
+
+  // The ring refuses a slot while a consumer of the lap before is still
+  // between taking and handing back that position (a preempted thread).
+  // Slots that could not be handed over are lost to this capture's frames
+  // (counted) and kept here until the reader puts them back in the free
+  // ring; the tapping thread never waits for the reader.
+  void set_aside(std::span<CapturedFrame* const> spare) noexcept {
+    dropped.fetch_add(spare.size(), std::memory_order_relaxed);
+    std::lock_guard lock(aside_mutex);
+    aside.insert(aside.end(), spare.begin(), spare.end());
+    aside_count.store(aside.size(), std::memory_order_release);
+  }
+
+  // The reader's: slots back to the free ring, waiting out a preempted
+  // tapping thread if it must.
+  void give_back(std::span<CapturedFrame* const> spare) {
+    while (!spare.empty()) {
+      const std::uint32_t n = free.enqueue_burst(spare.data(), static_cast<std::uint32_t>(spare.size()));
+      spare = spare.subspan(n);
+      if (!spare.empty()) std::this_thread::yield();
+    }
+  }
+
+  void recover_aside() {
+    if (aside_count.load(std::memory_order_acquire) == 0) return;
+    std::vector<CapturedFrame*> taken;
+    {
+      std::lock_guard lock(aside_mutex);
+      taken.swap(aside);
+      aside_count.store(0, std::memory_order_release);
+    }
+    give_back(taken);
   }
 
   const std::uint32_t snaplen;
@@ -100,8 +137,13 @@ struct Capture::Sink {
   alignas(kCacheLine) std::atomic<std::uint64_t> seen{0};
   std::atomic<std::uint64_t> matched{0};
   std::atomic<std::uint64_t> dropped{0};
-  alignas(kCacheLine) std::atomic<bool> sleeping{false};
+  alignas(kCacheLine) std::atomic<std::uint64_t> handed{0};
+  std::atomic<bool> sleeping{false};
+  std::uint64_t handed_seen = 0;  // the reader's own
   std::mutex mutex;
+  std::mutex aside_mutex;
+  std::vector<CapturedFrame*> aside;  // reserved to hold every slot: never allocates in set_aside()
+  std::atomic<std::size_t> aside_count{0};
   std::condition_variable wakeup;
 };
 
@@ -128,17 +170,20 @@ std::size_t Capture::read(std::span<CapturedFrame*> out) {
 }
 
 void Capture::release(std::span<CapturedFrame* const> frames) {
-  sink_->free.enqueue_burst(frames.data(), static_cast<std::uint32_t>(frames.size()));
+  sink_->give_back(frames);
+  sink_->recover_aside();
 }
 
 bool Capture::wait(std::chrono::milliseconds timeout) {
   Sink& sink = *sink_;
   std::unique_lock lock(sink.mutex);
-  sink.sleeping.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sink.ready.empty()) {
+  sink.sleeping.store(true, std::memory_order_seq_cst);
+  const std::uint64_t handed = sink.handed.load(std::memory_order_seq_cst);
+  // Nothing handed over since the last look, and the ring is empty: sleep.
+  if (handed == sink.handed_seen && sink.ready.empty()) {
     sink.wakeup.wait_for(lock, timeout, [&] { return !sink.sleeping.load(std::memory_order_relaxed); });
   }
+  sink.handed_seen = handed;
   sink.sleeping.store(false, std::memory_order_relaxed);
   return !sink.ready.empty();
 }
