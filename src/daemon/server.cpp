@@ -266,6 +266,22 @@ Result<int> listen_loopback(const std::string& spec) {
   return fd;
 }
 
+// Sends data on a non-blocking socket, waiting up to timeout_ms each time
+// the socket is full; false when the peer is gone or too slow.
+bool send_whole(int fd, std::string_view data, int timeout_ms) {
+  while (!data.empty()) {
+    const ssize_t w = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (w > 0) {
+      data.remove_prefix(static_cast<std::size_t>(w));
+      continue;
+    }
+    pollfd p = {fd, POLLOUT, 0};
+    if (w < 0 && errno == EAGAIN && ::poll(&p, 1, timeout_ms) > 0) continue;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Status Server::listen() {
@@ -422,17 +438,7 @@ void Server::serve(int fd) {
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
     // Responses are small; a client that does not read them is dropped.
-    std::size_t sent = 0;
-    while (sent < response.size()) {
-      const ssize_t w = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-      if (w > 0) {
-        sent += static_cast<std::size_t>(w);
-        continue;
-      }
-      if (w < 0 && errno == EAGAIN) {
-        pollfd p = {fd, POLLOUT, 0};
-        if (::poll(&p, 1, 2000) > 0) continue;
-      }
+    if (!send_whole(fd, response, 2000)) {
       close_client(fd);
       return;
     }
@@ -525,17 +531,7 @@ void Server::serve_http(int fd) {
   std::string response = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   if (!head) response += body;
-  std::size_t sent = 0;
-  while (sent < response.size()) {
-    const ssize_t w = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-    if (w > 0) {
-      sent += static_cast<std::size_t>(w);
-      continue;
-    }
-    pollfd p = {fd, POLLOUT, 0};
-    if (w < 0 && errno == EAGAIN && ::poll(&p, 1, 1000) > 0) continue;
-    break;
-  }
+  send_whole(fd, response, 1000);
   close_http(fd);
 }
 
