@@ -2,7 +2,6 @@
 
 #include <pcap/pcap.h>
 
-#include <mutex>
 #include <string>
 
 namespace epair::capture {
@@ -28,10 +27,6 @@ class BpfFilter final : public CaptureFilter {
 
 Result<std::shared_ptr<const CaptureFilter>> compile_filter(std::string_view expression, std::uint32_t snaplen) {
   if (expression.find_first_not_of(" \t") == std::string_view::npos) return std::shared_ptr<const CaptureFilter>();
-  // pcap_compile() is not thread-safe before libpcap 1.8 and its handle is
-  // per call anyway; one compile at a time keeps old libraries honest.
-  static std::mutex mutex;
-  std::lock_guard lock(mutex);
   std::unique_ptr<pcap_t, decltype(&pcap_close)> dead(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen)),
                                                       &pcap_close);
   if (!dead) return Status{ENOMEM, "cannot open a libpcap handle"};

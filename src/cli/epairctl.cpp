@@ -203,6 +203,14 @@ struct EndCounters {
   std::uint64_t ipackets, opackets, ibytes, obytes, drops;
 };
 
+// Ctrl-C and SIGTERM end a capture or stats cleanly: they set interrupted.
+void catch_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = [](int) { interrupted = 1; };
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
 bool parse_number(const std::string& text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
   if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) return false;
   out = std::stoull(text);
@@ -282,10 +290,7 @@ int capture(Connection& daemon, const Options& options) {
     }
   }
   const json result = result_or_exit(daemon.request(request), options.json_output && !writing);
-  struct sigaction action {};
-  action.sa_handler = [](int) { interrupted = 1; };
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
+  catch_interrupts();
   ::signal(SIGPIPE, SIG_IGN);
   std::string names;
   for (const json& name : result["interfaces"]) names += (names.empty() ? "" : ", ") + name.get<std::string>();
@@ -421,10 +426,7 @@ int stats(Connection& daemon, const Options& options) {
     }
     return s;
   };
-  struct sigaction action {};
-  action.sa_handler = [](int) { interrupted = 1; };
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
+  catch_interrupts();
   Sample last = sample();
   std::uint64_t lines = 0;
   for (std::uint64_t reports = 0; count == 0 || reports < count; ++reports) {

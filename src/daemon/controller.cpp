@@ -161,9 +161,8 @@ Result<StartedCapture> Controller::start_capture(const json& request) {
   CaptureConfig config;
   config.snaplen = static_cast<std::uint32_t>(*snaplen);
   config.buffer_bytes = static_cast<std::uint32_t>(*buffer * 1024);
-  const std::string direction = request.value("direction", json("both")).is_string()
-                                    ? request.value("direction", std::string("both"))
-                                    : std::string();
+  const json direction_value = request.value("direction", json("both"));
+  const std::string direction = direction_value.is_string() ? direction_value.get<std::string>() : "";
   if (direction != "both" && direction != "in" && direction != "out") {
     return Status{EINVAL, "capture: direction must be both, in or out"};
   }

@@ -94,6 +94,18 @@ EngineConfig small_engine() {
   return config;
 }
 
+// What each test builds inside its namespace: an engine, a route socket
+// and a poller that spins for spin.
+struct Lab {
+  explicit Lab(std::chrono::microseconds spin) : route(RouteSocket::open()), poller(spin) {
+    started = static_cast<bool>(poller.start());
+  }
+  Engine engine{small_engine()};
+  Result<RouteSocket> route;
+  TapPoller poller;
+  bool started = false;
+};
+
 class TapPollerTest : public ::testing::TestWithParam<std::chrono::microseconds> {
  protected:
   void SetUp() override {
@@ -103,13 +115,14 @@ class TapPollerTest : public ::testing::TestWithParam<std::chrono::microseconds>
 
 TEST_P(TapPollerTest, KernelFramesReachTheEngine) {
   in_private_netns([&] {
-    Engine engine(small_engine());
-    auto route = RouteSocket::open();
-    ASSERT_TRUE(route) << route.status().message();
-    TapPoller poller(GetParam());
-    ASSERT_TRUE(poller.start());
-    TapPair one(engine, *route, poller, "tp0");
-    TapPair two(engine, *route, poller, "tp1");
+    Lab lab(GetParam());
+    ASSERT_TRUE(lab.route) << lab.route.status().message();
+    ASSERT_TRUE(lab.started);
+    Engine& engine = lab.engine;
+    RouteSocket& route = *lab.route;
+    TapPoller& poller = lab.poller;
+    TapPair one(engine, route, poller, "tp0");
+    TapPair two(engine, route, poller, "tp1");
     ASSERT_TRUE(one.tap && two.tap);
     for (std::uint64_t seq = 0; seq < 20; ++seq) {
       ASSERT_TRUE(one.sender->send(seq));
@@ -134,12 +147,13 @@ TEST_P(TapPollerTest, KernelFramesReachTheEngine) {
 
 TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
   in_private_netns([&] {
-    Engine engine(small_engine());
-    auto route = RouteSocket::open();
-    ASSERT_TRUE(route) << route.status().message();
-    TapPoller poller(GetParam());
-    ASSERT_TRUE(poller.start());
-    TapPair pair(engine, *route, poller, "tp0");
+    Lab lab(GetParam());
+    ASSERT_TRUE(lab.route) << lab.route.status().message();
+    ASSERT_TRUE(lab.started);
+    Engine& engine = lab.engine;
+    RouteSocket& route = *lab.route;
+    TapPoller& poller = lab.poller;
+    TapPair pair(engine, route, poller, "tp0");
     ASSERT_TRUE(pair.tap);
     ASSERT_TRUE(pair.sender->send(1));
     ASSERT_TRUE(pair.collector->wait_for(1));
@@ -154,15 +168,16 @@ TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
 
 TEST_P(TapPollerTest, ADeletedDeviceIsReportedOnceAndTheOthersGoOn) {
   in_private_netns([&] {
-    Engine engine(small_engine());
-    auto route = RouteSocket::open();
-    ASSERT_TRUE(route) << route.status().message();
-    TapPoller poller(GetParam());
-    ASSERT_TRUE(poller.start());
-    TapPair doomed(engine, *route, poller, "tp0");
-    TapPair other(engine, *route, poller, "tp1");
+    Lab lab(GetParam());
+    ASSERT_TRUE(lab.route) << lab.route.status().message();
+    ASSERT_TRUE(lab.started);
+    Engine& engine = lab.engine;
+    RouteSocket& route = *lab.route;
+    TapPoller& poller = lab.poller;
+    TapPair doomed(engine, route, poller, "tp0");
+    TapPair other(engine, route, poller, "tp1");
     ASSERT_TRUE(doomed.tap && other.tap);
-    ASSERT_TRUE(route->remove("tp0"));
+    ASSERT_TRUE(route.remove("tp0"));
     EXPECT_TRUE(test::wait_until([&] { return doomed.gone.load() == 1; }));
     std::this_thread::sleep_for(50ms);
     EXPECT_EQ(doomed.gone.load(), 1);

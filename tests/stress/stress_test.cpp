@@ -34,6 +34,15 @@ EngineConfig stress_config(bool deliver_inline = false) {
   return c;
 }
 
+// Both ends free what they receive, as a stack that reads and drops.
+void discard_input(test::UpPair& pair) {
+  auto sink = [](Interface&, std::span<Frame* const> burst) {
+    for (Frame* f : burst) f->release();
+  };
+  CallbackEndpoint::attach_to(*pair.a, sink);
+  CallbackEndpoint::attach_to(*pair.b, sink);
+}
+
 // Some interface from some vnet, or null.
 std::shared_ptr<Interface> pick(Engine& engine, std::mt19937& rng) {
   static const char* kVnets[] = {"host", "jail1", "jail2"};
@@ -200,11 +209,7 @@ TEST_P(StressTest, DestroyRacesWithTrafficOnThePair) {
 TEST_P(StressTest, TapsComeAndGoWhileFramesFlow) {
   Engine engine(stress_config(GetParam()));
   test::UpPair pair(engine);
-  auto sink = [](Interface&, std::span<Frame* const> burst) {
-    for (Frame* f : burst) f->release();
-  };
-  CallbackEndpoint::attach_to(*pair.a, sink);
-  CallbackEndpoint::attach_to(*pair.b, sink);
+  discard_input(pair);
   std::atomic<bool> stop{false};
   auto send = [&](Interface& ifp) {
     while (!stop.load()) {
@@ -250,11 +255,7 @@ TEST_P(StressTest, TapsComeAndGoWhileFramesFlow) {
 TEST_P(StressTest, CaptureReaderKeepsUpOrCountsDrops) {
   Engine engine(stress_config(GetParam()));
   test::UpPair pair(engine);
-  auto sink = [](Interface&, std::span<Frame* const> burst) {
-    for (Frame* f : burst) f->release();
-  };
-  CallbackEndpoint::attach_to(*pair.a, sink);
-  CallbackEndpoint::attach_to(*pair.b, sink);
+  discard_input(pair);
   CaptureConfig config;
   config.buffer_bytes = 64 * 1024;
   Capture capture(config, engine.pool().config().buffer_size);
