@@ -20,10 +20,6 @@ namespace {
 
 constexpr int kStateVersion = 1;
 
-const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether", "description", "inet",
-                                                            "inet6", "vnet",  "-vnet"};
-const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy"};
-
 std::string pair_name(const Interface& ifp) { return "epair" + std::to_string(ifp.unit()); }
 
 std::string other_end(std::string_view ifname) {
@@ -65,32 +61,6 @@ json counters_json(const InterfaceCounters& c) {
 }
 
 }  // namespace
-
-Result<std::vector<Action>> parse_actions(const json& actions) {
-  std::vector<Action> result;
-  if (actions.is_null()) return result;
-  if (!actions.is_array()) return Status{EINVAL, "\"actions\" must be an array"};
-  for (const json& item : actions) {
-    if (!item.is_object() || !item.contains("action") || !item["action"].is_string()) {
-      return Status{EINVAL, "each action must be an object with an \"action\" string"};
-    }
-    Action action{item["action"].get<std::string>(), {}};
-    if (kVerbsWithValue.contains(action.verb)) {
-      const json& value = item.value("value", json());
-      if (value.is_string()) {
-        action.value = value.get<std::string>();
-      } else if (value.is_number_unsigned()) {
-        action.value = std::to_string(value.get<std::uint64_t>());
-      } else {
-        return Status{EINVAL, "action " + action.verb + " needs a value"};
-      }
-    } else if (!kVerbsAlone.contains(action.verb)) {
-      return Status{EINVAL, "unknown action '" + action.verb + "'"};
-    }
-    result.push_back(std::move(action));
-  }
-  return result;
-}
 
 namespace {
 
@@ -137,52 +107,25 @@ Controller::~Controller() {
   engine_.reset();
 }
 
-Result<StartedCapture> Controller::start_capture(const json& request) {
-  const json& names = request.value("interfaces", json());
-  if (!names.is_array() || names.empty() || names.size() > 64) {
-    return Status{EPROTO, "capture needs \"interfaces\": an array of 1 to 64 names"};
-  }
-  auto number = [&](const char* key, std::uint64_t fallback, std::uint64_t low,
-                    std::uint64_t high) -> Result<std::uint64_t> {
-    const json& value = request.value(key, json());
-    if (value.is_null()) return fallback;
-    if (!value.is_number_unsigned() || value.get<std::uint64_t>() < low || value.get<std::uint64_t>() > high) {
-      return Status{EINVAL, std::string("capture: ") + key + " must be from " + std::to_string(low) + " to " +
-                                std::to_string(high)};
-    }
-    return value.get<std::uint64_t>();
-  };
-  auto snaplen = number("snaplen", 262144, 1, 262144);
-  if (!snaplen) return snaplen.status();
-  auto count = number("count", 0, 0, UINT64_MAX);
-  if (!count) return count.status();
-  auto buffer = number("buffer_kib", 4096, 64, 1u << 20);
-  if (!buffer) return buffer.status();
+Result<StartedCapture> Controller::start_capture(const CaptureRequest& request) {
   CaptureConfig config;
-  config.snaplen = static_cast<std::uint32_t>(*snaplen);
-  config.buffer_bytes = static_cast<std::uint32_t>(*buffer * 1024);
-  const json direction_value = request.value("direction", json("both"));
-  const std::string direction = direction_value.is_string() ? direction_value.get<std::string>() : "";
-  if (direction != "both" && direction != "in" && direction != "out") {
-    return Status{EINVAL, "capture: direction must be both, in or out"};
-  }
-  config.in = direction != "out";
-  config.out = direction != "in";
-  const json& filter = request.value("filter", json(""));
-  if (!filter.is_string()) return Status{EPROTO, "capture: \"filter\" must be a string"};
-  auto compiled = capture::compile_filter(filter.get<std::string>(), config.snaplen);
+  config.snaplen = request.snaplen;
+  config.buffer_bytes = request.buffer_kib * 1024;
+  config.in = request.in;
+  config.out = request.out;
+  auto compiled = capture::compile_filter(request.filter, config.snaplen);
   if (!compiled) return compiled.status();
   config.filter = *compiled;
 
   StartedCapture started;
-  for (const json& name : names) {
-    End* end = name.is_string() ? find(name.get<std::string>()) : nullptr;
-    if (end == nullptr) return no_such_interface(name.is_string() ? name.get<std::string>() : name.dump());
+  for (const std::string& name : request.interfaces) {
+    End* end = find(name);
+    if (end == nullptr) return no_such_interface(name);
     started.ifps.push_back(end->ifp);
   }
   started.capture = std::make_unique<Capture>(config, engine_->pool().config().buffer_size);
   for (const auto& ifp : started.ifps) started.capture->attach(*ifp);
-  started.count = *count;
+  started.count = request.count;
   return started;
 }
 

@@ -18,22 +18,11 @@
 #include "epair/engine.hpp"
 #include "netlink.hpp"
 #include "netns.hpp"
+#include "protocol.hpp"
 #include "tap_endpoint.hpp"
 #include "unique_fd.hpp"
 
 namespace epair::daemon {
-
-using json = nlohmann::json;
-
-/// One setting of `epairctl NAME ...`, applied in order.
-struct Action {
-  std::string verb;   ///< up, down, mtu, ether, description, inet, inet6, vnet, -vnet, destroy
-  std::string value;  ///< the argument, empty for up/down/destroy
-};
-
-/// Parses the "actions" array of a request; EINVAL for an unknown verb or a
-/// missing value.
-Result<std::vector<Action>> parse_actions(const json& actions);
 
 /// A capture attached to its ends, for a CaptureSession to stream.
 struct StartedCapture {
@@ -76,9 +65,8 @@ class Controller {
   std::vector<std::string> list() const;
   /// The interface as JSON (see docs/protocol.md); ENXIO when unknown.
   Result<json> show(std::string_view name);
-  /// Checks a capture request (docs/protocol.md: interfaces, direction,
-  /// snaplen, count, buffer_kib, filter) and attaches the capture.
-  Result<StartedCapture> start_capture(const json& request);
+  /// Compiles the capture's filter and attaches it to its ends.
+  Result<StartedCapture> start_capture(const CaptureRequest& request);
   /// Prometheus text exposition (version 0.0.4) of the daemon and every end.
   std::string metrics(const CaptureMetrics& captures) const;
 

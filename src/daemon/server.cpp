@@ -25,52 +25,7 @@ namespace epair::daemon {
 
 namespace {
 
-constexpr std::size_t kMaxRequest = 1 << 20;
 constexpr int kCheckIntervalMs = 500;
-
-const char* errno_name(int e) {
-  switch (e) {
-    case EEXIST:
-      return "EEXIST";
-    case ENXIO:
-      return "ENXIO";
-    case ENOENT:
-      return "ENOENT";
-    case EINVAL:
-      return "EINVAL";
-    case ENOSPC:
-      return "ENOSPC";
-    case EBUSY:
-      return "EBUSY";
-    case EPERM:
-      return "EPERM";
-    case EACCES:
-      return "EACCES";
-    case E2BIG:
-      return "E2BIG";
-    case ENODEV:
-      return "ENODEV";
-    case ENAMETOOLONG:
-      return "ENAMETOOLONG";
-    case EADDRNOTAVAIL:
-      return "EADDRNOTAVAIL";
-    case EPROTO:
-      return "EPROTO";
-    default:
-      return "EIO";
-  }
-}
-
-json error_response(const Status& status) {
-  return {{"v", kProtocolVersion},
-          {"ok", false},
-          {"error", {{"errno", status.value()}, {"code", errno_name(status.value())}, {"message", status.message()}}}};
-}
-
-json ok_response(json result) { return {{"v", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
-
-const std::set<std::string, std::less<>> kReadOps = {"version", "cloners", "list", "show"};
-const std::set<std::string, std::less<>> kWriteOps = {"create", "configure", "destroy"};
 
 bool may_change(const AccessPolicy& policy, const Peer& peer) {
   return peer.uid == 0 || (policy.group && peer_in_group(peer, *policy.group));
@@ -95,48 +50,29 @@ bool peer_in_group(const Peer& peer, gid_t gid) {
 
 json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line,
                     std::optional<StartedCapture>* capture) {
-  json request;
-  try {
-    request = json::parse(line);
-  } catch (const json::exception&) {
-    return error_response({EPROTO, "request is not valid JSON"});
-  }
-  if (!request.is_object()) return error_response({EPROTO, "request must be a JSON object"});
-  if (request.value("v", kProtocolVersion) != kProtocolVersion) {
-    return error_response(
-        {EPROTO, "unsupported protocol version (epaird speaks " + std::to_string(kProtocolVersion) + ")"});
-  }
-  const json& op_value = request.value("op", json());
-  if (!op_value.is_string()) return error_response({EPROTO, "request needs an \"op\" string"});
-  const std::string op = op_value.get<std::string>();
-  if (!kReadOps.contains(op) && !kWriteOps.contains(op) && op != "capture") {
-    return error_response({EPROTO, "unknown op '" + op + "'"});
-  }
+  auto parsed = parse_request(line);
+  if (!parsed) return error_response(parsed.status());
+  Request& request = *parsed;
+  const std::string& op = request.op;
+  const std::string& name = request.name;
   // Captures show the traffic itself: as for tcpdump, not for everyone.
-  const bool allowed =
-      kReadOps.contains(op) ? policy.readers_all || may_change(policy, peer) : may_change(policy, peer);
+  const bool read_only = !request.changes && !request.capture;
+  const bool allowed = read_only ? policy.readers_all || may_change(policy, peer) : may_change(policy, peer);
   if (!allowed) return error_response({EACCES, "permission denied"});
-  if (op == "capture") {
+  if (request.capture) {
     if (capture == nullptr) return error_response({EPROTO, "capture needs a connection of its own"});
     try {
-      auto started = controller.start_capture(request);
+      auto started = controller.start_capture(*request.capture);
       if (!started) return error_response(started.status());
-      json result = {{"interfaces", request["interfaces"]},
+      json result = {{"interfaces", request.capture->interfaces},
                      {"snaplen", started->capture->snaplen()},
                      {"buffer_frames", started->capture->slots()}};
-      spdlog::info("uid {} pid {}: capture on {}", peer.uid, peer.pid, request["interfaces"].dump());
+      spdlog::info("uid {} pid {}: capture on {}", peer.uid, peer.pid, result["interfaces"].dump());
       capture->emplace(std::move(*started));
       return ok_response(std::move(result));
     } catch (const std::exception& e) {
       return error_response({EIO, std::string("internal error: ") + e.what()});
     }
-  }
-
-  const json& name_value = request.value("name", json());
-  if (!name_value.is_null() && !name_value.is_string()) return error_response({EPROTO, "\"name\" must be a string"});
-  const std::string name = name_value.is_string() ? name_value.get<std::string>() : "";
-  if (kWriteOps.contains(op) && name.empty()) {
-    return error_response({EPROTO, "op " + op + " needs a \"name\""});
   }
 
   try {
@@ -152,14 +88,13 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
       }
       return ok_response({{"interfaces", interfaces}});
     }
-    auto actions = parse_actions(request.value("actions", json()));
-    if (!actions) return error_response(actions.status());
+    const std::vector<Action>& actions = request.actions;
     if (op == "create") {
       spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);
       auto created = controller.create(name);
       if (!created) return error_response(created.status());
       // As ifconfig does, a setting that fails leaves the pair created.
-      if (Status s = controller.configure(*created, *actions); !s) {
+      if (Status s = controller.configure(*created, actions); !s) {
         json response = error_response(s);
         response["result"] = {{"name", *created}};
         return response;
@@ -168,7 +103,7 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
     }
     if (op == "configure") {
       spdlog::info("uid {} pid {}: configure {}", peer.uid, peer.pid, name);
-      if (Status s = controller.configure(name, *actions); !s) return error_response(s);
+      if (Status s = controller.configure(name, actions); !s) return error_response(s);
       return ok_response(json::object());
     }
     spdlog::info("uid {} pid {}: destroy {}", peer.uid, peer.pid, name);
@@ -414,7 +349,7 @@ void Server::serve(int fd) {
     const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
     if (n > 0) {
       client.buffer.append(chunk, static_cast<std::size_t>(n));
-      if (client.buffer.size() > kMaxRequest) {
+      if (client.buffer.size() > kMaxRequestBytes) {
         close_client(fd);
         return;
       }

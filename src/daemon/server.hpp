@@ -16,8 +16,6 @@
 
 namespace epair::daemon {
 
-inline constexpr int kProtocolVersion = 1;
-
 struct Peer {
   pid_t pid = 0;
   uid_t uid = 0;

@@ -1,0 +1,224 @@
+#include "protocol.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace epair::daemon {
+
+namespace {
+
+const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether", "description", "inet",
+                                                            "inet6", "vnet",  "-vnet"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy"};
+
+// The fields each op takes besides "v" and "op".
+const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kOps = {
+    {"version", {}},
+    {"cloners", {}},
+    {"list", {}},
+    {"show", {"name"}},
+    {"create", {"name", "actions"}},
+    {"configure", {"name", "actions"}},
+    {"destroy", {"name"}},
+    {"capture", {"interfaces", "direction", "snaplen", "count", "buffer_kib", "filter"}},
+};
+
+const char* errno_name(int e) {
+  switch (e) {
+    case EEXIST:
+      return "EEXIST";
+    case ENXIO:
+      return "ENXIO";
+    case ENOENT:
+      return "ENOENT";
+    case EINVAL:
+      return "EINVAL";
+    case ENOSPC:
+      return "ENOSPC";
+    case EROFS:
+      return "EROFS";
+    case EBUSY:
+      return "EBUSY";
+    case EPERM:
+      return "EPERM";
+    case EACCES:
+      return "EACCES";
+    case E2BIG:
+      return "E2BIG";
+    case ENODEV:
+      return "ENODEV";
+    case ENAMETOOLONG:
+      return "ENAMETOOLONG";
+    case EADDRNOTAVAIL:
+      return "EADDRNOTAVAIL";
+    case EPROTO:
+      return "EPROTO";
+    default:
+      return "EIO";
+  }
+}
+
+// Printable in an error line: control characters as \xNN, cut at 64 bytes.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 64)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > 64) out += "...";
+  return out;
+}
+
+Result<std::uint64_t> number(const json& request, const char* key, std::uint64_t fallback, std::uint64_t low,
+                             std::uint64_t high) {
+  auto it = request.find(key);
+  if (it == request.end()) return fallback;
+  if (!it->is_number_unsigned() || it->get<std::uint64_t>() < low || it->get<std::uint64_t>() > high) {
+    return Status{EINVAL, std::string("capture: ") + key + " must be from " + std::to_string(low) + " to " +
+                              std::to_string(high)};
+  }
+  return it->get<std::uint64_t>();
+}
+
+Result<CaptureRequest> parse_capture(const json& request) {
+  CaptureRequest capture;
+  auto names = request.find("interfaces");
+  if (names == request.end() || !names->is_array() || names->empty() || names->size() > kMaxCaptureInterfaces) {
+    return Status{EPROTO, "capture needs \"interfaces\": an array of 1 to 64 names"};
+  }
+  for (const json& name : *names) {
+    if (!name.is_string() || name.get_ref<const std::string&>().empty()) {
+      return Status{EPROTO, "capture: each interface must be a name"};
+    }
+    if (name.get_ref<const std::string&>().size() > kMaxNameBytes) {
+      return Status{ENAMETOOLONG, "capture: interface name too long"};
+    }
+    capture.interfaces.push_back(name.get<std::string>());
+  }
+  auto snaplen = number(request, "snaplen", capture.snaplen, 1, 262144);
+  if (!snaplen) return snaplen.status();
+  auto count = number(request, "count", 0, 0, UINT64_MAX);
+  if (!count) return count.status();
+  auto buffer = number(request, "buffer_kib", capture.buffer_kib, 64, 1u << 20);
+  if (!buffer) return buffer.status();
+  capture.snaplen = static_cast<std::uint32_t>(*snaplen);
+  capture.count = *count;
+  capture.buffer_kib = static_cast<std::uint32_t>(*buffer);
+  if (auto it = request.find("direction"); it != request.end()) {
+    const std::string direction = it->is_string() ? it->get<std::string>() : "";
+    if (direction != "both" && direction != "in" && direction != "out") {
+      return Status{EINVAL, "capture: direction must be both, in or out"};
+    }
+    capture.in = direction != "out";
+    capture.out = direction != "in";
+  }
+  if (auto it = request.find("filter"); it != request.end()) {
+    if (!it->is_string()) return Status{EPROTO, "capture: \"filter\" must be a string"};
+    if (it->get_ref<const std::string&>().size() > kMaxFilterBytes) {
+      return Status{E2BIG, "capture: filter longer than " + std::to_string(kMaxFilterBytes) + " bytes"};
+    }
+    capture.filter = it->get<std::string>();
+  }
+  return capture;
+}
+
+}  // namespace
+
+Result<std::vector<Action>> parse_actions(const json& actions) {
+  std::vector<Action> result;
+  if (actions.is_null()) return result;
+  if (!actions.is_array()) return Status{EINVAL, "\"actions\" must be an array"};
+  if (actions.size() > kMaxActions) return Status{E2BIG, "more than 64 actions"};
+  for (const json& item : actions) {
+    if (!item.is_object() || !item.contains("action") || !item["action"].is_string()) {
+      return Status{EINVAL, "each action must be an object with an \"action\" string"};
+    }
+    for (const auto& [key, value] : item.items()) {
+      if (key != "action" && key != "value")
+        return Status{EPROTO, "unknown field '" + printable(key) + "' in an action"};
+    }
+    Action action{item["action"].get<std::string>(), {}};
+    if (kVerbsWithValue.contains(action.verb)) {
+      const json& value = item.value("value", json());
+      if (value.is_string()) {
+        action.value = value.get<std::string>();
+      } else if (value.is_number_unsigned()) {
+        action.value = std::to_string(value.get<std::uint64_t>());
+      } else {
+        return Status{EINVAL, "action " + action.verb + " needs a value"};
+      }
+      if (action.value.size() > kMaxValueBytes) {
+        return Status{ENAMETOOLONG,
+                      "value of " + action.verb + " longer than " + std::to_string(kMaxValueBytes) + " bytes"};
+      }
+    } else if (!kVerbsAlone.contains(action.verb)) {
+      return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};
+    } else if (item.contains("value")) {
+      return Status{EINVAL, "action " + action.verb + " takes no value"};
+    }
+    result.push_back(std::move(action));
+  }
+  return result;
+}
+
+Result<Request> parse_request(std::string_view line) {
+  if (line.size() > kMaxRequestBytes) return Status{E2BIG, "request longer than 1 MiB"};
+  json request;
+  try {
+    request = json::parse(line);
+  } catch (const json::exception&) {
+    return Status{EPROTO, "request is not valid JSON"};
+  }
+  if (!request.is_object()) return Status{EPROTO, "request must be a JSON object"};
+  if (auto v = request.find("v"); v != request.end() && !(v->is_number_integer() && *v == kProtocolVersion)) {
+    return Status{EPROTO, "unsupported protocol version (epaird speaks " + std::to_string(kProtocolVersion) + ")"};
+  }
+  auto op_value = request.find("op");
+  if (op_value == request.end() || !op_value->is_string()) return Status{EPROTO, "request needs an \"op\" string"};
+  Request parsed;
+  parsed.op = op_value->get<std::string>();
+  auto op = kOps.find(parsed.op);
+  if (op == kOps.end()) return Status{EPROTO, "unknown op '" + printable(parsed.op) + "'"};
+  for (const auto& [key, value] : request.items()) {
+    if (key != "v" && key != "op" && !op->second.contains(key)) {
+      return Status{EPROTO, "unknown field '" + printable(key) + "' for op " + parsed.op};
+    }
+  }
+  parsed.changes = parsed.op == "create" || parsed.op == "configure" || parsed.op == "destroy";
+  if (parsed.op == "capture") {
+    auto capture = parse_capture(request);
+    if (!capture) return capture.status();
+    parsed.capture = std::move(*capture);
+    return parsed;
+  }
+  if (auto name = request.find("name"); name != request.end()) {
+    if (!name->is_string()) return Status{EPROTO, "\"name\" must be a string"};
+    parsed.name = name->get<std::string>();
+    if (parsed.name.size() > kMaxNameBytes) return Status{ENAMETOOLONG, "interface name too long"};
+  }
+  if (parsed.changes && parsed.name.empty()) return Status{EPROTO, "op " + parsed.op + " needs a \"name\""};
+  if (auto actions = request.find("actions"); actions != request.end()) {
+    auto checked = parse_actions(*actions);
+    if (!checked) return checked.status();
+    parsed.actions = std::move(*checked);
+  }
+  return parsed;
+}
+
+json ok_response(json result) { return {{"v", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
+
+json error_response(const Status& status) {
+  return {{"v", kProtocolVersion},
+          {"ok", false},
+          {"error", {{"errno", status.value()}, {"code", errno_name(status.value())}, {"message", status.message()}}}};
+}
+
+}  // namespace epair::daemon

@@ -1,0 +1,66 @@
+// The control protocol's requests (docs/protocol.md), checked before anything
+// acts on them: a request that passes parse_request() names a known op with
+// only the fields that op takes, each of the right type and size.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "epair/status.hpp"
+
+namespace epair::daemon {
+
+using json = nlohmann::json;
+
+inline constexpr int kProtocolVersion = 1;
+/// The longest request line epaird reads; a longer one ends the connection.
+inline constexpr std::size_t kMaxRequestBytes = 1 << 20;
+/// The longest interface or namespace name, and the longest action value.
+inline constexpr std::size_t kMaxNameBytes = 255;
+inline constexpr std::size_t kMaxValueBytes = 255;
+inline constexpr std::size_t kMaxActions = 64;
+inline constexpr std::size_t kMaxCaptureInterfaces = 64;
+inline constexpr std::size_t kMaxFilterBytes = 4096;
+
+/// One setting of `epairctl NAME ...`, applied in order.
+struct Action {
+  std::string verb;   ///< up, down, mtu, ether, description, inet, inet6, vnet, -vnet, destroy
+  std::string value;  ///< the argument, empty for up/down/destroy
+};
+
+/// Parses the "actions" array of a request; EINVAL for an unknown verb, a
+/// missing value or a value over kMaxValueBytes.
+Result<std::vector<Action>> parse_actions(const json& actions);
+
+/// The fields of a capture request, checked; the filter is not compiled yet.
+struct CaptureRequest {
+  std::vector<std::string> interfaces;
+  bool in = true;
+  bool out = true;
+  std::uint32_t snaplen = 262144;
+  std::uint64_t count = 0;  ///< frames to deliver; 0 for no limit
+  std::uint32_t buffer_kib = 4096;
+  std::string filter;
+};
+
+struct Request {
+  std::string op;
+  std::string name;             ///< empty when not given
+  std::vector<Action> actions;  ///< create and configure
+  std::optional<CaptureRequest> capture;
+  bool changes = false;  ///< create, configure, destroy
+};
+
+/// Checks one request line. EPROTO for what is not the protocol (bad JSON,
+/// another version, an unknown op or field, a field of the wrong type),
+/// EINVAL or ENAMETOOLONG for values out of range.
+Result<Request> parse_request(std::string_view line);
+
+json ok_response(json result);
+json error_response(const Status& status);
+
+}  // namespace epair::daemon

@@ -1,0 +1,100 @@
+// parse_request(): what epaird refuses before anything acts on a request.
+#include "protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace epair::daemon {
+namespace {
+
+struct Refused {
+  std::string line;
+  int error;
+  std::string message;
+};
+
+TEST(ParseRequest, RefusesWhatIsNotTheProtocol) {
+  const std::string long_name(256, 'x');
+  const std::string long_value(256, 'd');
+  std::string many_actions = R"({"op":"configure","name":"epair0a","actions":[)";
+  for (int i = 0; i < 65; ++i) many_actions += std::string(i == 0 ? "" : ",") + R"({"action":"up"})";
+  many_actions += "]}";
+  for (const Refused& c : std::initializer_list<Refused>{
+           {"", EPROTO, "request is not valid JSON"},
+           {"{", EPROTO, "request is not valid JSON"},
+           {"{\"op\":\"list\"} x", EPROTO, "request is not valid JSON"},
+           {"[1]", EPROTO, "request must be a JSON object"},
+           {"\"list\"", EPROTO, "request must be a JSON object"},
+           {R"({"v":2,"op":"list"})", EPROTO, "unsupported protocol version (epaird speaks 1)"},
+           {R"({"v":"1","op":"list"})", EPROTO, "unsupported protocol version (epaird speaks 1)"},
+           {R"({"v":1.5,"op":"list"})", EPROTO, "unsupported protocol version (epaird speaks 1)"},
+           {R"({"v":1})", EPROTO, "request needs an \"op\" string"},
+           {R"({"op":7})", EPROTO, "request needs an \"op\" string"},
+           {R"({"op":"reboot"})", EPROTO, "unknown op 'reboot'"},
+           {"{\"op\":\"a\\u0001b\"}", EPROTO, "unknown op 'a\\x01b'"},
+           {R"({"op":"list","name":"epair0a"})", EPROTO, "unknown field 'name' for op list"},
+           {R"({"op":"show","nmae":"epair0a"})", EPROTO, "unknown field 'nmae' for op show"},
+           {R"({"op":"destroy","name":"epair0a","actions":[]})", EPROTO, "unknown field 'actions' for op destroy"},
+           {R"({"op":"show","name":7})", EPROTO, "\"name\" must be a string"},
+           {R"({"op":"create"})", EPROTO, "op create needs a \"name\""},
+           {R"({"op":"destroy","name":""})", EPROTO, "op destroy needs a \"name\""},
+           {R"({"op":"show","name":")" + long_name + "\"}", ENAMETOOLONG, "interface name too long"},
+           {R"({"op":"configure","name":"epair0a","actions":{}})", EINVAL, "\"actions\" must be an array"},
+           {many_actions, E2BIG, "more than 64 actions"},
+           {R"({"op":"configure","name":"epair0a","actions":[{"action":"up","value":1}]})", EINVAL,
+            "action up takes no value"},
+           {R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":9000,"x":1}]})", EPROTO,
+            "unknown field 'x' in an action"},
+           {R"({"op":"configure","name":"epair0a","actions":[{"action":"description","value":")" + long_value + "\"}]}",
+            ENAMETOOLONG, "value of description longer than 255 bytes"},
+           {R"({"op":"capture","interfaces":[""]})", EPROTO, "capture: each interface must be a name"},
+           {R"({"op":"capture","interfaces":["epair0a"],"filter":")" + std::string(4097, 'x') + "\"}", E2BIG,
+            "capture: filter longer than 4096 bytes"},
+           {R"({"op":"capture","interfaces":["epair0a"],"count":-1})", EINVAL,
+            "capture: count must be from 0 to 18446744073709551615"},
+           {std::string(kMaxRequestBytes + 1, ' '), E2BIG, "request longer than 1 MiB"},
+       }) {
+    auto parsed = parse_request(c.line);
+    ASSERT_FALSE(parsed) << c.line.substr(0, 200);
+    EXPECT_EQ(parsed.status().value(), c.error) << c.line.substr(0, 200);
+    EXPECT_EQ(parsed.status().message(), c.message) << c.line.substr(0, 200);
+  }
+}
+
+TEST(ParseRequest, AcceptsEveryOp) {
+  auto create = parse_request(
+      R"({"v":1,"op":"create","name":"epair","actions":[{"action":"mtu","value":"9000"},{"action":"up"}]})");
+  ASSERT_TRUE(create);
+  EXPECT_TRUE(create->changes);
+  EXPECT_EQ(create->name, "epair");
+  ASSERT_EQ(create->actions.size(), 2u);
+  EXPECT_EQ(create->actions[0].value, "9000");
+
+  auto show = parse_request(R"({"op":"show"})");
+  ASSERT_TRUE(show);
+  EXPECT_FALSE(show->changes);
+  EXPECT_TRUE(show->name.empty());
+
+  auto capture =
+      parse_request(R"({"op":"capture","interfaces":["epair0a","epair0b"],"direction":"in","snaplen":96,"count":5,)"
+                    R"("buffer_kib":64,"filter":"icmp"})");
+  ASSERT_TRUE(capture);
+  ASSERT_TRUE(capture->capture);
+  EXPECT_EQ(capture->capture->interfaces.size(), 2u);
+  EXPECT_TRUE(capture->capture->in);
+  EXPECT_FALSE(capture->capture->out);
+  EXPECT_EQ(capture->capture->snaplen, 96u);
+  EXPECT_EQ(capture->capture->count, 5u);
+  EXPECT_EQ(capture->capture->buffer_kib, 64u);
+  EXPECT_EQ(capture->capture->filter, "icmp");
+
+  for (const char* op : {"version", "cloners", "list", "destroy"}) {
+    const std::string line =
+        std::string(R"({"op":")") + op + "\"" + (op == std::string("destroy") ? R"(,"name":"x")" : "") + "}";
+    EXPECT_TRUE(parse_request(line)) << line;
+  }
+}
+
+}  // namespace
+}  // namespace epair::daemon
