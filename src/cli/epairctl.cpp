@@ -18,11 +18,14 @@
 #include <utility>
 #include <vector>
 
+#include "command_line.hpp"
 #include "pcapng.hpp"
 #include "summary.hpp"
 
 namespace {
 
+using epair::cli::CommandLine;
+using epair::cli::Mode;
 using json = nlohmann::json;
 
 constexpr const char* kUsage = R"(usage: epairctl [-s PATH] [--json] -C
@@ -141,16 +144,6 @@ class Connection {
   std::string rest_;
 };
 
-struct Options {
-  std::string socket;
-  bool json_output = false;
-  bool verbose = false;
-  bool all = false;
-  bool list = false;
-  bool cloners = false;
-  std::vector<std::string> words;
-};
-
 // Exits 1 with the daemon's one-line error; in JSON mode the error object
 // also goes to stdout.
 json result_or_exit(const json& response, bool json_output) {
@@ -161,7 +154,7 @@ json result_or_exit(const json& response, bool json_output) {
   std::exit(1);
 }
 
-void print_interfaces(const json& result, const Options& options) {
+void print_interfaces(const json& result, const CommandLine& options) {
   if (options.json_output) {
     std::printf("%s\n", result.dump(2).c_str());
     return;
@@ -170,30 +163,6 @@ void print_interfaces(const json& result, const Options& options) {
     std::fputs(ifp.value("ifconfig", std::string()).c_str(), stdout);
     if (options.verbose) std::fputs(ifp.value("counters_text", std::string()).c_str(), stdout);
   }
-}
-
-// The settings after the interface name, as protocol actions.
-json parse_settings(const std::vector<std::string>& words, std::size_t first) {
-  static const std::set<std::string> kWithValue = {"mtu",  "ether", "lladdr", "description", "descr",
-                                                   "inet", "inet6", "vnet",   "-vnet"};
-  json actions = json::array();
-  for (std::size_t i = first; i < words.size(); ++i) {
-    const std::string& word = words[i];
-    if (word == "up" || word == "down" || word == "destroy") {
-      actions.push_back({{"action", word}});
-    } else if (word == "-description" || word == "-descr") {
-      actions.push_back({{"action", "description"}, {"value", ""}});
-    } else if (kWithValue.contains(word)) {
-      if (i + 1 >= words.size()) usage_error("'" + word + "' needs a value");
-      std::string verb = word == "descr" ? "description" : word == "lladdr" ? "ether" : word;
-      actions.push_back({{"action", verb}, {"value", words[++i]}});
-    } else if (word == "create") {
-      usage_error("'create' must follow the cloner name (epair or epairN)");
-    } else {
-      usage_error("unknown setting '" + word + "'");
-    }
-  }
-  return actions;
 }
 
 volatile sig_atomic_t interrupted = 0;
@@ -211,12 +180,6 @@ void catch_interrupts() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
-bool parse_number(const std::string& text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) return false;
-  out = std::stoull(text);
-  return out >= low && out <= high;
-}
-
 bool write_all(int fd, const char* data, std::size_t size) {
   while (size != 0) {
     const ssize_t n = ::write(fd, data, size);
@@ -231,56 +194,10 @@ bool write_all(int fd, const char* data, std::size_t size) {
 // epairctl capture: asks epaird for a capture, then reads its pcapng stream
 // until epaird ends it; Ctrl-C asks epaird to end it (half-close), so the
 // counters of the last block still arrive.
-int capture(Connection& daemon, const Options& options) {
+int capture(Connection& daemon, const CommandLine& options) {
   namespace pcapng = epair::capture::pcapng;
-  const std::vector<std::string>& words = options.words;
-  if (words.size() < 2 || words[1].empty() || words[1][0] == '-') usage_error("capture needs an interface");
-  json interfaces = json::array();
-  for (std::size_t start = 0, comma; start <= words[1].size(); start = comma + 1) {
-    comma = words[1].find(',', start);
-    if (comma == std::string::npos) comma = words[1].size();
-    if (comma == start) usage_error("empty interface name in '" + words[1] + "'");
-    interfaces.push_back(words[1].substr(start, comma - start));
-  }
-  json request = {{"v", 1}, {"op", "capture"}, {"interfaces", interfaces}};
-  std::string output;
-  bool writing = false;
-  std::string filter;
-  for (std::size_t i = 2; i < words.size(); ++i) {
-    const std::string& word = words[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= words.size()) usage_error("capture option " + word + " needs a value");
-      return words[++i];
-    };
-    std::uint64_t n = 0;
-    if (word == "-i") {
-      const std::string& direction = value();
-      if (direction != "both" && direction != "in" && direction != "out") {
-        usage_error("invalid direction '" + direction + "' (both, in or out)");
-      }
-      request["direction"] = direction;
-    } else if (word == "-c") {
-      if (!parse_number(value(), 1, UINT64_MAX, n)) usage_error("invalid count '" + words[i] + "'");
-      request["count"] = n;
-    } else if (word == "-s") {
-      if (!parse_number(value(), 1, 262144, n)) usage_error("invalid snaplen '" + words[i] + "' (1..262144)");
-      request["snaplen"] = n;
-    } else if (word == "-B") {
-      if (!parse_number(value(), 64, 1u << 20, n)) usage_error("invalid buffer '" + words[i] + "' (64..1048576 KiB)");
-      request["buffer_kib"] = n;
-    } else if (word == "-w") {
-      output = value();
-      writing = true;
-    } else if (word == "--") {
-      for (++i; i < words.size(); ++i) filter += (filter.empty() ? "" : " ") + words[i];
-    } else if (word.size() > 1 && word[0] == '-' && filter.empty()) {
-      usage_error("unknown capture option '" + word + "'");
-    } else {
-      filter += (filter.empty() ? "" : " ") + word;
-    }
-  }
-  request["filter"] = filter;
-
+  const bool writing = options.output.has_value();
+  const std::string output = options.output.value_or("");
   int out_fd = -1;
   if (writing) {
     out_fd = output == "-" ? STDOUT_FILENO : ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -289,7 +206,7 @@ int capture(Connection& daemon, const Options& options) {
       return 1;
     }
   }
-  const json result = result_or_exit(daemon.request(request), options.json_output && !writing);
+  const json result = result_or_exit(daemon.request(options.request), options.json_output && !writing);
   catch_interrupts();
   ::signal(SIGPIPE, SIG_IGN);
   std::string names;
@@ -372,32 +289,11 @@ int capture(Connection& daemon, const Options& options) {
 }
 
 // epairctl stats: rates from the counters of two `show` answers in a row.
-int stats(Connection& daemon, const Options& options) {
-  double interval = 1.0;
-  std::uint64_t count = 0;
-  json request = {{"v", 1}, {"op", "show"}};
-  std::vector<std::string> names;
-  const std::vector<std::string>& words = options.words;
-  for (std::size_t i = 1; i < words.size(); ++i) {
-    const std::string& word = words[i];
-    if (word == "-w" || word == "-c") {
-      if (i + 1 >= words.size()) usage_error("stats option " + word + " needs a value");
-      const std::string& value = words[++i];
-      if (word == "-c") {
-        if (!parse_number(value, 1, UINT64_MAX, count)) usage_error("invalid count '" + value + "'");
-        continue;
-      }
-      char* end = nullptr;
-      interval = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || !(interval >= 0.1 && interval <= 3600)) {
-        usage_error("invalid interval '" + value + "' (0.1 to 3600 seconds)");
-      }
-    } else if (word.size() > 1 && word[0] == '-') {
-      usage_error("unknown stats option '" + word + "'");
-    } else {
-      names.push_back(word);
-    }
-  }
+int stats(Connection& daemon, const CommandLine& options) {
+  const json& request = options.request;
+  const std::vector<std::string>& names = options.names;
+  const std::uint64_t count = options.count;
+  const double interval = options.interval;
   struct Sample {
     std::map<std::string, EndCounters> ends;
     std::chrono::steady_clock::time_point when;
@@ -471,90 +367,60 @@ int stats(Connection& daemon, const Options& options) {
 }
 
 int run(int argc, char** argv) {
-  Options options;
   const char* env_socket = std::getenv("EPAIR_SOCKET");
-  options.socket = env_socket != nullptr && *env_socket != '\0' ? env_socket : "/run/epair/epaird.sock";
-  int i = 1;
-  for (; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = epair::cli::parse_command_line(
+      args, env_socket != nullptr && *env_socket != '\0' ? env_socket : "/run/epair/epaird.sock");
+  if (!parsed) usage_error(parsed.status().message());
+  const CommandLine& options = *parsed;
+  Connection daemon(options.socket);
+  switch (options.mode) {
+    case Mode::kHelp:
       std::fputs(kUsage, stdout);
       return 0;
-    }
-    if (arg == "-s" || arg == "--socket") {
-      if (i + 1 >= argc) usage_error(arg + " needs a path");
-      options.socket = argv[++i];
-    } else if (arg.starts_with("--socket=")) {
-      options.socket = arg.substr(9);
-    } else if (arg == "-j" || arg == "--json") {
-      options.json_output = true;
-    } else if (arg == "-v") {
-      options.verbose = true;
-    } else if (arg == "-a") {
-      options.all = true;
-    } else if (arg == "-l") {
-      options.list = true;
-    } else if (arg == "-C") {
-      options.cloners = true;
-    } else if (arg.size() > 1 && arg[0] == '-' && arg != "-vnet") {
-      usage_error("unknown option '" + arg + "'");
-    } else {
-      break;
-    }
-  }
-  options.words.assign(argv + i, argv + argc);
-  const int modes = options.all + options.list + options.cloners;
-  if (modes > 1 || (modes == 1 && !options.words.empty())) usage_error("-a, -l and -C take no interface");
-  if (modes == 0 && options.words.empty()) usage_error("no interface given");
-
-  Connection daemon(options.socket);
-  if (modes == 0 && options.words[0] == "capture") return capture(daemon, options);
-  if (modes == 0 && options.words[0] == "stats") return stats(daemon, options);
-  if (options.cloners || options.list) {
-    const json result =
-        result_or_exit(daemon.request({{"v", 1}, {"op", options.cloners ? "cloners" : "list"}}), options.json_output);
-    if (options.json_output) {
-      std::printf("%s\n", result.dump(2).c_str());
+    case Mode::kCapture:
+      return capture(daemon, options);
+    case Mode::kStats:
+      return stats(daemon, options);
+    case Mode::kCloners:
+    case Mode::kList: {
+      const json result = result_or_exit(daemon.request(options.request), options.json_output);
+      if (options.json_output) {
+        std::printf("%s\n", result.dump(2).c_str());
+        return 0;
+      }
+      std::string line;
+      for (const json& name : result[options.mode == Mode::kCloners ? "cloners" : "interfaces"]) {
+        line += (line.empty() ? "" : " ") + name.get<std::string>();
+      }
+      std::printf("%s\n", line.c_str());
       return 0;
     }
-    std::string line;
-    for (const json& name : result[options.cloners ? "cloners" : "interfaces"]) {
-      line += (line.empty() ? "" : " ") + name.get<std::string>();
+    case Mode::kAll:
+    case Mode::kShow:
+      print_interfaces(result_or_exit(daemon.request(options.request), options.json_output), options);
+      return 0;
+    case Mode::kCreate: {
+      const json response = daemon.request(options.request);
+      // Created, but a setting failed: the name, then the error, as ifconfig.
+      if (!response.value("ok", false) && !options.json_output && response.contains("result")) {
+        std::printf("%s\n", response["result"].value("name", std::string()).c_str());
+        std::fflush(stdout);
+      }
+      const json result = result_or_exit(response, options.json_output);
+      if (options.json_output) {
+        std::printf("%s\n", result.dump(2).c_str());
+      } else {
+        std::printf("%s\n", result.value("name", std::string()).c_str());
+      }
+      return 0;
     }
-    std::printf("%s\n", line.c_str());
-    return 0;
-  }
-  if (options.all) {
-    print_interfaces(result_or_exit(daemon.request({{"v", 1}, {"op", "show"}}), options.json_output), options);
-    return 0;
-  }
-
-  const std::string& name = options.words[0];
-  if (options.words.size() == 1) {
-    print_interfaces(result_or_exit(daemon.request({{"v", 1}, {"op", "show"}, {"name", name}}), options.json_output),
-                     options);
-    return 0;
-  }
-  if (options.words[1] == "create") {
-    const json actions = parse_settings(options.words, 2);
-    const json response = daemon.request({{"v", 1}, {"op", "create"}, {"name", name}, {"actions", actions}});
-    // Created, but a setting failed: the name, then the error, as ifconfig.
-    if (!response.value("ok", false) && !options.json_output && response.contains("result")) {
-      std::printf("%s\n", response["result"].value("name", std::string()).c_str());
-      std::fflush(stdout);
+    case Mode::kConfigure: {
+      const json result = result_or_exit(daemon.request(options.request), options.json_output);
+      if (options.json_output) std::printf("%s\n", result.dump(2).c_str());
+      return 0;
     }
-    const json result = result_or_exit(response, options.json_output);
-    if (options.json_output) {
-      std::printf("%s\n", result.dump(2).c_str());
-    } else {
-      std::printf("%s\n", result.value("name", std::string()).c_str());
-    }
-    return 0;
   }
-  const json actions = parse_settings(options.words, 1);
-  const json response = daemon.request({{"v", 1}, {"op", "configure"}, {"name", name}, {"actions", actions}});
-  const json result = result_or_exit(response, options.json_output);
-  if (options.json_output) std::printf("%s\n", result.dump(2).c_str());
   return 0;
 }
 }  // namespace
