@@ -3,11 +3,19 @@
 #include <cstdlib>
 #include <set>
 
+#include "protocol.hpp"
+
 namespace epair::cli {
 
 namespace {
 
 Status usage(std::string message) { return {EINVAL, std::move(message)}; }
+
+// The daemon's own check, so that a bad name never leaves epairctl.
+Status check_name(const std::string& name) {
+  if (Status s = daemon::check_interface_name(name); !s) return usage(s.message());
+  return {};
+}
 
 // The settings after the interface name, as protocol actions.
 Result<json> parse_settings(std::span<const std::string> words) {
@@ -42,6 +50,10 @@ Status parse_capture(std::span<const std::string> words, CommandLine& line) {
     if (comma == std::string::npos) comma = list.size();
     if (comma == start) return usage("empty interface name in '" + list + "'");
     interfaces.push_back(list.substr(start, comma - start));
+    if (Status s = check_name(interfaces.back()); !s) return s;
+  }
+  if (interfaces.size() > daemon::kMaxCaptureInterfaces) {
+    return usage("capture takes at most " + std::to_string(daemon::kMaxCaptureInterfaces) + " interfaces");
   }
   json request = {{"v", 1}, {"op", "capture"}, {"interfaces", interfaces}};
   std::string filter;
@@ -101,6 +113,7 @@ Status parse_stats(std::span<const std::string> words, CommandLine& line) {
     } else if (word.size() > 1 && word[0] == '-') {
       return usage("unknown stats option '" + word + "'");
     } else {
+      if (Status s = check_name(word); !s) return s;
       line.names.push_back(word);
     }
   }
@@ -174,6 +187,7 @@ Result<CommandLine> parse_command_line(std::span<const std::string> args, std::s
     return line;
   }
   const std::string& name = words[0];
+  if (Status s = check_name(name); !s) return s;
   if (words.size() == 1) {
     line.mode = Mode::kShow;
     line.request = {{"v", 1}, {"op", "show"}, {"name", name}};

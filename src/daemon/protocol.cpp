@@ -59,24 +59,6 @@ const char* errno_name(int e) {
   }
 }
 
-// Printable in an error line: control characters as \xNN, cut at 64 bytes.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
-
 Result<std::uint64_t> number(const json& request, const char* key, std::uint64_t fallback, std::uint64_t low,
                              std::uint64_t high) {
   auto it = request.find(key);
@@ -98,9 +80,7 @@ Result<CaptureRequest> parse_capture(const json& request) {
     if (!name.is_string() || name.get_ref<const std::string&>().empty()) {
       return Status{EPROTO, "capture: each interface must be a name"};
     }
-    if (name.get_ref<const std::string&>().size() > kMaxNameBytes) {
-      return Status{ENAMETOOLONG, "capture: interface name too long"};
-    }
+    if (Status s = check_interface_name(name.get_ref<const std::string&>()); !s) return s;
     capture.interfaces.push_back(name.get<std::string>());
   }
   auto snaplen = number(request, "snaplen", capture.snaplen, 1, 262144);
@@ -130,7 +110,39 @@ Result<CaptureRequest> parse_capture(const json& request) {
   return capture;
 }
 
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
 }  // namespace
+
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 64)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > 64) out += "...";
+  return out;
+}
+
+Status check_interface_name(std::string_view name) {
+  if (name.size() > kMaxInterfaceNameBytes) return {ENAMETOOLONG, "interface name too long: '" + printable(name) + "'"};
+  const bool bad = name.empty() || name == "." || name == ".." || has_control(name) ||
+                   name.find_first_of("/: \t\n\v\f\r") != std::string_view::npos;
+  if (bad) return {EINVAL, "invalid interface name '" + printable(name) + "'"};
+  return {};
+}
 
 Result<std::vector<Action>> parse_actions(const json& actions) {
   std::vector<Action> result;
@@ -158,6 +170,10 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
       if (action.value.size() > kMaxValueBytes) {
         return Status{ENAMETOOLONG,
                       "value of " + action.verb + " longer than " + std::to_string(kMaxValueBytes) + " bytes"};
+      }
+      if (has_control(action.value)) {
+        return Status{EINVAL,
+                      "value of " + action.verb + " has a control character: '" + printable(action.value) + "'"};
       }
     } else if (!kVerbsAlone.contains(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};
@@ -202,7 +218,8 @@ Result<Request> parse_request(std::string_view line) {
   if (auto name = request.find("name"); name != request.end()) {
     if (!name->is_string()) return Status{EPROTO, "\"name\" must be a string"};
     parsed.name = name->get<std::string>();
-    if (parsed.name.size() > kMaxNameBytes) return Status{ENAMETOOLONG, "interface name too long"};
+    if (parsed.changes && parsed.name.empty()) return Status{EPROTO, "op " + parsed.op + " needs a \"name\""};
+    if (Status s = check_interface_name(parsed.name); !s) return s;
   }
   if (parsed.changes && parsed.name.empty()) return Status{EPROTO, "op " + parsed.op + " needs a \"name\""};
   if (auto actions = request.find("actions"); actions != request.end()) {

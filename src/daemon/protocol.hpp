@@ -19,7 +19,9 @@ using json = nlohmann::json;
 inline constexpr int kProtocolVersion = 1;
 /// The longest request line epaird reads; a longer one ends the connection.
 inline constexpr std::size_t kMaxRequestBytes = 1 << 20;
-/// The longest interface or namespace name, and the longest action value.
+/// The longest interface name (Linux's IFNAMSIZ less the NUL).
+inline constexpr std::size_t kMaxInterfaceNameBytes = 15;
+/// The longest field otherwise taken as a name, and the longest action value.
 inline constexpr std::size_t kMaxNameBytes = 255;
 inline constexpr std::size_t kMaxValueBytes = 255;
 inline constexpr std::size_t kMaxActions = 64;
@@ -32,8 +34,16 @@ struct Action {
   std::string value;  ///< the argument, empty for up/down/destroy
 };
 
+/// Checks a name as Linux checks device names (dev_valid_name(): 1 to 15
+/// bytes, not "." or "..", no '/', ':' or white space) and refuses control
+/// characters too: ENAMETOOLONG or EINVAL, the message naming it printably.
+Status check_interface_name(std::string_view name);
+
+/// text with control characters as \xNN, cut at 64 bytes: safe in one line.
+std::string printable(std::string_view text);
+
 /// Parses the "actions" array of a request; EINVAL for an unknown verb, a
-/// missing value or a value over kMaxValueBytes.
+/// missing value, a value over kMaxValueBytes or one with a control character.
 Result<std::vector<Action>> parse_actions(const json& actions);
 
 /// The fields of a capture request, checked; the filter is not compiled yet.
