@@ -14,22 +14,12 @@
 
 #include "epair/ethernet.hpp"
 #include "epair/frame.hpp"
+#include "virtio_net.hpp"
 
 namespace epair::os {
 
 namespace {
 
-// struct virtio_net_hdr of <linux/virtio_net.h>, which C++ cannot include
-// (it has a member named `class`). Native byte order: TAP's default.
-struct virtio_net_hdr {
-  std::uint8_t flags;
-  std::uint8_t gso_type;
-  std::uint16_t hdr_len;
-  std::uint16_t gso_size;
-  std::uint16_t csum_start;
-  std::uint16_t csum_offset;
-};
-static_assert(sizeof(virtio_net_hdr) == 10);
 constexpr std::uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 constexpr std::uint8_t VIRTIO_NET_HDR_F_DATA_VALID = 2;
 constexpr std::uint8_t VIRTIO_NET_HDR_GSO_NONE = 0;
@@ -41,6 +31,8 @@ Status errno_status(std::string_view name, const char* what) {
   const int e = errno;
   return Status{e, std::string(name) + ": " + what + ": " + std::strerror(e)};
 }
+
+}  // namespace
 
 void meta_from_header(const virtio_net_hdr& hdr, FrameMeta& meta) {
   if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0) {
@@ -75,7 +67,6 @@ virtio_net_hdr header_from_meta(const FrameMeta& meta) {
   return hdr;
 }
 
-// A TAP has no hardware tagging: a tag in metadata goes into the frame.
 bool insert_vlan_tag(Frame& frame) {
   std::uint8_t* front = frame.prepend(4);
   if (front == nullptr) return false;
@@ -86,8 +77,6 @@ bool insert_vlan_tag(Frame& frame) {
   if ((frame.meta.flags & kFrameCsumPartial) != 0) frame.meta.csum_start += 4;
   return true;
 }
-
-}  // namespace
 
 Result<TapDevice> TapDevice::open(std::string_view name, bool exclusive) {
   if (name.empty() || name.size() >= IFNAMSIZ) return Status{EINVAL, "invalid interface name"};
@@ -189,6 +178,7 @@ TapEndpoint::ReadResult TapEndpoint::read_burst() {
   std::uint32_t count = 0;
   bool read = false;
   std::string gone;
+  std::uint64_t dropped = 0;
   while (count < kReadBurst) {
     Frame* frame = pool_.alloc();
     if (frame == nullptr) {
@@ -197,6 +187,7 @@ TapEndpoint::ReadResult TapEndpoint::read_burst() {
       iovec iov = {scratch, sizeof scratch};
       if (::readv(device_.fd(), &iov, 1) < 0) break;
       read = true;
+      ++dropped;
       continue;
     }
     virtio_net_hdr hdr{};
@@ -218,6 +209,7 @@ TapEndpoint::ReadResult TapEndpoint::read_burst() {
     batch[count++] = frame;
   }
   if (count != 0) ifp_->transmit_burst({batch, count});
+  if (dropped != 0) ifp_->count_output_drops(dropped);
   if (!gone.empty()) {
     if (on_gone_) on_gone_(gone);
     return ReadResult::kGone;
