@@ -210,6 +210,10 @@ class Interface {
   /// Counts frames the attached stack refused on input in ierrors, as
   /// FreeBSD's ether_input() does for an oversize frame.
   void count_input_errors(std::uint64_t n) { rx_.ierrors.fetch_add(n, std::memory_order_relaxed); }
+  /// Counts frames the attached stack had for transmit() but could not hand
+  /// over (the frame pool was empty) in oqdrops, where a full queue's drops
+  /// go too.
+  void count_output_drops(std::uint64_t n) { tx_.oqdrops.fetch_add(n, std::memory_order_relaxed); }
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 

@@ -209,7 +209,8 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
   {
     Family family(out, "epair_dropped_packets_total", "counter",
                   "Frames lost, by cause: transmit_error (oerrors: end down, too big, peer not ready), "
-                  "queue_full (oqdrops: the peer's receive queue was full), no_receiver (iqdrops: nothing "
+                  "queue_full (oqdrops: the peer's receive queue was full, or the frame pool empty), no_receiver "
+                  "(iqdrops: nothing "
                   "behind the end took them), receive_error (ierrors: refused on input, too big for the MTU).");
     for (const Row& row : rows) {
       family.sample(row.counters.oerrors, row.labels + ",cause=\"transmit_error\"");
@@ -686,8 +687,7 @@ void Controller::check() {
   }
 }
 
-void Controller::save() const {
-  if (config_.state_file.empty()) return;
+std::string Controller::state_text() const {
   json pairs = json::array();
   std::map<int, json> by_unit;
   for (const auto& [name, end] : ends_) {
@@ -704,18 +704,63 @@ void Controller::save() const {
   }
   for (auto& [unit, pair] : by_unit) pairs.push_back(pair);
   const json state = {{"version", kStateVersion}, {"mac_index", engine_->mac_index()}, {"pairs", pairs}};
+  return state.dump(2) + "\n";
+}
 
+namespace {
+
+// What one change can add to the state file at most: a new pair's two ends
+// with their addresses, or a long description.
+constexpr std::size_t kStateSlack = 16 * 1024;
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  for (off_t offset = 0; size != 0;) {
+    const ssize_t n = ::pwrite(fd, data, size, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status Controller::reserve_state() {
+  if (config_.state_file.empty()) return {};
   const std::filesystem::path tmp = config_.state_file.string() + ".tmp";
+  std::string text = state_text();
+  text.resize(text.size() + kStateSlack, ' ');
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && write_all(fd, text.data(), text.size()) && ::fsync(fd) == 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) {
+    if (fd >= 0) ::unlink(tmp.c_str());
+    spdlog::error("cannot save state in {}: {}; change refused", config_.state_file.parent_path().string(),
+                  std::strerror(error));
+    return {error, "cannot save state in " + config_.state_file.parent_path().string() + ": " + std::strerror(error) +
+                       " (nothing was changed)"};
+  }
+  return {};
+}
+
+void Controller::save() const {
+  if (config_.state_file.empty()) return;
+  const std::filesystem::path tmp = config_.state_file.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     spdlog::error("cannot write {}: {}", tmp.string(), std::strerror(errno));
     return;
   }
-  const std::string text = state.dump(2) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const std::string text = state_text();
+  bool ok = write_all(fd, text.data(), text.size()) && ::ftruncate(fd, static_cast<off_t>(text.size())) == 0 &&
+            ::fsync(fd) == 0;
   ok = ::close(fd) == 0 && ok;
   if (!ok || ::rename(tmp.c_str(), config_.state_file.c_str()) != 0) {
     spdlog::error("cannot save {}: {}", config_.state_file.string(), std::strerror(errno));
+    ::unlink(tmp.c_str());
     return;
   }
   const int dir = ::open(config_.state_file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

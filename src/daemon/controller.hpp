@@ -59,6 +59,13 @@ class Controller {
   /// namespaces are gone are torn down and reported.
   void restore();
 
+  /// Makes sure the state file can be rewritten before a change: the
+  /// space the next save needs is written and synced now. ENOSPC, EROFS or
+  /// another errno with a one-line message when it cannot; then the change
+  /// must be refused, and the state (in Linux, the engine and the file) is
+  /// left as it was.
+  Status reserve_state();
+
   Result<std::string> create(std::string_view name);
   Status configure(std::string_view name, const std::vector<Action>& actions);
   Status destroy(std::string_view name);
@@ -114,7 +121,11 @@ class Controller {
   void resync(const std::string& vnet);
   // Reads the end's link and addresses in its namespace; the link, if read.
   std::optional<os::LinkInfo> refresh_addresses(End& end);
+  // Writes the state file: the text goes over the space reserve_state()
+  // wrote, so a save after a reservation needs no new space; an error is
+  // logged.
   void save() const;
+  std::string state_text() const;
   End* find(std::string_view name);
 
   ControllerConfig config_;

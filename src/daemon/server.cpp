@@ -89,6 +89,7 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
       return ok_response({{"interfaces", interfaces}});
     }
     const std::vector<Action>& actions = request.actions;
+    if (Status s = controller.reserve_state(); !s) return error_response(s);
     if (op == "create") {
       spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);
       auto created = controller.create(name);
