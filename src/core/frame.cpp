@@ -82,7 +82,9 @@ const FramePoolConfig& checked(const FramePoolConfig& config) {
 FramePool::FramePool(const FramePoolConfig& config)
     : config_(checked(config)),
       frames_(std::make_unique<Frame[]>(config.frames)),
-      buffers_(std::make_unique<std::uint8_t[]>(static_cast<std::size_t>(config.frames) * config.buffer_size)),
+      // Not zeroed: the pages of a buffer become resident when a frame first uses it.
+      buffers_(
+          std::make_unique_for_overwrite<std::uint8_t[]>(static_cast<std::size_t>(config.frames) * config.buffer_size)),
       free_(config.frames) {
   for (std::uint32_t i = 0; i < config_.frames; ++i) {
     Frame& frame = frames_[i];
