@@ -465,6 +465,7 @@ Status Controller::move_end(End& end, std::string_view target) {
     return moved;
   }
   end.addresses.clear();
+  end.ifindex = 0;  // indexes are per namespace
   spdlog::info("{}: moved from {} to {}", name, from_vnet, to_vnet);
   release_unused_netns();
   return {};
@@ -483,6 +484,7 @@ Status Controller::reclaim_end(End& end, std::string_view from) {
     return s;
   }
   end.addresses.clear();
+  end.ifindex = 0;
   spdlog::info("{}: returned from {} to {}", name, from_vnet, kHostVnet);
   release_unused_netns();
   return {};
@@ -558,6 +560,7 @@ Result<json> Controller::show(std::string_view name) {
   j["media"] = std::string(Interface::media());
   j["status"] = std::string(ifp.media_status());
   j["counters"] = counters_json(ifp.counters());
+  j["queue"] = {{"frames", ifp.queued_frames()}, {"capacity", ifp.queue_capacity()}};
   std::vector<std::string> lines;
   json inet = json::array();
   json inet6 = json::array();
@@ -592,26 +595,32 @@ std::vector<int> Controller::event_fds() const {
 void Controller::on_events(int fd) {
   for (auto& [name, ns] : netns_) {
     if (ns.monitor->fd() != fd) continue;
-    if (!ns.monitor->drain_events()) spdlog::warn("netlink events of {} failed", name);
+    os::LinkEvents events;
+    if (!ns.monitor->drain_events(events)) spdlog::warn("netlink events of {} failed", name);
     const std::string vnet = name;  // resync may erase the entry
-    resync(vnet);
+    // Only the links the events name: a full pass per event would make a
+    // namespace with n ends cost O(n) per change.
+    resync(vnet, events.lost ? nullptr : &events.ifindexes);
     return;
   }
 }
 
-void Controller::resync(const std::string& vnet) {
+void Controller::resync(const std::string& vnet, const std::set<int>* only) {
   auto ns = netns(vnet);
   if (!ns) return;
   std::vector<std::string> gone;
   bool changed = false;
+  std::optional<std::map<int, std::vector<os::AddressInfo>>> addresses;
   for (auto& [name, end] : ends_) {
     Interface& ifp = *end.ifp;
     if (ifp.vnet_name() != vnet) continue;
+    if (only != nullptr && end.ifindex != 0 && !only->contains(end.ifindex)) continue;
     auto link = (*ns)->control->link(name);
     if (!link) {
       if (link.status().value() == ENODEV) gone.push_back(name);
       continue;
     }
+    end.ifindex = link->index;
     const bool up = (link->flags & IFF_UP) != 0;
     if (up != ifp.is_up()) {
       (void)ifp.set_up(up);
@@ -636,10 +645,14 @@ void Controller::resync(const std::string& vnet) {
     if (link->alias != ifp.description()) {
       if (Status s = ifp.set_description(link->alias); s) changed = true;
     }
-    if (auto addresses = (*ns)->control->addresses(link->index); addresses) {
-      if (cidrs(*addresses) != cidrs(end.addresses)) changed = true;
-      end.addresses = std::move(*addresses);
+    if (!addresses) {
+      auto all = (*ns)->control->addresses_by_link();
+      if (!all) continue;
+      addresses = std::move(*all);
     }
+    std::vector<os::AddressInfo>& now = (*addresses)[link->index];
+    if (cidrs(now) != cidrs(end.addresses)) changed = true;
+    end.addresses = std::move(now);
   }
   for (const std::string& name : gone) {
     spdlog::error("{}: device deleted in {} behind epaird's back", name, vnet);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,7 @@ class Controller {
     std::shared_ptr<os::TapEndpoint> tap;
     Subscription carrier;
     std::vector<os::AddressInfo> addresses;
+    int ifindex = 0;  ///< the TAP's index in its namespace; 0 until read
   };
 
   Result<Netns*> netns(const std::string& vnet);
@@ -118,7 +120,9 @@ class Controller {
   void follow_carrier(End& end);
   Result<std::string> create_pair(std::string_view name);
   void teardown(const std::string& ifname, const std::string& reason);
-  void resync(const std::string& vnet);
+  // Brings the ends in vnet in line with the kernel: those whose links are
+  // in only, or every one when only is null or their index is not known.
+  void resync(const std::string& vnet, const std::set<int>* only = nullptr);
   // Reads the end's link and addresses in its namespace; the link, if read.
   std::optional<os::LinkInfo> refresh_addresses(End& end);
   // Writes the state file: the text goes over the space reserve_state()

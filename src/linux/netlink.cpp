@@ -218,33 +218,60 @@ Status RouteSocket::add_address(std::string_view name, int family, std::string_v
   return {};
 }
 
-Result<std::vector<AddressInfo>> RouteSocket::addresses(int ifindex) {
+Result<std::map<int, std::vector<AddressInfo>>> RouteSocket::addresses_by_link() {
   nl_cache* cache = nullptr;
   if (int error = rtnl_addr_alloc_cache(sock_.get(), &cache); error < 0) {
     return nl_status(error, "netlink", "RTM_GETADDR");
   }
-  std::vector<AddressInfo> result;
+  std::map<int, std::vector<AddressInfo>> result;
   for (nl_object* obj = nl_cache_get_first(cache); obj != nullptr; obj = nl_cache_get_next(obj)) {
     auto* addr = reinterpret_cast<rtnl_addr*>(obj);
-    if (rtnl_addr_get_ifindex(addr) != ifindex) continue;
     AddressInfo info;
     info.family = rtnl_addr_get_family(addr);
     info.local = format_addr(rtnl_addr_get_local(addr));
     info.prefix_length = rtnl_addr_get_prefixlen(addr);
     if (info.family == AF_INET) info.broadcast = format_addr(rtnl_addr_get_broadcast(addr));
     info.scope = rtnl_addr_get_scope(addr);
-    result.push_back(std::move(info));
+    result[rtnl_addr_get_ifindex(addr)].push_back(std::move(info));
   }
   nl_cache_free(cache);
   return result;
 }
 
-bool RouteSocket::drain_events() {
+Result<std::vector<AddressInfo>> RouteSocket::addresses(int ifindex) {
+  auto all = addresses_by_link();
+  if (!all) return all.status();
+  auto it = all->find(ifindex);
+  return it == all->end() ? std::vector<AddressInfo>{} : std::move(it->second);
+}
+
+namespace {
+
+int note_link(nl_msg* msg, void* arg) {
+  const nlmsghdr* hdr = nlmsg_hdr(msg);
+  auto& events = *static_cast<LinkEvents*>(arg);
+  if ((hdr->nlmsg_type == RTM_NEWLINK || hdr->nlmsg_type == RTM_DELLINK) &&
+      static_cast<std::size_t>(nlmsg_datalen(hdr)) >= sizeof(ifinfomsg)) {
+    events.ifindexes.insert(static_cast<const ifinfomsg*>(nlmsg_data(hdr))->ifi_index);
+  } else if ((hdr->nlmsg_type == RTM_NEWADDR || hdr->nlmsg_type == RTM_DELADDR) &&
+             static_cast<std::size_t>(nlmsg_datalen(hdr)) >= sizeof(ifaddrmsg)) {
+    events.ifindexes.insert(static_cast<int>(static_cast<const ifaddrmsg*>(nlmsg_data(hdr))->ifa_index));
+  }
+  return NL_OK;
+}
+
+}  // namespace
+
+bool RouteSocket::drain_events(LinkEvents& events) {
+  nl_socket_modify_cb(sock_.get(), NL_CB_VALID, NL_CB_CUSTOM, note_link, &events);
   for (;;) {
     int error = nl_recvmsgs_default(sock_.get());
     if (error >= 0) continue;
-    // A full receive buffer loses events; the caller resynchronises anyway.
-    return error == -NLE_AGAIN || error == -NLE_NOMEM || error == -NLE_MSG_OVERFLOW;
+    if (error == -NLE_AGAIN) return true;
+    // A full receive buffer (ENOBUFS) loses events: the caller must read
+    // everything again.
+    events.lost = true;
+    return error == -NLE_NOMEM || error == -NLE_MSG_OVERFLOW;
   }
 }
 

@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,12 @@ struct AddressInfo {
   int prefix_length = 0;
   std::string broadcast;  ///< IPv4 only, empty when none
   int scope = 0;          ///< RT_SCOPE_*
+};
+
+/// What a batch of link and address events named.
+struct LinkEvents {
+  std::set<int> ifindexes;  ///< the links the events were about
+  bool lost = false;        ///< the receive buffer overflowed: some events are gone
 };
 
 /// A route netlink socket bound to the namespace of the thread that opened
@@ -64,9 +72,12 @@ class RouteSocket {
   /// Adds "A/L" (or A alone: /32, /128) of family AF_INET or AF_INET6.
   Status add_address(std::string_view name, int family, std::string_view cidr);
   Result<std::vector<AddressInfo>> addresses(int ifindex);
+  /// Every address of the namespace, by link index: one dump.
+  Result<std::map<int, std::vector<AddressInfo>>> addresses_by_link();
 
-  /// Reads and discards every pending event; false when the socket failed.
-  bool drain_events();
+  /// Reads every pending event, noting the links they name in events;
+  /// false when the socket failed.
+  bool drain_events(LinkEvents& events);
 
  private:
   struct Deleter {
