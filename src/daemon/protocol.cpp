@@ -137,10 +137,10 @@ std::string printable(std::string_view text) {
 }
 
 Status check_interface_name(std::string_view name) {
-  if (name.size() > kMaxInterfaceNameBytes) return {ENAMETOOLONG, "interface name too long: '" + printable(name) + "'"};
   const bool bad = name.empty() || name == "." || name == ".." || has_control(name) ||
                    name.find_first_of("/: \t\n\v\f\r") != std::string_view::npos;
   if (bad) return {EINVAL, "invalid interface name '" + printable(name) + "'"};
+  if (name.size() > kMaxInterfaceNameBytes) return {ENAMETOOLONG, "interface name too long: '" + printable(name) + "'"};
   return {};
 }
 

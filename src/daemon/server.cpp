@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -316,6 +317,8 @@ Status Server::run() {
   }
 }
 
+constexpr std::size_t kMaxClientsPerUser = 64;
+
 void Server::accept_clients() {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -331,6 +334,18 @@ void Server::accept_clients() {
     ev.data.fd = fd;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    // Descriptors are shared with the TAP ends: one user holding many
+    // connections open must not starve the others, nor the data path.
+    const auto held = std::count_if(clients_.begin(), clients_.end(),
+                                    [&](const auto& entry) { return entry.second.peer.uid == cred.uid; });
+    if (held >= static_cast<std::ptrdiff_t>(kMaxClientsPerUser)) {
+      if (refused_clients_++ % 1000 == 0) {
+        spdlog::warn("uid {} holds {} connections: refusing more ({} refused so far)", cred.uid, held,
+                     refused_clients_);
+      }
+      ::close(fd);
+      continue;
     }
     clients_[fd] = Client{{cred.pid, cred.uid, cred.gid}, {}};
   }

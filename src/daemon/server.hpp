@@ -80,6 +80,7 @@ class Server {
   int signal_fd_ = -1;
   int wake_fd_ = -1;
   std::map<int, Client> clients_;
+  std::uint64_t refused_clients_ = 0;
   std::vector<std::unique_ptr<CaptureSession>> captures_;
   // Frames lost by captures that have ended, per interface: the metric is a
   // counter and must not go back when a capture ends.
