@@ -90,7 +90,13 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
       return ok_response({{"interfaces", interfaces}});
     }
     const std::vector<Action>& actions = request.actions;
-    if (Status s = controller.reserve_state(); !s) return error_response(s);
+    // Out of descriptors, a destroy is what frees some: its save comes after.
+    // (`epairctl NAME destroy` is a configure whose first action destroys.)
+    const bool destroys =
+        op == "destroy" || (op == "configure" && !actions.empty() && actions.front().verb == "destroy");
+    if (Status s = controller.reserve_state(); !s && !(destroys && (s.value() == EMFILE || s.value() == ENFILE))) {
+      return error_response(s);
+    }
     if (op == "create") {
       spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);
       auto created = controller.create(name);

@@ -8,6 +8,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CYCLES=${EPAIR_CHURN_CYCLES:-1000}
 WARMUP=100
 
+# The TAP devices in the host namespace now, to tell whether the test leaves any.
+host_taps() { ip -o link show | grep -oE '^[0-9]+: epair[0-9]+[ab]' | cut -d' ' -f2 | sort; }
+host_taps >"$WORK/taps-before"
 start_daemon
 new_ns NS n
 log "$CYCLES pairs created and destroyed"
@@ -27,5 +30,6 @@ assert end["threads"] == base["threads"], "threads leaked"
 assert end["rss_kib"] - base["rss_kib"] < 2048, "resident memory grew %d KiB" % (end["rss_kib"] - base["rss_kib"])
 PY
 wait_no_interfaces && ok "no interface left" || fail "left: $(ctl -l)"
-[[ -z $(ip -o link show | grep -E ' epair[0-9]+[ab][:@]') ]] && ok "no TAP device left" || fail "TAP devices left"
+left=$(host_taps | comm -13 "$WORK/taps-before" -)
+[[ -z $left ]] && ok "no TAP device left" || fail "TAP devices left: $left"
 finish

@@ -141,6 +141,24 @@ ctl "$C" mtu 4000 && [[ $(ip -n "$NS_C" -o link show "$C") == *"mtu 4000"* ]] &&
   || fail "mtu after remount"
 ctl "$C" mtu 1500
 
+log "out of descriptors"
+# A limit just above what epaird holds now: a few more pairs, then no more.
+limit=$(prlimit --pid "$DAEMON_PID" --nofile --output SOFT,HARD --noheadings | awk '{print $1 ":" $2}')
+prlimit --pid "$DAEMON_PID" --nofile=$(($(ls "/proc/$DAEMON_PID/fd" | wc -l) + 12))
+made=()
+for _ in $(seq 10); do
+  name=$(ctl epair create 2>"$WORK/create.err") || break
+  made+=("$name")
+done
+grep -q "Too many open files" "$WORK/create.err" && ok "create refused after ${#made[@]}: $(cat "$WORK/create.err")"   || fail "no clear error when out of descriptors: $(cat "$WORK/create.err")"
+destroyed=0
+for name in "${made[@]}"; do ctl "$name" destroy && destroyed=$((destroyed + 1)) || fail "destroy $name out of descriptors"; done
+((destroyed > 0 && destroyed == ${#made[@]})) && ok "destroy works out of descriptors ($destroyed pairs)" \
+  || fail "destroyed $destroyed of ${#made[@]}"
+name=$(ctl epair create) && ok "descriptors free again: created $name" && ctl "$name" destroy || fail "create after destroy"
+ip netns exec "$NS_C" ping -c 2 -i 0.1 -W 1 10.98.0.2 >/dev/null && ok "traffic still flows" || fail "traffic stopped"
+prlimit --pid "$DAEMON_PID" --nofile="$limit"
+
 log "frame pool exhausted"
 stop_daemon TERM
 start_daemon --metrics "unix:$METRICS" --frames 64 --delivery deferred --workers 1

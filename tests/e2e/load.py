@@ -107,14 +107,18 @@ def traffic(pairs, seconds, rate):
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
         receive(0.1)
-    # One last datagram per pair, answered by every one of them: nothing stuck.
-    probe = [0] * pairs
+    # Then every pair must answer: a probe every half second to each pair
+    # not yet heard from, for up to 10 s. UDP may lose one; a stuck queue
+    # loses them all.
     before = list(echoed)
-    for i in range(pairs):
-        s.sendto(payload, ("10.200.%d.2" % i, PORT))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(e == b for e, b in zip(echoed, before)):
-        receive(0.1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        silent = [i for i in range(pairs) if echoed[i] == before[i]]
+        if not silent:
+            break
+        for i in silent:
+            s.sendto(payload, ("10.200.%d.2" % i, PORT))
+        receive(0.5)
     probe = [e - b for e, b in zip(echoed, before)]
     json.dump({"sent": sent, "echoed": [e - p for e, p in zip(echoed, probe)], "probe": probe}, sys.stdout)
 
