@@ -158,9 +158,15 @@ def check(path, ns_l, ns_r):
 
 
 def usage_of(pid):
-    status = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid))
-    return {"rss_kib": int(status["VmRSS"].split()[0]), "threads": int(status["Threads"]),
-            "fds": len(os.listdir("/proc/%d/fd" % pid))}
+    """epaird's memory, descriptors and threads once it is idle: the last
+    request's connection may still be open for a moment after its reply."""
+    samples = []
+    for _ in range(10):
+        time.sleep(0.1)
+        status = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid))
+        samples.append({"rss_kib": int(status["VmRSS"].split()[0]), "threads": int(status["Threads"]),
+                        "fds": len(os.listdir("/proc/%d/fd" % pid))})
+    return min(samples, key=lambda u: (u["fds"], u["threads"], u["rss_kib"]))
 
 
 def churn(path, ns, pid, cycles, warmup):
