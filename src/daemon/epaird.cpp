@@ -205,6 +205,9 @@ int main(int argc, char** argv) {
   if (lock_fd < 0) fail("cannot open " + lock_path + ": " + std::strerror(errno));
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) fail("another epaird uses " + state_dir.string());
 
+  // Before the engine's workers and the TAP readers exist, so that they
+  // inherit the mask and a SIGTERM reaches the server's signalfd.
+  daemon::block_stop_signals();
   try {
     daemon::Controller controller({engine, state_dir / "state.json", busy_poll});
     daemon::Server server(controller, {socket_path, policy, metrics});

@@ -2,6 +2,7 @@
 // (docs/protocol.md), authorised by the peer's credentials.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -46,6 +47,12 @@ struct ServerConfig {
   std::string metrics;
 };
 
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, and so in every
+/// thread it starts afterwards: run() reads them from a signalfd, which only
+/// works when no thread takes them the default way (ending the process with
+/// no cleanup). Returns the set.
+sigset_t block_stop_signals();
+
 class Server {
  public:
   Server(Controller& controller, ServerConfig config);
@@ -55,7 +62,8 @@ class Server {
 
   /// Binds the socket; an error when another daemon answers on it.
   Status listen();
-  /// Serves until SIGTERM or SIGINT.
+  /// Serves until SIGTERM or SIGINT. The calling thread must be the first,
+  /// or block_stop_signals() must have run before any other thread began.
   Status run();
 
  private:

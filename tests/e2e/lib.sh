@@ -56,6 +56,7 @@ stop_daemon() {
   [[ -n $DAEMON_PID ]] || return 0
   kill "-$signal" "$DAEMON_PID" 2>/dev/null
   wait "$DAEMON_PID" 2>/dev/null
+  DAEMON_STATUS=$?
   DAEMON_PID=""
 }
 
