@@ -724,7 +724,7 @@ namespace {
 
 // What one change can add to the state file at most: a new pair's two ends
 // with their addresses, or a long description.
-constexpr std::size_t kStateSlack = 16 * 1024;
+constexpr std::size_t kStateSlack = std::size_t{16} * 1024;
 
 bool write_all(int fd, const char* data, std::size_t size) {
   for (off_t offset = 0; size != 0;) {
