@@ -1,6 +1,9 @@
 #include "epair/frame.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -86,6 +89,16 @@ FramePool::FramePool(const FramePoolConfig& config)
       buffers_(
           std::make_unique_for_overwrite<std::uint8_t[]>(static_cast<std::size_t>(config.frames) * config.buffer_size)),
       free_(config.frames) {
+  // Buffers become resident on first use; with transparent huge pages the
+  // first pass through the pool takes a fault per 2 MiB instead of one per
+  // 4 KiB, which cost TCP through a fresh epaird a fifth of its rate.
+  constexpr std::uintptr_t kHugePage = 2u << 20;
+  const auto start = reinterpret_cast<std::uintptr_t>(buffers_.get());
+  const std::uintptr_t end = start + static_cast<std::size_t>(config_.frames) * config_.buffer_size;
+  const std::uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
+  if (end > aligned + kHugePage) {
+    ::madvise(reinterpret_cast<void*>(aligned), (end - aligned) & ~(kHugePage - 1), MADV_HUGEPAGE);
+  }
   for (std::uint32_t i = 0; i < config_.frames; ++i) {
     Frame& frame = frames_[i];
     frame.pool_ = this;
