@@ -340,12 +340,6 @@ void Server::accept_clients() {
       ::close(fd);
       continue;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.fd = fd;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
-    }
     // Descriptors are shared with the TAP ends: one user holding many
     // connections open must not starve the others, nor the data path.
     const auto held = std::count_if(clients_.begin(), clients_.end(),
@@ -357,6 +351,12 @@ void Server::accept_clients() {
       }
       ::close(fd);
       continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
     }
     clients_[fd] = Client{{cred.pid, cred.uid, cred.gid}, {}};
   }
