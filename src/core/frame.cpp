@@ -97,7 +97,7 @@ FramePool::FramePool(const FramePoolConfig& config)
   const std::uintptr_t end = start + static_cast<std::size_t>(config_.frames) * config_.buffer_size;
   const std::uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
   if (end > aligned + kHugePage) {
-    ::madvise(reinterpret_cast<void*>(aligned), (end - aligned) & ~(kHugePage - 1), MADV_HUGEPAGE);
+    ::madvise(buffers_.get() + (aligned - start), (end - aligned) & ~(kHugePage - 1), MADV_HUGEPAGE);
   }
   for (std::uint32_t i = 0; i < config_.frames; ++i) {
     Frame& frame = frames_[i];
