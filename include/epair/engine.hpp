@@ -19,6 +19,7 @@
 namespace epair {
 
 class Dispatcher;
+class ImpairmentClock;
 struct Pair;
 
 /// The vnet every engine starts with, where interfaces are created unless a
@@ -155,6 +156,7 @@ class Engine {
   std::uint64_t host_id_;
   std::shared_ptr<FramePool> pool_;
   std::shared_ptr<Dispatcher> dispatcher_;
+  std::shared_ptr<ImpairmentClock> clock_;
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Vnet>, std::less<>> vnets_;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,12 +14,14 @@
 #include <vector>
 
 #include "epair/frame.hpp"
+#include "epair/impairment.hpp"
 #include "epair/mac.hpp"
 #include "epair/status.hpp"
 
 namespace epair {
 
 class Engine;
+class ImpairmentLine;
 class Interface;
 class ReceiveQueue;
 struct Pair;
@@ -76,9 +79,10 @@ enum class InterfaceEvent {
   kAddress,  ///< the Ethernet address changed
   kDescription,
   kCapabilities,
-  kMulticast,  ///< a multicast group was joined for the first time or left for good
-  kMoved,      ///< now in another vnet (vnet_name())
-  kDestroyed,  ///< the pair is gone; the last event
+  kMulticast,   ///< a multicast group was joined for the first time or left for good
+  kMoved,       ///< now in another vnet (vnet_name())
+  kImpairment,  ///< impairment() was set, changed or cleared
+  kDestroyed,   ///< the pair is gone; the last event
 };
 
 /// The network stack behind an interface. The core hands it the frames the
@@ -217,6 +221,20 @@ class Interface {
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 
+  // --- shaping and impairment (epair/impairment.hpp) ---
+  /// Shapes and impairs what this end transmits from now on. Setting it
+  /// again changes the settings for the frames to come; frames already held
+  /// keep their times. Without a seed the decisions are seeded at random.
+  /// ENXIO once destroyed, EINVAL for a limit of 0 or over
+  /// kMaxImpairmentLimit.
+  Status set_impairment(const ImpairmentConfig& config);
+  /// Removes it; frames it held are dropped (as tc qdisc del drops them).
+  void clear_impairment();
+  /// The settings in force, if any.
+  std::optional<ImpairmentConfig> impairment() const;
+  /// What it did since set (zero when none is set).
+  ImpairmentCounters impairment_counters() const;
+
   // --- endpoint, observers, taps ---
   /// Attaches the stack that receives this side's frames, replacing any
   /// other. Frames received while none is attached are freed and counted in
@@ -248,6 +266,7 @@ class Interface {
   friend class Dispatcher;
   friend struct Pair;
   friend class ReceiveQueue;
+  friend class ImpairmentLine;
 
   struct alignas(kCacheLine) TransmitCounters {
     std::atomic<std::uint64_t> opackets{0};
@@ -288,6 +307,10 @@ class Interface {
   void scrub_for_peer(Frame& frame, Interface& peer) const;
   ReceiveQueue& queue_for(const Frame& frame);
   bool enqueue_on_peer(Interface& peer, Frame* frame);
+  // Steps 4-7 for frames that passed steps 1-3.
+  void cross_to_peer(std::span<Frame* const> frames);
+  std::shared_ptr<ImpairmentLine> current_line() const;
+  void publish_line(std::shared_ptr<ImpairmentLine> line);
   std::error_code check_transmit(std::uint32_t frame_size, std::uint32_t flags) const;
   std::shared_ptr<Endpoint> endpoint() const;
   void set_driver_state(bool running);
@@ -304,6 +327,7 @@ class Interface {
   std::atomic<std::uint32_t> mtu_{kDefaultMtu};
   std::atomic<std::uint32_t> capenable_{kCapVlanMtu};
   std::atomic<std::size_t> tap_count_{0};
+  std::atomic<bool> impaired_{false};
 
   TransmitCounters tx_;
   EnqueueCounters rx_enqueue_;
@@ -329,6 +353,9 @@ class Interface {
   // std::atomic<std::shared_ptr> does the same, hidden from TSan).
   mutable std::atomic_flag tap_list_lock_;
   std::shared_ptr<const TapList> tap_list_;
+  // The impairment, read by the data path as tap_list_ is.
+  mutable std::atomic_flag line_lock_;
+  std::shared_ptr<ImpairmentLine> line_;
   std::uint64_t next_subscription_id_ = 1;
 };
 

@@ -14,6 +14,7 @@ namespace epair {
 namespace {
 
 thread_local bool tls_on_worker = false;
+thread_local bool tls_no_inline = false;
 
 void backoff(unsigned attempt) {
   if (attempt < 64) {
@@ -63,6 +64,9 @@ std::uint32_t Dispatcher::assign_worker() {
 
 bool Dispatcher::on_worker_thread() { return tls_on_worker; }
 
+Dispatcher::NoInlineScope::NoInlineScope() : saved_(std::exchange(tls_no_inline, true)) {}
+Dispatcher::NoInlineScope::~NoInlineScope() { tls_no_inline = saved_; }
+
 void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
   // seq_cst read-modify-write, paired with the seq_cst exchange that stores
   // IDLE (or DEAD) on the consumer side. Both act on state_, so one comes
@@ -85,7 +89,7 @@ void Dispatcher::wake(ReceiveQueue& q, Pair& pair) {
     return;
   }
   q.keepalive_ = pair.shared_from_this();
-  if (config_.deliver_inline && !tls_on_worker) {
+  if (config_.deliver_inline && !tls_on_worker && !tls_no_inline) {
     // Run to completion: this thread owns q (WAKING) and delivers now,
     // sparing a worker's wakeup. Counted as a worker meanwhile, so that a
     // transmit from inside the endpoint is queued instead of nesting, and a

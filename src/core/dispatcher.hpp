@@ -54,6 +54,19 @@ class Dispatcher {
   /// True on a worker thread of any dispatcher.
   static bool on_worker_thread();
 
+  /// While one exists on a thread, wake() there never delivers inline:
+  /// for callers that hold a lock the peer's endpoint could need.
+  class NoInlineScope {
+   public:
+    NoInlineScope();
+    ~NoInlineScope();
+    NoInlineScope(const NoInlineScope&) = delete;
+    NoInlineScope& operator=(const NoInlineScope&) = delete;
+
+   private:
+    bool saved_;
+  };
+
  private:
   struct alignas(kCacheLine) Worker {
     std::thread thread;

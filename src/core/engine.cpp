@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "dispatcher.hpp"
+#include "impairment_line.hpp"
 #include "pair.hpp"
 
 namespace epair {
@@ -97,7 +98,8 @@ Engine::Engine(const EngineConfig& config)
     : config_(config),
       host_id_(choose_host_id(config)),
       pool_(std::make_shared<FramePool>(config.pool)),
-      dispatcher_(std::make_shared<Dispatcher>(dispatcher_config(config))) {
+      dispatcher_(std::make_shared<Dispatcher>(dispatcher_config(config))),
+      clock_(std::make_shared<ImpairmentClock>()) {
   next_mac_index_ = config.mac_index_start;
   auto host = std::make_shared<Vnet>();
   host->name = std::string(kHostVnet);
@@ -117,6 +119,8 @@ Engine::~Engine() {
     }
     (void)destroy(ifp->name(), ifp->vnet_name());
   }
+  // The clock crosses frames into queues: it stops before the workers.
+  clock_->stop();
   dispatcher_->stop();
 }
 
@@ -189,6 +193,7 @@ Result<std::string> Engine::create(std::string_view name, std::string_view vnet_
   try {
     pair = std::make_shared<Pair>(dispatcher_, unit, kCloner, config_.queues_per_side, config_.queue_depth,
                                   config_.carrier_follows_peer);
+    pair->clock = clock_;
   } catch (const std::bad_alloc&) {
     return Status{ENOSPC, std::string(name) + ": SIOCIFCREATE2: No space left on device"};
   }
@@ -237,8 +242,12 @@ std::shared_ptr<Pair> Engine::begin_teardown_locked(Pair& pair, Events& events) 
 // Teardown, steps 3 to 5, without the engine lock: waiting for a worker that
 // is inside an endpoint which calls back into the engine must not deadlock.
 void Engine::finish_teardown(const std::shared_ptr<Pair>& pair, Events& events) {
-  // 3. Wait until no worker delivers for either side, and
+  // 3. Free what impairments hold; a clock already crossing frames finds
+  // the peer not RUNNING. Then wait until no worker delivers for either
+  // side, and
   // 4. free every queued frame.
+  pair->a->clear_impairment();
+  pair->b->clear_impairment();
   for (Interface* ifp : {pair->a.get(), pair->b.get()}) {
     for (auto& q : ifp->queues_) dispatcher_->close(*q);
   }

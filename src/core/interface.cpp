@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <random>
 
 #include "cpu_relax.hpp"
 #include "dispatcher.hpp"
 #include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
+#include "impairment_line.hpp"
 #include "pair.hpp"
 #include "receive_queue.hpp"
 
@@ -91,6 +93,12 @@ std::error_code Interface::transmit(Frame* frame) {
     return error;
   }
   if (auto taps = current_taps()) show_to_taps(*taps, {&frame, 1}, TapDirection::kOut);
+  if (impaired_.load(std::memory_order_relaxed)) {
+    if (auto line = current_line()) {
+      line->admit({&frame, 1});
+      return {};
+    }
+  }
 
   Interface& peer = *peer_;
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
@@ -116,20 +124,16 @@ std::error_code Interface::transmit(Frame* frame) {
 }
 
 std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
-  // The same steps as transmit(), with flags read once and counters added
-  // once per burst, and frames for one queue enqueued together.
+  // The same steps as transmit(), with flags read once, counters added once
+  // per burst, and frames for one queue enqueued together.
   constexpr std::uint32_t kChunk = 64;
   std::size_t accepted = 0;
-  std::uint64_t oerrors = 0, opackets = 0, obytes = 0, omcasts = 0, oqdrops = 0;
-  Interface& peer = *peer_;
+  std::uint64_t oerrors = 0;
   const std::uint32_t flags = flags_.load(std::memory_order_acquire);
-  const bool peer_ready = (peer.flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
   const std::shared_ptr<const TapList> taps = current_taps();
+  const std::shared_ptr<ImpairmentLine> line = current_line();
 
   Frame* passed[kChunk];
-  Frame* ready[kChunk];
-  std::uint32_t sizes[kChunk];
-  std::uint32_t classes[kChunk];
   std::size_t next = 0;
   while (next < frames.size()) {
     std::uint32_t npassed = 0;
@@ -144,28 +148,46 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
       }
       passed[npassed++] = frame;
     }
-    if (taps && npassed != 0) show_to_taps(*taps, {passed, npassed}, TapDirection::kOut);
+    if (npassed == 0) continue;
+    if (taps) show_to_taps(*taps, {passed, npassed}, TapDirection::kOut);
     accepted += npassed;
-    std::uint32_t count = 0;
-    for (std::uint32_t i = 0; i < npassed; ++i) {
-      Frame* frame = passed[i];
-      const std::uint32_t size = frame->size();
-      if (!peer_ready) {
-        ++oerrors;
-        frame->release();
-        continue;
-      }
-      classes[count] = destination_class(*frame);
-      scrub_for_peer(*frame, peer);
-      frame->meta.flags |= classes[count];
-      sizes[count] = size;
-      ready[count++] = frame;
+    if (line) {
+      line->admit({passed, npassed});
+    } else {
+      cross_to_peer({passed, npassed});
     }
-    if (count == 0) continue;
-    std::uint32_t queued;
+  }
+  if (oerrors != 0) tx_.oerrors.fetch_add(oerrors, std::memory_order_relaxed);
+  return accepted;
+}
+
+void Interface::cross_to_peer(std::span<Frame* const> frames) {
+  constexpr std::uint32_t kChunk = 64;
+  std::uint64_t opackets = 0, obytes = 0, omcasts = 0, oqdrops = 0;
+  Interface& peer = *peer_;
+  // Step 4, once for all.
+  if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
+    tx_.oerrors.fetch_add(frames.size(), std::memory_order_relaxed);
+    for (Frame* frame : frames) frame->release();
+    return;
+  }
+  Frame* ready[kChunk];
+  std::uint32_t sizes[kChunk];
+  std::uint32_t classes[kChunk];
+  for (std::size_t next = 0; next < frames.size();) {
+    const auto count = static_cast<std::uint32_t>(std::min<std::size_t>(kChunk, frames.size() - next));
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Frame* frame = frames[next + i];
+      classes[i] = destination_class(*frame);
+      scrub_for_peer(*frame, peer);
+      frame->meta.flags |= classes[i];
+      sizes[i] = frame->size();
+      ready[i] = frame;
+    }
+    next += count;
     if (peer.queues_.size() == 1) {
       ReceiveQueue& q = *peer.queues_[0];
-      queued = q.ring_.enqueue_burst(ready, count);
+      const std::uint32_t queued = q.ring_.enqueue_burst(ready, count);
       if (queued != 0) pair_.dispatcher->wake(q, pair_);
       for (std::uint32_t i = queued; i < count; ++i) {
         ++oqdrops;
@@ -189,7 +211,6 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
       }
     }
   }
-  if (oerrors != 0) tx_.oerrors.fetch_add(oerrors, std::memory_order_relaxed);
   if (oqdrops != 0) tx_.oqdrops.fetch_add(oqdrops, std::memory_order_relaxed);
   if (opackets != 0) {
     tx_.opackets.fetch_add(opackets, std::memory_order_relaxed);
@@ -197,7 +218,6 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
     if (omcasts != 0) tx_.omcasts.fetch_add(omcasts, std::memory_order_relaxed);
     peer.rx_enqueue_.ipackets.fetch_add(opackets, std::memory_order_relaxed);
   }
-  return accepted;
 }
 
 // Step 8, on the worker: what ether_input would count, then the stack.
@@ -228,11 +248,70 @@ std::shared_ptr<const Interface::TapList> Interface::current_taps() const {
   return taps;
 }
 
+std::shared_ptr<ImpairmentLine> Interface::current_line() const {
+  if (!impaired_.load(std::memory_order_relaxed)) return nullptr;
+  while (line_lock_.test_and_set(std::memory_order_acquire)) cpu_relax();
+  std::shared_ptr<ImpairmentLine> line = line_;
+  line_lock_.clear(std::memory_order_release);
+  return line;
+}
+
+void Interface::publish_line(std::shared_ptr<ImpairmentLine> line) {
+  impaired_.store(line != nullptr, std::memory_order_relaxed);
+  while (line_lock_.test_and_set(std::memory_order_acquire)) cpu_relax();
+  std::swap(line_, line);
+  line_lock_.clear(std::memory_order_release);
+  // The old line, if any, closes here or with the last transmitter that
+  // still holds it: its frames are freed, not sent.
+  if (line) line->close();
+}
+
 void Interface::show_to_taps(const TapList& taps, std::span<Frame* const> frames, TapDirection direction) const {
   for (const auto& tap : taps) (*tap)(*this, frames, direction);
 }
 
 // --- control path ---
+
+Status Interface::set_impairment(const ImpairmentConfig& config) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (config.limit == 0 || config.limit > kMaxImpairmentLimit) {
+    return {EINVAL, name_ + ": impair: limit must be from 1 to " + std::to_string(kMaxImpairmentLimit) + " frames"};
+  }
+  const std::uint64_t seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto line = current_line()) {
+      line->reconfigure(config, seed);
+    } else {
+      publish_line(std::make_shared<ImpairmentLine>(*this, pair_.weak_from_this(), *pair_.clock, config, seed));
+    }
+  }
+  // A destroy that raced past the check above may have closed the old line
+  // before this one was published: close it too.
+  if (pair_.destroyed.load(std::memory_order_acquire)) clear_impairment();
+  notify(InterfaceEvent::kImpairment);
+  return {};
+}
+
+void Interface::clear_impairment() {
+  bool had;
+  {
+    std::lock_guard lock(mutex_);
+    had = impaired_.load(std::memory_order_relaxed);
+    publish_line(nullptr);
+  }
+  if (had && !pair_.destroyed.load(std::memory_order_acquire)) notify(InterfaceEvent::kImpairment);
+}
+
+std::optional<ImpairmentConfig> Interface::impairment() const {
+  if (auto line = current_line()) return line->config();
+  return std::nullopt;
+}
+
+ImpairmentCounters Interface::impairment_counters() const {
+  if (auto line = current_line()) return line->counters();
+  return {};
+}
 
 Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth)
     : pair_(pair),

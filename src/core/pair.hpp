@@ -10,6 +10,8 @@
 
 namespace epair {
 
+class ImpairmentClock;
+
 struct Pair : std::enable_shared_from_this<Pair> {
   Pair(std::shared_ptr<Dispatcher> dispatcher, int unit, std::string_view prefix, std::size_t queues,
        std::uint32_t queue_depth, bool carrier_follows_peer);
@@ -19,6 +21,8 @@ struct Pair : std::enable_shared_from_this<Pair> {
 
   // Declared first: the interfaces' queues are handed to it.
   std::shared_ptr<Dispatcher> dispatcher;
+  // The engine's, for impaired ends; set before the pair is published.
+  std::shared_ptr<ImpairmentClock> clock;
   const int unit;
   const bool carrier_follows_peer;
   std::unique_ptr<Interface> a;

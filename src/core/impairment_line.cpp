@@ -1,0 +1,276 @@
+#include "impairment_line.hpp"
+
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+
+#include "dispatcher.hpp"
+#include "epair/interface.hpp"
+#include "pair.hpp"
+
+namespace epair {
+
+namespace {
+
+// Bytes a frame puts on the wire: a GSO frame as its segments, each with
+// the headers.
+std::uint64_t wire_bytes(const Frame& frame) {
+  const std::uint32_t one = frame.wire_size();
+  if (one >= frame.size() || frame.meta.gso_size == 0) return frame.size();
+  const std::uint32_t headers = one - frame.meta.gso_size;
+  const std::uint64_t payload = frame.size() - headers;
+  const std::uint64_t segments = (payload + frame.meta.gso_size - 1) / frame.meta.gso_size;
+  return frame.size() + (segments - 1) * headers;
+}
+
+// The Internet checksum of [start, end) of the frame, stored where the
+// partial checksum says: what the receiver would have been trusted to do.
+void complete_checksum(Frame& frame) {
+  const std::uint32_t start = frame.meta.csum_start;
+  const std::uint32_t field = start + frame.meta.csum_offset;
+  if (start >= frame.size() || field + 2 > frame.size()) return;
+  const std::uint8_t* p = frame.data();
+  std::uint64_t sum = 0;
+  std::uint32_t i = start;
+  for (; i + 1 < frame.size(); i += 2) sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
+  if (i < frame.size()) sum += static_cast<std::uint32_t>(p[i] << 8);
+  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
+  const auto folded = static_cast<std::uint16_t>(~sum);
+  frame.data()[field] = static_cast<std::uint8_t>(folded >> 8);
+  frame.data()[field + 1] = static_cast<std::uint8_t>(folded);
+}
+
+Frame* copy_of(const Frame& frame) {
+  Frame* copy = frame.pool().alloc();
+  if (copy == nullptr) return nullptr;
+  if (!copy->assign(frame.bytes())) {
+    copy->release();
+    return nullptr;
+  }
+  copy->meta = frame.meta;
+  return copy;
+}
+
+}  // namespace
+
+std::int64_t ImpairmentLine::now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ImpairmentLine::Lane::reserve(std::size_t n) {
+  const std::size_t capacity = std::bit_ceil(std::max<std::size_t>(n, 1));
+  if (capacity <= slots_.size()) return;
+  std::vector<Entry> grown(capacity);
+  for (std::size_t i = 0; i < count_; ++i) grown[i] = slots_[(head_ + i) & (slots_.size() - 1)];
+  slots_ = std::move(grown);
+  head_ = 0;
+}
+
+ImpairmentLine::Entry ImpairmentLine::Lane::pop() {
+  const Entry e = slots_[head_];
+  head_ = (head_ + 1) & (slots_.size() - 1);
+  --count_;
+  return e;
+}
+
+ImpairmentLine::ImpairmentLine(Interface& owner, std::weak_ptr<Pair> pair, ImpairmentClock& clock,
+                               const ImpairmentConfig& config, std::uint64_t seed)
+    : owner_(owner), pair_(std::move(pair)), clock_(clock), model_(config, seed) {
+  delayed_.reserve(config.limit);
+  express_.reserve(config.limit);
+}
+
+ImpairmentLine::~ImpairmentLine() { close(); }
+
+ImpairmentConfig ImpairmentLine::config() const {
+  std::lock_guard lock(mutex_);
+  return model_.config();
+}
+
+ImpairmentCounters ImpairmentLine::counters() const {
+  std::lock_guard lock(mutex_);
+  ImpairmentCounters c = counters_;
+  c.held = held_locked();
+  return c;
+}
+
+void ImpairmentLine::reconfigure(const ImpairmentConfig& config, std::uint64_t seed) {
+  std::lock_guard lock(mutex_);
+  delayed_.reserve(config.limit);
+  express_.reserve(config.limit);
+  model_ = ImpairmentModel(config, seed);
+}
+
+void ImpairmentLine::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  while (!delayed_.empty()) delayed_.pop().frame->release();
+  while (!express_.empty()) express_.pop().frame->release();
+}
+
+// A checksum left to the receiver is completed first, and nothing is left
+// marked as verified: the receiver sees the flipped bit as a wire would show
+// it, as a bad checksum.
+void ImpairmentLine::corrupt(Frame& frame, std::uint64_t bit) {
+  FrameMeta& meta = frame.meta;
+  if ((meta.flags & kFrameCsumPartial) != 0) {
+    complete_checksum(frame);
+    meta.flags &= ~kFrameCsumPartial;
+  }
+  meta.flags &= ~kFrameCsumValid;
+  const std::uint64_t index = bit % (static_cast<std::uint64_t>(frame.size()) * 8);
+  frame.data()[index / 8] ^= static_cast<std::uint8_t>(1u << (index % 8));
+}
+
+void ImpairmentLine::admit(std::span<Frame* const> frames) {
+  std::lock_guard lock(mutex_);
+  const std::int64_t now = now_ns();
+  for (Frame* frame : frames) {
+    const ImpairmentModel::Decision decision = model_.decide();
+    if (closed_ || decision.lost) {
+      counters_.lost += !closed_;
+      frame->release();
+      continue;
+    }
+    Frame* copy = decision.duplicate ? copy_of(*frame) : nullptr;
+    admit_one(frame, decision, now);
+    if (copy != nullptr) {
+      ++counters_.duplicated;
+      admit_one(copy, model_.decide(true), now);
+    }
+  }
+  release_due_locked(now);
+}
+
+void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& decision, std::int64_t now) {
+  if (decision.corrupt_bit) {
+    ++counters_.corrupted;
+    // A GSO frame's checksums are the receiver's to trust, per segment; a
+    // flipped bit in it would reach the application unseen, which no wire
+    // does. The segment that held it would be discarded: so is the frame.
+    if ((frame->meta.flags & kFrameGso) != 0) {
+      frame->release();
+      return;
+    }
+    corrupt(*frame, *decision.corrupt_bit);
+  }
+  if (held_locked() >= model_.config().limit) {
+    ++counters_.dropped;
+    owner_.count_output_drops(1);
+    frame->release();
+    return;
+  }
+  if (decision.reordered) {
+    ++counters_.reordered;
+    express_.push({frame, now});
+    return;
+  }
+  std::int64_t due = model_.depart(wire_bytes(*frame), now) + static_cast<std::int64_t>(decision.delay_ns);
+  due = std::max(due, last_delayed_due_);
+  last_delayed_due_ = due;
+  if (due > now) ++counters_.delayed;
+  delayed_.push({frame, due});
+}
+
+void ImpairmentLine::release_due_locked(std::int64_t now) {
+  constexpr std::size_t kBatch = 64;
+  Frame* batch[kBatch];
+  std::size_t n = 0;
+  std::shared_ptr<Pair> pair;
+  const auto flush = [&] {
+    if (n == 0) return;
+    if (!pair) pair = pair_.lock();
+    if (pair) {
+      // Not the peer's endpoint inline: this thread holds the line, and the
+      // endpoint may transmit back into it.
+      Dispatcher::NoInlineScope no_inline;
+      owner_.cross_to_peer({batch, n});
+    } else {
+      for (std::size_t i = 0; i < n; ++i) batch[i]->release();
+    }
+    n = 0;
+  };
+  for (;;) {
+    const bool express_due = !express_.empty() && express_.front().due <= now;
+    const bool delayed_due = !delayed_.empty() && delayed_.front().due <= now;
+    if (!express_due && !delayed_due) break;
+    Lane& lane = express_due && (!delayed_due || express_.front().due <= delayed_.front().due) ? express_ : delayed_;
+    batch[n++] = lane.pop().frame;
+    if (n == kBatch) flush();
+  }
+  flush();
+  std::int64_t next = INT64_MAX;
+  if (!express_.empty()) next = express_.front().due;
+  if (!delayed_.empty()) next = std::min(next, delayed_.front().due);
+  if (next < armed_) {
+    armed_ = next;
+    clock_.arm(shared_from_this(), next);
+  }
+}
+
+void ImpairmentLine::fire(std::int64_t armed_for) {
+  std::lock_guard lock(mutex_);
+  if (armed_for == armed_) armed_ = INT64_MAX;
+  if (closed_) return;
+  release_due_locked(now_ns());
+}
+
+// --- the clock ---
+
+ImpairmentClock::~ImpairmentClock() { stop(); }
+
+void ImpairmentClock::arm(std::shared_ptr<ImpairmentLine> line, std::int64_t due) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  heap_.push_back({due, std::move(line)});
+  std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
+  if (due < sleeping_until_) wake_.notify_one();
+}
+
+void ImpairmentClock::stop() {
+  std::thread thread;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    thread = std::move(thread_);
+    wake_.notify_one();
+  }
+  if (thread.joinable()) thread.join();
+  std::lock_guard lock(mutex_);
+  heap_.clear();
+}
+
+void ImpairmentClock::run() {
+  // The default slack of 50 us would be the floor of every delay's error.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (heap_.empty()) {
+      sleeping_until_ = INT64_MAX;
+      wake_.wait(lock);
+      continue;
+    }
+    const std::int64_t due = heap_.front().due;
+    const std::int64_t now = ImpairmentLine::now_ns();
+    if (due > now) {
+      sleeping_until_ = due;
+      wake_.wait_until(lock, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(due)));
+      continue;
+    }
+    sleeping_until_ = INT64_MIN;
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+    Armed armed = std::move(heap_.back());
+    heap_.pop_back();
+    lock.unlock();
+    armed.line->fire(armed.due);
+    armed.line.reset();
+    lock.lock();
+  }
+}
+
+}  // namespace epair
