@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "epair/impairment.hpp"
 #include "protocol.hpp"
 
 namespace epair::cli {
@@ -32,6 +33,15 @@ Result<json> parse_settings(std::span<const std::string> words) {
       if (i + 1 >= words.size()) return usage("'" + word + "' needs a value");
       std::string verb = word == "descr" ? "description" : word == "lladdr" ? "ether" : word;
       actions.push_back({{"action", verb}, {"value", words[++i]}});
+    } else if (word == "impair") {
+      // Takes the rest of the line, tc's words.
+      std::string value;
+      for (++i; i < words.size(); ++i) value += (value.empty() ? "" : " ") + words[i];
+      if (value.empty()) return usage("'impair' needs settings (rate, delay, loss...) or 'clear'");
+      if (!is_impairment_clear(value)) {
+        if (auto config = parse_impairment(value); !config) return usage(config.status().message());
+      }
+      actions.push_back({{"action", "impair"}, {"value", value}});
     } else if (word == "create") {
       return usage("'create' must follow the cloner name (epair or epairN)");
     } else {

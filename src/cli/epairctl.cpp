@@ -52,6 +52,21 @@ settings, applied in order:
                           or into that of process PID
   -vnet NAME|PID          bring the end back from that namespace
   destroy                 destroy the pair (both ends)
+  impair SETTING ...      shape and impair what this end transmits, in tc
+                          netem's words (the rest of the line; see below)
+  impair clear            remove the impairment; frames it holds are dropped
+
+impair settings (units as tc's; each at most once; a bad one changes nothing):
+  rate RATE [burst SIZE]  token bucket: 100mbit, 1gbit...; burst 32k (default
+                          1 ms at the rate), counted in bytes on the wire
+  limit FRAMES            frames held at once, then tail drop (default 1000)
+  delay TIME [jitter TIME [distribution uniform|normal|pareto]]
+                          20ms, 500us...; frames keep their order
+  loss P% | loss gemodel P% [R% [1-H% [1-K%]]]
+                          random loss, or Gilbert-Elliott bursts
+  duplicate P%  corrupt P%  reorder P% [gap N]
+                          a reordered frame skips rate and delay
+  seed N                  the same decisions for the same frames
 
 stats: packets, bytes and drops per second of each end (or those named),
 every SECONDS (default 1), COUNT times or until Ctrl-C, as netstat -w.

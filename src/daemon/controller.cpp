@@ -13,6 +13,7 @@
 #include <set>
 
 #include "bpf.hpp"
+#include "epair/impairment.hpp"
 
 namespace epair::daemon {
 
@@ -52,6 +53,45 @@ std::vector<std::string> cidrs(const std::vector<os::AddressInfo>& addresses) {
   result.reserve(addresses.size());
   for (const auto& a : addresses) result.push_back(a.local + "/" + std::to_string(a.prefix_length));
   return result;
+}
+
+json impairment_json(const ImpairmentConfig& c, const ImpairmentCounters& n) {
+  const char* distributions[] = {"uniform", "normal", "pareto"};
+  json j = {{"text", format_impairment(c)},
+            {"rate_bps", c.rate_bps},
+            {"burst_bytes", c.burst_bytes},
+            {"limit", c.limit},
+            {"delay_ns", c.delay_ns},
+            {"jitter_ns", c.jitter_ns},
+            {"distribution", distributions[static_cast<int>(c.distribution)]},
+            {"loss_percent", c.loss_percent},
+            {"duplicate_percent", c.duplicate_percent},
+            {"corrupt_percent", c.corrupt_percent},
+            {"reorder_percent", c.reorder_percent},
+            {"gap", c.gap},
+            {"seed", c.seed ? json(*c.seed) : json()},
+            {"counters",
+             {{"lost", n.lost},
+              {"duplicated", n.duplicated},
+              {"corrupted", n.corrupted},
+              {"reordered", n.reordered},
+              {"dropped", n.dropped},
+              {"delayed", n.delayed},
+              {"held", n.held}}}};
+  if (c.gemodel) {
+    j["gemodel"] = {{"p_percent", c.ge_p_percent},
+                    {"r_percent", c.ge_r_percent},
+                    {"one_minus_h_percent", c.ge_1h_percent},
+                    {"one_minus_k_percent", c.ge_1k_percent}};
+  }
+  return j;
+}
+
+std::string impairment_counters_line(const ImpairmentCounters& n) {
+  return "\timpaired: " + std::to_string(n.lost) + " lost, " + std::to_string(n.duplicated) + " duplicated, " +
+         std::to_string(n.corrupted) + " corrupted, " + std::to_string(n.reordered) + " reordered, " +
+         std::to_string(n.dropped) + " dropped at the limit, " + std::to_string(n.delayed) + " delayed, " +
+         std::to_string(n.held) + " held";
 }
 
 json counters_json(const InterfaceCounters& c) {
@@ -232,6 +272,23 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
             auto it = captures.dropped.find(r.ifp->name());
             return it == captures.dropped.end() ? 0u : it->second;
           });
+  std::vector<std::pair<const Row*, ImpairmentCounters>> impaired;
+  for (const Row& row : rows) {
+    if (row.ifp->impairment()) impaired.emplace_back(&row, row.ifp->impairment_counters());
+  }
+  {
+    Family family(out, "epair_impaired_packets_total", "counter",
+                  "What an end's impairment did to the frames it transmitted, by action: lost, duplicated, "
+                  "corrupted, reordered, dropped (at the limit; in queue_full too), delayed. Impaired ends only.");
+    for (const auto& [row, c] : impaired) {
+      const std::pair<const char*, std::uint64_t> actions[] = {{"lost", c.lost},           {"duplicated", c.duplicated},
+                                                               {"corrupted", c.corrupted}, {"reordered", c.reordered},
+                                                               {"dropped", c.dropped},     {"delayed", c.delayed}};
+      for (const auto& [action, value] : actions) family.sample(value, row->labels + ",action=\"" + action + "\"");
+    }
+  }
+  Family held(out, "epair_impaired_held_packets", "gauge", "Frames an end's impairment holds now.");
+  for (const auto& [row, c] : impaired) held.sample(c.held, row->labels);
   return out;
 }
 
@@ -422,11 +479,30 @@ Status Controller::apply(End& end, const Action& action) {
     if (!ns) return ns.status();
     return (*ns)->control->set_alias(name, action.value);
   }
+  if (action.verb == "impair") return impair(end, action.value);
   if (action.verb == "inet") return add_address(end, AF_INET, action.value);
   if (action.verb == "inet6") return add_address(end, AF_INET6, action.value);
   if (action.verb == "vnet") return move_end(end, action.value);
   if (action.verb == "-vnet") return reclaim_end(end, action.value);
   return Status{EINVAL, "unknown action '" + action.verb + "'"};
+}
+
+Status Controller::impair(End& end, const std::string& words) {
+  if (is_impairment_clear(words)) {
+    end.ifp->clear_impairment();
+    if (end.tap) (void)end.tap->device().set_offloads(true);
+    return {};
+  }
+  auto config = parse_impairment(words);
+  if (!config) return Status{config.status().value(), end.ifp->name() + ": " + config.status().message()};
+  // Corruption must hit frames as a wire carries them, with their own
+  // checksums: the kernel segments and checksums in software meanwhile.
+  if (end.tap) {
+    if (Status s = end.tap->device().set_offloads(config->corrupt_percent == 0); !s) return s;
+  }
+  if (Status s = end.ifp->set_impairment(*config); !s) return s;
+  spdlog::info("{}: impair {}", end.ifp->name(), format_impairment(*config));
+  return {};
 }
 
 Status Controller::set_flag_up(End& end, bool up) {
@@ -580,6 +656,14 @@ Result<json> Controller::show(std::string_view name) {
   j["inet"] = inet;
   j["inet6"] = inet6;
   if (link) j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
+  if (auto impairment = ifp.impairment()) {
+    const ImpairmentCounters counters = ifp.impairment_counters();
+    j["impair"] = impairment_json(*impairment, counters);
+    lines.push_back("\timpair: " + format_impairment(*impairment));
+    lines.push_back(impairment_counters_line(counters));
+  } else {
+    j["impair"] = nullptr;
+  }
   lines.push_back("\tvnet: " + ifp.vnet_name());
   j["ifconfig"] = format_ifconfig(ifp, lines);
   j["counters_text"] = format_counters(ifp.counters());
@@ -712,6 +796,7 @@ std::string Controller::state_text() const {
       e["netns_ino"] = it->second.id.ino;
     }
     e["addresses"] = cidrs(end.addresses);
+    if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -832,6 +917,9 @@ void Controller::restore() {
       if (Status s = start_end(end, std::move(*device)); !s) {
         problem = s.message();
         break;
+      }
+      if (const std::string words = e.value("impair", ""); !words.empty()) {
+        if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
       }
     }
     if (problem.empty() && placed != 2) problem = "incomplete record";

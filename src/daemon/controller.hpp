@@ -112,6 +112,7 @@ class Controller {
   void release_unused_netns();
   Status apply(End& end, const Action& action);
   Status set_flag_up(End& end, bool up);
+  Status impair(End& end, const std::string& words);
   Status move_end(End& end, std::string_view target);
   Status reclaim_end(End& end, std::string_view from);
   Status add_address(End& end, int family, const std::string& cidr);

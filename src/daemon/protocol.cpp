@@ -4,12 +4,14 @@
 #include <map>
 #include <set>
 
+#include "epair/impairment.hpp"
+
 namespace epair::daemon {
 
 namespace {
 
 const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether", "description", "inet",
-                                                            "inet6", "vnet",  "-vnet"};
+                                                            "inet6", "vnet",  "-vnet",       "impair"};
 const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy"};
 
 // The fields each op takes besides "v" and "op".
@@ -174,6 +176,11 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
       if (has_control(action.value)) {
         return Status{EINVAL,
                       "value of " + action.verb + " has a control character: '" + printable(action.value) + "'"};
+      }
+      // Checked whole before any action runs: a bad impairment changes
+      // nothing, not even the actions before it.
+      if (action.verb == "impair" && !is_impairment_clear(action.value)) {
+        if (auto config = parse_impairment(action.value); !config) return config.status();
       }
     } else if (!kVerbsAlone.contains(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};

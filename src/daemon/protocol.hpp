@@ -30,7 +30,7 @@ inline constexpr std::size_t kMaxFilterBytes = 4096;
 
 /// One setting of `epairctl NAME ...`, applied in order.
 struct Action {
-  std::string verb;   ///< up, down, mtu, ether, description, inet, inet6, vnet, -vnet, destroy
+  std::string verb;   ///< up, down, mtu, ether, description, inet, inet6, vnet, -vnet, impair, destroy
   std::string value;  ///< the argument, empty for up/down/destroy
 };
 

@@ -93,12 +93,18 @@ Result<TapDevice> TapDevice::open(std::string_view name, bool exclusive) {
   }
   int size = kVnetHeaderSize;
   if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &size) != 0) return errno_status(name, "TUNSETVNETHDRSZ");
-  unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  TapDevice device(std::move(fd), std::string(name));
+  if (Status s = device.set_offloads(true); !s) return s;
+  return device;
+}
+
+Status TapDevice::set_offloads(bool on) {
+  unsigned offloads = on ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : 0;
 #ifdef TUN_F_USO4
-  if (::ioctl(fd.get(), TUNSETOFFLOAD, offloads | TUN_F_USO4 | TUN_F_USO6) == 0) offloads = 0;
+  if (on && ::ioctl(fd_.get(), TUNSETOFFLOAD, offloads | TUN_F_USO4 | TUN_F_USO6) == 0) return {};
 #endif
-  if (offloads != 0 && ::ioctl(fd.get(), TUNSETOFFLOAD, offloads) != 0) return errno_status(name, "TUNSETOFFLOAD");
-  return TapDevice(std::move(fd), std::string(name));
+  if (::ioctl(fd_.get(), TUNSETOFFLOAD, offloads) != 0) return errno_status(name_, "TUNSETOFFLOAD");
+  return {};
 }
 
 Result<TapDevice> TapDevice::create(std::string_view name) {

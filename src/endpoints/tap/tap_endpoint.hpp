@@ -37,6 +37,11 @@ class TapDevice {
   /// A persistent TAP outlives its descriptor; a TAP that is not is deleted
   /// when the descriptor closes.
   Status set_persistent(bool on);
+  /// With offloads the kernel leaves checksums and segmentation of what it
+  /// sends to be done later (the frames cross whole, 64 KB at a time);
+  /// without, it does both in software first and every frame is one the
+  /// wire would carry. On by default.
+  Status set_offloads(bool on);
 
  private:
   TapDevice(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
