@@ -241,8 +241,13 @@ void ImpairmentClock::stop() {
     wake_.notify_one();
   }
   if (thread.joinable()) thread.join();
-  std::lock_guard lock(mutex_);
-  heap_.clear();
+  // Let go of the lines outside the mutex: the last reference closes a
+  // line, which takes its own mutex, and lines take the clock's after theirs.
+  std::vector<Armed> armed;
+  {
+    std::lock_guard lock(mutex_);
+    armed.swap(heap_);
+  }
 }
 
 void ImpairmentClock::run() {
