@@ -31,6 +31,11 @@ REQUESTS = [
     '{"v":1,"op":"configure","name":"epair0a","actions":[{"action":"ether","value":"02:00:00:00:00:01"},'
     '{"action":"inet6","value":"fd00::1/64"},{"action":"-vnet","value":"ns1"},{"action":"down"}]}',
     '{"v":1,"op":"destroy","name":"epair0a"}',
+    '{"v":1,"op":"configure","name":"epair0a","actions":[{"action":"impair","value":"rate 100mbit burst 32k '
+    'limit 1000 delay 20ms jitter 5ms distribution normal loss 1% duplicate 0.1% corrupt 0.01% reorder 5% '
+    'gap 3 seed 42"}]}',
+    '{"v":1,"op":"configure","name":"epair0a","actions":[{"action":"impair","value":"loss gemodel 1% 10% 70% 0.1%"}]}',
+    '{"v":1,"op":"configure","name":"epair0a","actions":[{"action":"impair","value":"clear"}]}',
     '{"v":1,"op":"capture","interfaces":["epair0a","epair0b"],"direction":"in","snaplen":96,'
     '"count":10,"buffer_kib":64,"filter":"icmp or tcp port 80"}',
     '{"v":2,"op":"list"}',
@@ -44,6 +49,11 @@ COMMAND_LINES = [
     ["epair0b", "-vnet", "ns1"],
     ["epair0a", "ether", "02:00:00:00:00:01", "description", "left side", "inet6", "fd00::1/64"],
     ["epair0a", "destroy"],
+    ["epair0a", "impair", "rate", "100mbit", "burst", "32k", "limit", "1000", "delay", "20ms", "jitter", "5ms",
+     "distribution", "pareto", "loss", "1%", "duplicate", "0.1%", "corrupt", "0.01%", "reorder", "5%", "gap", "3",
+     "seed", "42"],
+    ["epair0a", "up", "impair", "loss", "gemodel", "1%", "10%", "delay", "1.5s"],
+    ["epair0a", "impair", "clear"],
     ["-a", "-v"],
     ["--json", "-l"],
     ["-C"],

@@ -78,6 +78,25 @@ TEST(ParseRequest, RefusesWhatIsNotTheProtocol) {
   }
 }
 
+TEST(ParseRequest, ChecksAnImpairmentWholeBeforeAnyAction) {
+  auto good = parse_request(
+      R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":"1400"},)"
+      R"({"action":"impair","value":"delay 20ms loss 1%"},{"action":"impair","value":"clear"}]})");
+  ASSERT_TRUE(good) << good.status().message();
+  EXPECT_EQ(good->actions[1].value, "delay 20ms loss 1%");
+  auto bad = parse_request(R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":"1400"},)"
+                           R"({"action":"impair","value":"loss 101%"}]})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.status().value(), EINVAL);
+  EXPECT_EQ(bad.status().message(), "impair: loss 101% is over 100%");
+  auto empty = parse_request(R"({"op":"configure","name":"epair0a","actions":[{"action":"impair","value":""}]})");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.status().message(), "impair: needs settings (rate, delay, loss...) or 'clear'");
+  auto missing = parse_request(R"({"op":"configure","name":"epair0a","actions":[{"action":"impair"}]})");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.status().message(), "action impair needs a value");
+}
+
 TEST(ParseRequest, AcceptsEveryOp) {
   auto create = parse_request(
       R"({"v":1,"op":"create","name":"epair","actions":[{"action":"mtu","value":"9000"},{"action":"up"}]})");
