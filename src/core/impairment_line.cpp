@@ -127,26 +127,36 @@ void ImpairmentLine::corrupt(Frame& frame, std::uint64_t bit) {
 }
 
 void ImpairmentLine::admit(std::span<Frame* const> frames) {
-  std::lock_guard lock(mutex_);
-  const std::int64_t now = now_ns();
-  for (Frame* frame : frames) {
-    const ImpairmentModel::Decision decision = model_.decide();
-    if (closed_ || decision.lost) {
-      counters_.lost += !closed_;
-      frame->release();
-      continue;
+  // Frames due at once with nothing held ahead of them cross after the lock
+  // is let go, so that the peer's endpoint may run inline as without an
+  // impairment. Nothing can overtake them: the clock crosses under the lock,
+  // so an empty line means every earlier frame is in the peer's queue.
+  Frame* now_frames[kNowCapacity];
+  std::size_t now_count = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const std::int64_t now = now_ns();
+    for (Frame* frame : frames) {
+      const ImpairmentModel::Decision decision = model_.decide();
+      if (closed_ || decision.lost) {
+        counters_.lost += !closed_;
+        frame->release();
+        continue;
+      }
+      Frame* copy = decision.duplicate ? copy_of(*frame) : nullptr;
+      admit_one(frame, decision, now, now_frames, now_count);
+      if (copy != nullptr) {
+        ++counters_.duplicated;
+        admit_one(copy, model_.decide(true), now, now_frames, now_count);
+      }
     }
-    Frame* copy = decision.duplicate ? copy_of(*frame) : nullptr;
-    admit_one(frame, decision, now);
-    if (copy != nullptr) {
-      ++counters_.duplicated;
-      admit_one(copy, model_.decide(true), now);
-    }
+    release_due_locked(now);
   }
-  release_due_locked(now);
+  if (now_count != 0) owner_.cross_to_peer({now_frames, now_count});
 }
 
-void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& decision, std::int64_t now) {
+void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& decision, std::int64_t now,
+                               Frame** now_frames, std::size_t& now_count) {
   if (decision.corrupt_bit) {
     ++counters_.corrupted;
     // A GSO frame's checksums are the receiver's to trust, per segment; a
@@ -164,14 +174,22 @@ void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& de
     frame->release();
     return;
   }
+  std::int64_t due = now;
   if (decision.reordered) {
     ++counters_.reordered;
+  } else {
+    due = model_.depart(wire_bytes(*frame), now) + static_cast<std::int64_t>(decision.delay_ns);
+    due = std::max(due, last_delayed_due_);
+    last_delayed_due_ = due;
+  }
+  if (due <= now && delayed_.empty() && express_.empty() && now_count < kNowCapacity) {
+    now_frames[now_count++] = frame;
+    return;
+  }
+  if (decision.reordered) {
     express_.push({frame, now});
     return;
   }
-  std::int64_t due = model_.depart(wire_bytes(*frame), now) + static_cast<std::int64_t>(decision.delay_ns);
-  due = std::max(due, last_delayed_due_);
-  last_delayed_due_ = due;
   if (due > now) ++counters_.delayed;
   delayed_.push({frame, due});
 }

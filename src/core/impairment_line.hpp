@@ -13,7 +13,8 @@
 // arms the clock only when its next time moves earlier (an empty line gets
 // a frame, or a reordered one jumps ahead): a busy line costs no syscall per
 // frame, and a wakeup lets every frame that is due go at once. Frames whose
-// time has come when they are admitted cross on the transmitting thread.
+// time has come when they are admitted cross on the transmitting thread,
+// outside the line's lock when nothing is held ahead of them.
 //
 // Locks: a line's mutex, then the clock's; the clock's thread never holds
 // its own while it takes a line's.
@@ -83,7 +84,11 @@ class ImpairmentLine : public std::enable_shared_from_this<ImpairmentLine> {
     std::size_t count_ = 0;
   };
 
-  void admit_one(Frame* frame, const ImpairmentModel::Decision& decision, std::int64_t now);
+  // Frames one admit() may cross after its lock: a burst of the transmit
+  // path (64) and a copy of each.
+  static constexpr std::size_t kNowCapacity = 128;
+  void admit_one(Frame* frame, const ImpairmentModel::Decision& decision, std::int64_t now, Frame** now_frames,
+                 std::size_t& now_count);
   void corrupt(Frame& frame, std::uint64_t bit);
   // Crosses every frame due by now, in time order; then arms the clock for
   // the next one if that is earlier than what the clock has.

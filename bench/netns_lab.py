@@ -1,0 +1,116 @@
+"""Two namespaces joined by an epair and two by a veth pair, for the
+benchmarks that compare them: a private epaird, iperf3 and ping helpers,
+and a teardown that removes everything."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def progress(tool, message):
+    print(f"{tool}: {message}", file=sys.stderr, flush=True)
+
+
+def run(*args, check=True, **kwargs):
+    return subprocess.run(args, check=check, capture_output=True, text=True, **kwargs)
+
+
+class Lab:
+    """Namespaces, a veth pair, and a private epaird with one epair."""
+
+    def __init__(self, epaird, epairctl, delivery, busy_poll):
+        self.delivery = delivery
+        self.busy_poll = busy_poll
+        self.tag = f"nvv{os.getpid()}"
+        self.work = tempfile.mkdtemp(prefix="epair-bench.")
+        self.env = dict(os.environ, EPAIR_SOCKET=os.path.join(self.work, "epaird.sock"))
+        self.epairctl = epairctl
+        self.namespaces = []
+        self.daemon = None
+        self.epaird = epaird
+
+    def ns(self, suffix):
+        name = f"{self.tag}-{suffix}"
+        run("ip", "netns", "add", name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        self.namespaces.append(name)
+        return name
+
+    def ctl(self, *args):
+        return run(self.epairctl, *args, env=self.env).stdout.strip()
+
+    def setup(self):
+        self.daemon = subprocess.Popen(
+            [self.epaird, "--socket", self.env["EPAIR_SOCKET"], "--state-dir", os.path.join(self.work, "state"),
+             "--log-level", "warn", "--delivery", self.delivery,
+             "--busy-poll", str(self.busy_poll)], stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(self.env["EPAIR_SOCKET"]):
+                break
+            time.sleep(0.05)
+        e1, e2, v1, v2 = self.ns("e1"), self.ns("e2"), self.ns("v1"), self.ns("v2")
+        a = self.ctl("epair", "create")
+        b = a[:-1] + "b"
+        self.ctl(a, "vnet", e1, "inet", "10.81.0.1/24", "up")
+        self.ctl(b, "vnet", e2, "inet", "10.81.0.2/24", "up")
+        run("ip", "link", "add", f"{self.tag}v", "netns", v1, "type", "veth", "peer", "name", f"{self.tag}w",
+            "netns", v2)
+        run("ip", "-n", v1, "addr", "add", "10.82.0.1/24", "dev", f"{self.tag}v")
+        run("ip", "-n", v2, "addr", "add", "10.82.0.2/24", "dev", f"{self.tag}w")
+        run("ip", "-n", v1, "link", "set", f"{self.tag}v", "up")
+        run("ip", "-n", v2, "link", "set", f"{self.tag}w", "up")
+        self.paths = {"epair": (e1, e2, "10.81.0.2"), "veth": (v1, v2, "10.82.0.2")}
+        # The sending ends, where shaping and impairment go.
+        self.epair_end, self.veth_end = a, f"{self.tag}v"
+        for name, (client, _, address) in self.paths.items():
+            deadline = time.time() + 5
+            while run("ip", "netns", "exec", client, "ping", "-c", "1", "-W", "1", address, check=False).returncode:
+                if time.time() > deadline:
+                    raise RuntimeError(f"no connectivity through {name}")
+
+    def teardown(self):
+        if self.daemon:
+            run(self.epairctl, "-l", env=self.env, check=False)
+            for name in run(self.epairctl, "-l", env=self.env, check=False).stdout.split():
+                if name.endswith("a"):
+                    run(self.epairctl, name, "destroy", env=self.env, check=False)
+            self.daemon.terminate()
+            self.daemon.wait()
+        for name in self.namespaces:
+            run("ip", "netns", "del", name, check=False)
+        subprocess.run(["rm", "-rf", self.work], check=False)
+
+    def iperf(self, path, seconds, udp):
+        client, server, address = self.paths[path]
+        srv = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-B", address],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 5
+            while "5201" not in run("ip", "netns", "exec", server, "ss", "-ltnH").stdout:
+                if time.time() > deadline:
+                    raise RuntimeError("iperf3 server did not start")
+                time.sleep(0.05)
+            args = ["ip", "netns", "exec", client, "iperf3", "-c", address, "-t", str(seconds), "-J"]
+            if udp:
+                # 18 bytes of payload: 14 + 20 + 8 + 18 = 60, a 64-byte frame with its FCS.
+                args += ["-u", "-l", "18", "-b", "0"]
+            result = json.loads(run(*args).stdout)
+        finally:
+            srv.wait(timeout=10)
+        end = result["end"]
+        if udp:
+            summary = end["sum"]
+            return (summary["packets"] - summary["lost_packets"]) / summary["seconds"]
+        return end["sum_received"]["bits_per_second"] / 1e9
+
+    def ping(self, path, count):
+        client, _, address = self.paths[path]
+        out = run("ip", "netns", "exec", client, "ping", "-c", str(count), "-i", "0.005", address).stdout
+        rtts = [float(line.split("time=")[1].split()[0]) * 1000 for line in out.splitlines() if "time=" in line]
+        rtts.sort()
+        return rtts[len(rtts) // 2], rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
