@@ -7,6 +7,7 @@
 #include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
 #include "epair/frame.hpp"
+#include "epair/impairment.hpp"
 #include "epair/interface.hpp"
 #include "epair/mac.hpp"
 #include "epair/ring.hpp"

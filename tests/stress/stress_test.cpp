@@ -43,6 +43,21 @@ void discard_input(test::UpPair& pair) {
   CallbackEndpoint::attach_to(*pair.b, sink);
 }
 
+// A thread that transmits small frames on ifp as fast as the pool gives
+// them, until stop.
+std::thread send_until(const std::atomic<bool>& stop, Engine& engine, Interface& ifp) {
+  return std::thread([&stop, &engine, &ifp] {
+    while (!stop.load()) {
+      Frame* f = make_frame(engine.pool());
+      if (f == nullptr) {
+        std::this_thread::yield();
+        continue;
+      }
+      (void)ifp.transmit(f);
+    }
+  });
+}
+
 // Some interface from some vnet, or null.
 std::shared_ptr<Interface> pick(Engine& engine, std::mt19937& rng) {
   static const char* kVnets[] = {"host", "jail1", "jail2"};
@@ -180,16 +195,7 @@ TEST_P(StressTest, DestroyRacesWithTrafficOnThePair) {
     CallbackEndpoint::attach_to(*a, echo);
     CallbackEndpoint::attach_to(*b, echo);
     std::atomic<bool> stop{false};
-    std::thread sender([&] {
-      while (!stop.load()) {
-        Frame* f = make_frame(engine.pool());
-        if (f == nullptr) {
-          std::this_thread::yield();
-          continue;
-        }
-        (void)a->transmit(f);
-      }
-    });
+    std::thread sender = send_until(stop, engine, *a);
     std::this_thread::sleep_for(std::chrono::microseconds(200 + rounds % 7 * 100));
     ASSERT_TRUE(engine.destroy(rounds % 2 == 0 ? "epair0a" : "epair0b"));
     stop = true;
@@ -228,16 +234,7 @@ TEST_P(StressTest, ImpairmentsChangeAndPairsDieUnderTraffic) {
     CallbackEndpoint::attach_to(*a, echo);
     CallbackEndpoint::attach_to(*b, echo);
     std::atomic<bool> stop{false};
-    std::thread sender([&] {
-      while (!stop.load()) {
-        Frame* f = make_frame(engine.pool());
-        if (f == nullptr) {
-          std::this_thread::yield();
-          continue;
-        }
-        (void)a->transmit(f);
-      }
-    });
+    std::thread sender = send_until(stop, engine, *a);
     std::thread changer([&] {
       std::mt19937 rng(static_cast<unsigned>(rounds));
       while (!stop.load()) {
