@@ -79,9 +79,9 @@ TEST(ParseRequest, RefusesWhatIsNotTheProtocol) {
 }
 
 TEST(ParseRequest, ChecksAnImpairmentWholeBeforeAnyAction) {
-  auto good = parse_request(
-      R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":"1400"},)"
-      R"({"action":"impair","value":"delay 20ms loss 1%"},{"action":"impair","value":"clear"}]})");
+  auto good =
+      parse_request(R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":"1400"},)"
+                    R"({"action":"impair","value":"delay 20ms loss 1%"},{"action":"impair","value":"clear"}]})");
   ASSERT_TRUE(good) << good.status().message();
   EXPECT_EQ(good->actions[1].value, "delay 20ms loss 1%");
   auto bad = parse_request(R"({"op":"configure","name":"epair0a","actions":[{"action":"mtu","value":"1400"},)"
