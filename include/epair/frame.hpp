@@ -127,6 +127,12 @@ class alignas(kCacheLine) Frame {
   /// Replaces the data with a copy of bytes; false when it does not fit.
   bool assign(std::span<const std::uint8_t> bytes);
 
+  /// Fills in a checksum left to the receiver (kFrameCsumPartial: the
+  /// Internet checksum from csum_start to the end, stored at csum_start +
+  /// csum_offset, over the pseudo-header sum already there) and clears the
+  /// flag, as skb_checksum_help() does. Nothing for other frames.
+  void complete_checksum();
+
   FramePool& pool() const { return *pool_; }
   /// Returns the frame to its pool. The frame must not be used afterwards.
   void release();

@@ -5,6 +5,7 @@
 
 #include "epair/impairment.hpp"
 #include "protocol.hpp"
+#include "vxlan_config.hpp"
 
 namespace epair::cli {
 
@@ -25,7 +26,7 @@ Result<json> parse_settings(std::span<const std::string> words) {
   json actions = json::array();
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string& word = words[i];
-    if (word == "up" || word == "down" || word == "destroy") {
+    if (word == "up" || word == "down" || word == "destroy" || word == "detach") {
       actions.push_back({{"action", word}});
     } else if (word == "-description" || word == "-descr") {
       actions.push_back({{"action", "description"}, {"value", ""}});
@@ -42,6 +43,15 @@ Result<json> parse_settings(std::span<const std::string> words) {
         if (auto config = parse_impairment(value); !config) return usage(config.status().message());
       }
       actions.push_back({{"action", "impair"}, {"value", value}});
+    } else if (word == "attach") {
+      // Takes the rest of the line: vxlan and its settings.
+      std::string value;
+      for (++i; i < words.size(); ++i) value += (value.empty() ? "" : " ") + words[i];
+      if (!vxlan::is_vxlan_attach(value)) return usage("'attach' needs a kind: attach vxlan remote ADDR ...");
+      if (auto config = vxlan::parse_config(std::string_view(value).substr(5)); !config) {
+        return usage(config.status().message());
+      }
+      actions.push_back({{"action", "attach"}, {"value", value}});
     } else if (word == "create") {
       return usage("'create' must follow the cloner name (epair or epairN)");
     } else {

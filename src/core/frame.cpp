@@ -71,6 +71,23 @@ std::uint32_t Frame::wire_size() const {
   return std::min(size_, l4 + l4_header + meta.gso_size);
 }
 
+void Frame::complete_checksum() {
+  if ((meta.flags & kFrameCsumPartial) == 0) return;
+  meta.flags &= ~kFrameCsumPartial;
+  const std::uint32_t start = meta.csum_start;
+  const std::uint32_t field = start + meta.csum_offset;
+  if (start >= size_ || field + 2 > size_) return;
+  const std::uint8_t* p = data();
+  std::uint64_t sum = 0;
+  std::uint32_t i = start;
+  for (; i + 1 < size_; i += 2) sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
+  if (i < size_) sum += static_cast<std::uint32_t>(p[i] << 8);
+  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
+  const auto folded = static_cast<std::uint16_t>(~sum);
+  data()[field] = static_cast<std::uint8_t>(folded >> 8);
+  data()[field + 1] = static_cast<std::uint8_t>(folded);
+}
+
 namespace {
 constexpr std::uint32_t kMinFrame = 64;
 

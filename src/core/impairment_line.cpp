@@ -26,23 +26,6 @@ std::uint64_t wire_bytes(const Frame& frame) {
   return frame.size() + (segments - 1) * headers;
 }
 
-// The Internet checksum of [start, end) of the frame, stored where the
-// partial checksum says: what the receiver would have been trusted to do.
-void complete_checksum(Frame& frame) {
-  const std::uint32_t start = frame.meta.csum_start;
-  const std::uint32_t field = start + frame.meta.csum_offset;
-  if (start >= frame.size() || field + 2 > frame.size()) return;
-  const std::uint8_t* p = frame.data();
-  std::uint64_t sum = 0;
-  std::uint32_t i = start;
-  for (; i + 1 < frame.size(); i += 2) sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
-  if (i < frame.size()) sum += static_cast<std::uint32_t>(p[i] << 8);
-  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
-  const auto folded = static_cast<std::uint16_t>(~sum);
-  frame.data()[field] = static_cast<std::uint8_t>(folded >> 8);
-  frame.data()[field + 1] = static_cast<std::uint8_t>(folded);
-}
-
 Frame* copy_of(const Frame& frame) {
   Frame* copy = frame.pool().alloc();
   if (copy == nullptr) return nullptr;
@@ -117,10 +100,7 @@ void ImpairmentLine::close() {
 // it, as a bad checksum.
 void ImpairmentLine::corrupt(Frame& frame, std::uint64_t bit) {
   FrameMeta& meta = frame.meta;
-  if ((meta.flags & kFrameCsumPartial) != 0) {
-    complete_checksum(frame);
-    meta.flags &= ~kFrameCsumPartial;
-  }
+  frame.complete_checksum();
   meta.flags &= ~kFrameCsumValid;
   const std::uint64_t index = bit % (static_cast<std::uint64_t>(frame.size()) * 8);
   frame.data()[index / 8] ^= static_cast<std::uint8_t>(1u << (index % 8));

@@ -368,7 +368,8 @@ Status Controller::start_end(End& end, os::TapDevice device) {
 
 void Controller::stop_end(End& end) {
   end.carrier.reset();
-  end.tap->stop();
+  if (end.tap) end.tap->stop();
+  if (end.vxlan) end.vxlan->stop();
 }
 
 void Controller::follow_carrier(End& end) {
@@ -480,6 +481,8 @@ Status Controller::apply(End& end, const Action& action) {
     return (*ns)->control->set_alias(name, action.value);
   }
   if (action.verb == "impair") return impair(end, action.value);
+  if (action.verb == "attach") return attach_vxlan(end, action.value);
+  if (action.verb == "detach") return detach_vxlan(end);
   if (action.verb == "inet") return add_address(end, AF_INET, action.value);
   if (action.verb == "inet6") return add_address(end, AF_INET6, action.value);
   if (action.verb == "vnet") return move_end(end, action.value);
@@ -490,18 +493,71 @@ Status Controller::apply(End& end, const Action& action) {
 Status Controller::impair(End& end, const std::string& words) {
   if (is_impairment_clear(words)) {
     end.ifp->clear_impairment();
-    if (end.tap) (void)end.tap->device().set_offloads(true);
+    update_offloads(end);
     return {};
   }
   auto config = parse_impairment(words);
   if (!config) return Status{config.status().value(), end.ifp->name() + ": " + config.status().message()};
-  // Corruption must hit frames as a wire carries them, with their own
-  // checksums: the kernel segments and checksums in software meanwhile.
-  if (end.tap) {
-    if (Status s = end.tap->device().set_offloads(config->corrupt_percent == 0); !s) return s;
-  }
   if (Status s = end.ifp->set_impairment(*config); !s) return s;
+  update_offloads(end);
   spdlog::info("{}: impair {}", end.ifp->name(), format_impairment(*config));
+  return {};
+}
+
+void Controller::update_offloads(End& end) {
+  if (!end.tap) return;
+  // Corruption must hit frames as a wire carries them, with their own
+  // checksums; a VXLAN peer sends each frame as one datagram. Either way
+  // the kernel segments and checksums in software meanwhile.
+  const auto impairment = end.ifp->impairment();
+  End* peer = find(other_end(end.ifp->name()));
+  const bool wire_sized = (impairment && impairment->corrupt_percent != 0) || (peer != nullptr && peer->vxlan);
+  if (Status s = end.tap->device().set_offloads(!wire_sized); !s) spdlog::warn("{}", s.message());
+}
+
+Status Controller::attach_vxlan(End& end, const std::string& words) {
+  const std::string& name = end.ifp->name();
+  std::string_view rest = words;
+  if (!vxlan::is_vxlan_attach(rest)) return Status{EINVAL, name + ": attach: unknown kind (vxlan)"};
+  auto config = vxlan::parse_config(rest.substr(5));
+  if (!config) return Status{EINVAL, name + ": " + config.status().message()};
+  if (end.vxlan) {
+    if (Status s = detach_vxlan(end); !s) return s;
+  }
+  auto ns = netns(end.ifp->vnet_name());
+  if (!ns) return ns.status();
+  std::shared_ptr<vxlan::Endpoint> tunnel;
+  Status opened = os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
+    auto made = vxlan::Endpoint::open(end.ifp, *config, engine_->pool());
+    if (!made) return made.status();
+    tunnel = std::move(*made);
+    return {};
+  });
+  if (!opened) return Status{opened.value(), name + ": " + opened.message()};
+  if (Status s = tunnel->start(); !s) return Status{s.value(), name + ": " + s.message()};
+  // The TAP stays, parked without carrier, for detach to bring back.
+  stop_end(end);
+  end.ifp->attach(tunnel);
+  end.parked = end.tap->take_device();
+  end.tap.reset();
+  (void)end.parked->set_carrier(false);
+  end.vxlan = std::move(tunnel);
+  if (End* peer = find(other_end(name))) update_offloads(*peer);
+  spdlog::info("{}: attached to vxlan {}", name, vxlan::format_config(*config));
+  return {};
+}
+
+Status Controller::detach_vxlan(End& end) {
+  const std::string& name = end.ifp->name();
+  if (!end.vxlan) return Status{EINVAL, name + ": detach: not attached"};
+  end.vxlan->stop();
+  end.ifp->detach();
+  end.vxlan.reset();
+  os::TapDevice device = std::move(*end.parked);
+  end.parked.reset();
+  if (Status s = start_end(end, std::move(device)); !s) return s;
+  if (End* peer = find(other_end(name))) update_offloads(*peer);
+  spdlog::info("{}: detached from vxlan", name);
   return {};
 }
 
@@ -522,6 +578,7 @@ Status Controller::add_address(End& end, int family, const std::string& cidr) {
 
 Status Controller::move_end(End& end, std::string_view target) {
   const std::string name = end.ifp->name();
+  if (end.vxlan) return Status{EBUSY, name + ": attached to vxlan; detach it before moving it"};
   const std::string from_vnet = end.ifp->vnet_name();
   auto to = netns_for_move(target);
   if (!to) {
@@ -548,6 +605,7 @@ Status Controller::move_end(End& end, std::string_view target) {
 }
 
 Status Controller::reclaim_end(End& end, std::string_view from) {
+  if (end.vxlan) return Status{EBUSY, end.ifp->name() + ": attached to vxlan; detach it before moving it"};
   const std::string name = end.ifp->name();
   auto spec = os::parse_netns(from);
   if (!spec) return spec.status();
@@ -585,7 +643,8 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
   for (const std::string& n : names) {
     if (End* e = find(n)) {
       // A TAP that is not persistent is deleted when its descriptor closes.
-      if (Status s = e->tap->device().set_persistent(false); !s) spdlog::warn("{}", s.message());
+      os::TapDevice& device = e->tap ? e->tap->device() : *e->parked;
+      if (Status s = device.set_persistent(false); !s) spdlog::warn("{}", s.message());
     }
     ends_.erase(n);
   }
@@ -663,6 +722,37 @@ Result<json> Controller::show(std::string_view name) {
     lines.push_back(impairment_counters_line(counters));
   } else {
     j["impair"] = nullptr;
+  }
+  if (end->vxlan) {
+    const vxlan::Config& c = end->vxlan->config();
+    const vxlan::Counters n = end->vxlan->counters();
+    j["vxlan"] = {{"text", vxlan::format_config(c)},
+                  {"remote", c.remote.text},
+                  {"local", c.local ? json(c.local->text) : json()},
+                  {"vni", c.vni},
+                  {"dstport", c.dstport},
+                  {"srcport", {c.srcport_min, c.srcport_max}},
+                  {"ttl", c.ttl},
+                  {"dev", c.dev},
+                  {"overhead", c.overhead()},
+                  {"counters",
+                   {{"sent", n.sent},
+                    {"received", n.received},
+                    {"too_big", n.too_big},
+                    {"send_errors", n.send_errors},
+                    {"short", n.short_},
+                    {"bad_flags", n.bad_flags},
+                    {"other_vni", n.other_vni},
+                    {"bad_frame", n.bad_frame},
+                    {"no_buffer", n.no_buffer}}}};
+    lines.push_back("\tvxlan: " + vxlan::format_config(c));
+    lines.push_back("\tvxlan frames: " + std::to_string(n.sent) + " sent, " + std::to_string(n.received) +
+                    " received; dropped: " + std::to_string(n.too_big) + " too big, " + std::to_string(n.send_errors) +
+                    " send errors, " + std::to_string(n.short_) + " short, " + std::to_string(n.bad_flags) +
+                    " bad flags, " + std::to_string(n.other_vni) + " other VNI, " + std::to_string(n.bad_frame) +
+                    " bad frames, " + std::to_string(n.no_buffer) + " no buffer");
+  } else {
+    j["vxlan"] = nullptr;
   }
   lines.push_back("\tvnet: " + ifp.vnet_name());
   j["ifconfig"] = format_ifconfig(ifp, lines);
@@ -797,6 +887,7 @@ std::string Controller::state_text() const {
     }
     e["addresses"] = cidrs(end.addresses);
     if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
+    if (end.vxlan) e["attach"] = "vxlan " + vxlan::format_config(end.vxlan->config());
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -920,6 +1011,9 @@ void Controller::restore() {
       }
       if (const std::string words = e.value("impair", ""); !words.empty()) {
         if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
+      }
+      if (const std::string words = e.value("attach", ""); !words.empty()) {
+        if (Status s = attach_vxlan(end, words); !s) spdlog::error("{}: not attached again: {}", ifname, s.message());
       }
     }
     if (problem.empty() && placed != 2) problem = "incomplete record";

@@ -22,6 +22,7 @@
 #include "protocol.hpp"
 #include "tap_endpoint.hpp"
 #include "unique_fd.hpp"
+#include "vxlan_endpoint.hpp"
 
 namespace epair::daemon {
 
@@ -100,7 +101,9 @@ class Controller {
   };
   struct End {
     std::shared_ptr<Interface> ifp;
-    std::shared_ptr<os::TapEndpoint> tap;
+    std::shared_ptr<os::TapEndpoint> tap;  ///< null while a VXLAN end
+    std::shared_ptr<vxlan::Endpoint> vxlan;
+    std::optional<os::TapDevice> parked;  ///< the TAP, kept while a VXLAN end
     Subscription carrier;
     std::vector<os::AddressInfo> addresses;
     int ifindex = 0;  ///< the TAP's index in its namespace; 0 until read
@@ -113,6 +116,11 @@ class Controller {
   Status apply(End& end, const Action& action);
   Status set_flag_up(End& end, bool up);
   Status impair(End& end, const std::string& words);
+  Status attach_vxlan(End& end, const std::string& words);
+  Status detach_vxlan(End& end);
+  // The TAP of end offers offloads unless its frames must be wire-sized:
+  // its own corrupt impairment, or a VXLAN peer.
+  void update_offloads(End& end);
   Status move_end(End& end, std::string_view target);
   Status reclaim_end(End& end, std::string_view from);
   Status add_address(End& end, int family, const std::string& cidr);

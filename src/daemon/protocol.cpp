@@ -5,14 +5,15 @@
 #include <set>
 
 #include "epair/impairment.hpp"
+#include "vxlan_config.hpp"
 
 namespace epair::daemon {
 
 namespace {
 
-const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether", "description", "inet",
-                                                            "inet6", "vnet",  "-vnet",       "impair"};
-const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy"};
+const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",  "ether", "description", "inet",  "inet6",
+                                                            "vnet", "-vnet", "impair",      "attach"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy", "detach"};
 
 // The fields each op takes besides "v" and "op".
 const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kOps = {
@@ -181,6 +182,12 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
       // nothing, not even the actions before it.
       if (action.verb == "impair" && !is_impairment_clear(action.value)) {
         if (auto config = parse_impairment(action.value); !config) return config.status();
+      }
+      if (action.verb == "attach") {
+        if (!vxlan::is_vxlan_attach(action.value)) return Status{EINVAL, "attach: unknown kind (vxlan)"};
+        if (auto config = vxlan::parse_config(std::string_view(action.value).substr(5)); !config) {
+          return config.status();
+        }
       }
     } else if (!kVerbsAlone.contains(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};

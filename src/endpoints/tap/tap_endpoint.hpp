@@ -78,6 +78,12 @@ class TapEndpoint final : public Endpoint {
   void stop();
 
   TapDevice& device() { return device_; }
+  /// Stops the endpoint and hands its device over, for another endpoint
+  /// to be made with it later; the endpoint must be detached first.
+  TapDevice take_device() {
+    stop();
+    return std::move(device_);
+  }
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:

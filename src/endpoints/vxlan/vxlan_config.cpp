@@ -1,0 +1,136 @@
+#include "vxlan_config.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+namespace epair::vxlan {
+
+namespace {
+
+Status bad(std::string message) { return {EINVAL, "vxlan: " + std::move(message)}; }
+
+Result<std::uint64_t> number(std::string_view what, std::string_view text, std::uint64_t low, std::uint64_t high) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
+    return bad(std::string(what) + " must be a whole number from " + std::to_string(low) + " to " +
+               std::to_string(high) + ": '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+}  // namespace
+
+std::optional<Address> parse_address(std::string_view text) {
+  Address address;
+  address.text = std::string(text);
+  if (::inet_pton(AF_INET, address.text.c_str(), &address.ip6) == 1) {
+    address.family = AF_INET;
+    return address;
+  }
+  if (::inet_pton(AF_INET6, address.text.c_str(), &address.ip6) == 1) {
+    address.family = AF_INET6;
+    return address;
+  }
+  return std::nullopt;
+}
+
+Result<Config> parse_config(std::string_view text) {
+  std::vector<std::string_view> words;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t space = std::min(text.find(' ', start), text.size());
+    if (space > start) words.push_back(text.substr(start, space - start));
+    start = space + 1;
+  }
+  return parse_config(words);
+}
+
+Result<Config> parse_config(std::span<const std::string_view> words) {
+  Config config;
+  std::vector<std::string_view> seen;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    const std::string_view word = words[i];
+    static constexpr std::string_view kKnown[] = {"remote", "local", "vni", "dstport", "srcport", "ttl", "dev"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
+      return bad("unknown setting '" + std::string(word) + "'");
+    }
+    if (std::find(seen.begin(), seen.end(), word) != seen.end()) return bad("'" + std::string(word) + "' given twice");
+    seen.push_back(word);
+    const std::size_t values = word == "srcport" ? 2 : 1;
+    if (i + values >= words.size()) {
+      return bad("'" + std::string(word) + "' needs " + (values == 2 ? "MIN and MAX" : "a value"));
+    }
+    const std::string_view value = words[++i];
+    if (word == "remote" || word == "local") {
+      auto address = parse_address(value);
+      if (!address) return bad("invalid " + std::string(word) + " address '" + std::string(value) + "'");
+      (word == "remote" ? config.remote : config.local.emplace()) = *address;
+    } else if (word == "vni") {
+      auto vni = number("vni", value, 0, kMaxVni);
+      if (!vni) return vni.status();
+      config.vni = static_cast<std::uint32_t>(*vni);
+    } else if (word == "dstport") {
+      auto port = number("dstport", value, 1, 65535);
+      if (!port) return port.status();
+      config.dstport = static_cast<std::uint16_t>(*port);
+    } else if (word == "srcport") {
+      auto low = number("srcport", value, 1, 65535);
+      if (!low) return low.status();
+      auto high = number("srcport", words[++i], 1, 65535);
+      if (!high) return high.status();
+      if (*high < *low) return bad("srcport range " + std::to_string(*low) + "-" + std::to_string(*high) + " is empty");
+      config.srcport_min = static_cast<std::uint16_t>(*low);
+      config.srcport_max = static_cast<std::uint16_t>(*high);
+    } else if (word == "ttl") {
+      auto ttl = number("ttl", value, 1, 255);
+      if (!ttl) return ttl.status();
+      config.ttl = static_cast<std::uint8_t>(*ttl);
+    } else {
+      if (value.empty() || value.size() >= IFNAMSIZ || value.find('/') != std::string_view::npos) {
+        return bad("invalid dev '" + std::string(value) + "'");
+      }
+      config.dev = std::string(value);
+    }
+  }
+  if (config.remote.family == AF_UNSPEC) return bad("needs 'remote ADDR'");
+  if (config.local && config.local->family != config.remote.family) {
+    return bad("local " + config.local->text + " and remote " + config.remote.text + " are not of one family");
+  }
+  return config;
+}
+
+std::string format_config(const Config& c) {
+  std::string out = "remote " + c.remote.text;
+  if (c.local) out += " local " + c.local->text;
+  out += " vni " + std::to_string(c.vni) + " dstport " + std::to_string(c.dstport) + " srcport " +
+         std::to_string(c.srcport_min) + " " + std::to_string(c.srcport_max);
+  if (c.ttl != 0) out += " ttl " + std::to_string(c.ttl);
+  if (!c.dev.empty()) out += " dev " + c.dev;
+  return out;
+}
+
+void write_header(std::uint8_t* out, std::uint32_t vni) {
+  std::memset(out, 0, kHeaderSize);
+  out[0] = 0x08;  // I: the VNI is valid
+  out[4] = static_cast<std::uint8_t>(vni >> 16);
+  out[5] = static_cast<std::uint8_t>(vni >> 8);
+  out[6] = static_cast<std::uint8_t>(vni);
+}
+
+Drop check_datagram(std::span<const std::uint8_t> datagram, std::uint32_t vni) {
+  constexpr std::size_t kEthernetHeader = 14;
+  if (datagram.size() < kHeaderSize + kEthernetHeader) return Drop::kShort;
+  if ((datagram[0] & 0x08) == 0) return Drop::kFlags;
+  const std::uint32_t got = std::uint32_t{datagram[4]} << 16 | std::uint32_t{datagram[5]} << 8 | datagram[6];
+  if (got != vni) return Drop::kOtherVni;
+  // The inner source address must be a station's, not a group's.
+  if ((datagram[kHeaderSize + 6] & 0x01) != 0) return Drop::kBadFrame;
+  return Drop::kNone;
+}
+
+}  // namespace epair::vxlan

@@ -1,0 +1,121 @@
+#!/bin/bash
+# An end on a VXLAN tunnel, against Linux's own vxlan: a namespace behind
+# end a reaches an address behind a kernel vxlan device in "hostB", over an
+# IPv4 and over an IPv6 underlay (a veth between the tunnel end's namespace
+# and hostB). Garbage at the tunnel port is counted and ignored; a frame too
+# big for the underlay is dropped and counted; detach gives the TAP back.
+source "$(dirname "$0")/lib.sh"
+start_daemon
+new_ns NS_A a
+new_ns NS_A6 a6
+new_ns NS_T tun
+new_ns NS_H hostb
+
+vx_field() {
+  ctl --json "$1" | python3 -c "
+import json, sys
+value = json.load(sys.stdin)['interfaces'][0]['vxlan']
+for key in '$2'.split('.'):
+    value = value[key] if value is not None else None
+print(value)"
+}
+
+log "underlay: a veth between the tunnel namespace and hostB"
+ip link add "vt$RUN_ID" netns "$NS_T" type veth peer name "vh$RUN_ID" netns "$NS_H" || fail "veth"
+ip -n "$NS_T" addr add 10.98.0.1/24 dev "vt$RUN_ID"
+ip -n "$NS_T" addr add fd98::1/64 dev "vt$RUN_ID" nodad
+ip -n "$NS_H" addr add 10.98.0.2/24 dev "vh$RUN_ID"
+ip -n "$NS_H" addr add fd98::2/64 dev "vh$RUN_ID" nodad
+ip -n "$NS_T" link set "vt$RUN_ID" up
+ip -n "$NS_H" link set "vh$RUN_ID" up
+# A veth hands its peer TCP segments whose inner checksum is still to be
+# filled (offloaded): a UDP socket cannot tell, so hostB fills them.
+ip netns exec "$NS_H" ethtool -K "vh$RUN_ID" tx off >/dev/null || fail "ethtool tx off"
+
+log "hostB: Linux's vxlan, VNI 42 over IPv4 and VNI 43 over IPv6, port 4789"
+ip -n "$NS_H" link add vx4 type vxlan id 42 local 10.98.0.2 remote 10.98.0.1 dstport 4789 || fail "vx4"
+ip -n "$NS_H" link add vx6 type vxlan id 43 local fd98::2 remote fd98::1 dstport 4789 || fail "vx6"
+ip -n "$NS_H" addr add 10.99.4.2/24 dev vx4
+ip -n "$NS_H" addr add 10.99.6.2/24 dev vx6
+ip -n "$NS_H" link set vx4 up
+ip -n "$NS_H" link set vx6 up
+
+log "two pairs, end b of each on a tunnel"
+A=$(ctl epair create) && B=${A%a}b || fail "create"
+A6=$(ctl epair create) && B6=${A6%a}b || fail "create"
+ctl "$A" vnet "$NS_A" inet 10.99.4.1/24 mtu 1450 up || fail "configure $A"
+ctl "$A6" vnet "$NS_A6" inet 10.99.6.1/24 mtu 1430 up || fail "configure $A6"
+ctl "$B" vnet "$NS_T" up attach vxlan remote 10.98.0.2 local 10.98.0.1 vni 42 || fail "attach $B"
+ctl "$B6" vnet "$NS_T" up attach vxlan remote fd98::2 vni 43 || fail "attach $B6"
+out=$(ctl "$B")
+[[ $out == *"vxlan: remote 10.98.0.2 local 10.98.0.1 vni 42 dstport 4789 srcport 49152 65535"* ]] \
+  && ok "shown: vxlan line" || fail "not shown: $out"
+
+expect_error "vxlan: needs 'remote ADDR'" ctl "$B" attach vxlan vni 5
+expect_error "vxlan: vni must be a whole number from 0 to 16777215: '16777216'" \
+  ctl "$B" attach vxlan remote 10.98.0.2 vni 16777216
+expect_error "vxlan: invalid remote address 'nowhere'" ctl "$B" attach vxlan remote nowhere
+expect_error "'attach' needs a kind" ctl "$B" attach gre remote 10.98.0.2
+expect_error "detach it before moving it" ctl "$B" -vnet "$NS_T"
+
+log "IPv4 underlay: ping and iperf3 to an address behind Linux's vx4"
+ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.99.4.2 >/dev/null && ok "ping over IPv4 VXLAN" || fail "ping vx4"
+ip netns exec "$NS_H" iperf3 -s -1 -D -B 10.99.4.2 --logfile "$WORK/iperf4.log"
+wait_for 5 ip netns exec "$NS_H" bash -c "ss -ltn | grep -q '10.99.4.2:5201'"
+if ip netns exec "$NS_A" iperf3 -c 10.99.4.2 -t 2 -J >"$WORK/iperf4.json"; then
+  mbps=$(python3 -c "import json; print(round(json.load(open('$WORK/iperf4.json'))['end']['sum_received']['bits_per_second']/1e6))")
+  ok "iperf3 TCP over IPv4 VXLAN: $mbps Mbit/s"
+else
+  fail "iperf3 over vx4"
+fi
+(($(vx_field "$B" counters.sent) > 100 && $(vx_field "$B" counters.received) > 100)) \
+  && ok "tunnel counters: $(vx_field "$B" counters.sent) sent, $(vx_field "$B" counters.received) received" \
+  || fail "tunnel counters"
+(($(counter "$A" opackets) > 100 && $(counter "$B" ipackets) > 100)) && ok "end counters count" \
+  || fail "end counters"
+
+log "IPv6 underlay"
+ip netns exec "$NS_A6" ping -c 3 -i 0.2 -W 2 10.99.6.2 >/dev/null && ok "ping over IPv6 VXLAN" || fail "ping vx6"
+ip netns exec "$NS_H" iperf3 -s -1 -D -B 10.99.6.2 --logfile "$WORK/iperf6.log"
+wait_for 5 ip netns exec "$NS_H" bash -c "ss -ltn | grep -q '10.99.6.2:5201'"
+ip netns exec "$NS_A6" iperf3 -c 10.99.6.2 -t 2 >/dev/null && ok "iperf3 TCP over IPv6 VXLAN" || fail "iperf3 vx6"
+
+log "too big for the underlay: dropped and counted, not fragmented"
+ctl "$A" mtu 1500 || fail "mtu 1500"
+before=$(vx_field "$B" counters.too_big)
+ip netns exec "$NS_A" ping -c 2 -i 0.2 -W 1 -M do -s 1460 10.99.4.2 >/dev/null && fail "1460-byte ping crossed"
+after=$(vx_field "$B" counters.too_big)
+((after >= before + 2)) && ok "too_big $before -> $after" || fail "too_big $before -> $after"
+ctl "$A" mtu 1450
+
+log "garbage at the tunnel port is counted and ignored"
+ip netns exec "$NS_H" python3 - <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+frame = bytes.fromhex("02000000000102000000000208004500")
+for payload in [b"", b"\x08", b"\x08\0\0\0\0\0\x2a\0" + b"\x02" * 6,             # short
+                b"\x00\0\0\0\0\0\x2a\0" + frame + bytes(40),                      # no I flag
+                b"\x08\0\0\0\0\0\x07\0" + frame + bytes(40),                      # VNI 7
+                b"\x08\0\0\0\0\0\x2a\0" + bytes(6) + b"\x01" * 6 + bytes(40)]:    # group source address
+    s.sendto(payload, ("10.98.0.1", 4789))
+PY
+wait_for 5 bash -c "[[ \$('$EPAIRCTL' --json $B | python3 -c \"import json,sys; c=json.load(sys.stdin)['interfaces'][0]['vxlan']['counters']; print(c['short'], c['bad_flags'], c['other_vni'], c['bad_frame'])\") == '3 1 1 1' ]]" \
+  && ok "counted: 3 short, 1 without the I flag, 1 other VNI, 1 bad frame" \
+  || fail "garbage counters: $(vx_field "$B" counters)"
+ip netns exec "$NS_A" ping -c 2 -i 0.2 -W 2 10.99.4.2 >/dev/null && ok "tunnel still carries" || fail "ping after garbage"
+
+log "restart: the tunnel comes back"
+stop_daemon TERM
+start_daemon
+[[ $(vx_field "$B" text) == "remote 10.98.0.2 local 10.98.0.1 vni 42 dstport 4789 srcport 49152 65535" ]] \
+  && ok "attached again" || fail "not attached after restart"
+wait_for 10 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.4.2 && ok "ping after restart" || fail "ping after restart"
+
+log "detach: a plain end again"
+ctl "$B" detach || fail "detach"
+[[ $(vx_field "$B" text) == None ]] && ok "detached" || fail "still attached"
+ip -n "$NS_T" addr add 10.99.4.3/24 dev "$B"
+wait_for 10 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.4.3 && ok "end b's TAP carries again" || fail "TAP after detach"
+expect_error "detach: not attached" ctl "$B" detach
+
+finish
