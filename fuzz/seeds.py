@@ -138,6 +138,13 @@ def main():
     write("frame_input", frame_input(3, tcp, vnet_header(1, 1, 54, 1448, 34, 16)))
     write("frame_input", frame_input(0, tcp, vnet_header(1, 0x81, 54, 1448, 34, 16)))
     write("frame_input", frame_input(7, tcp, vnet_header(2)))
+    inner = ether(B, A, 0x0800, ipv4(17, b"\x30\x39\x00\x35\x00\x0c\x00\x00abcd"))
+    for vni, flags in ((0, 0x08), (2, 0x08), (3, 0x00), (1, 0x08)):
+        vxlan_vni = 0xFFFFFF if vni == 3 else vni
+        header = bytes([flags, 0, 0, 0]) + vxlan_vni.to_bytes(3, "big") + b"\0"
+        write("vxlan_datagram", bytes([vni]) + header + inner)
+    write("vxlan_datagram", b"\0remote 10.98.0.2 local 10.98.0.1 vni 42 dstport 4789 srcport 49152 65535 ttl 64 dev vt0")
+    write("vxlan_datagram", b"\1remote fd98::2 vni 43 srcport 1000 1000")
     write("capture_stream", bytes([0]) + pcapng_stream())
     write("capture_stream", bytes([7]) + pcapng_stream())
 

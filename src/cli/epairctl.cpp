@@ -52,6 +52,12 @@ settings, applied in order:
                           or into that of process PID
   -vnet NAME|PID          bring the end back from that namespace
   destroy                 destroy the pair (both ends)
+  attach vxlan remote ADDR [local ADDR] [vni N] [dstport N] [srcport MIN MAX]
+         [ttl N] [dev IFACE]
+                          make the end a VXLAN tunnel end (RFC 7348): what
+                          its peer sends goes to the remote over UDP (port
+                          4789), what arrives for the VNI goes to its peer
+  detach                  give a VXLAN end its TAP back
   impair SETTING ...      shape and impair what this end transmits, in tc
                           netem's words (the rest of the line; see below)
   impair clear            remove the impairment; frames it holds are dropped
