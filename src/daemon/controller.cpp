@@ -289,6 +289,29 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
   }
   Family held(out, "epair_impaired_held_packets", "gauge", "Frames an end's impairment holds now.");
   for (const auto& [row, c] : impaired) held.sample(c.held, row->labels);
+  std::vector<std::pair<const Row*, vxlan::Counters>> tunnels;
+  for (const Row& row : rows) {
+    auto it = ends_.find(row.ifp->name());
+    if (it != ends_.end() && it->second.vxlan) tunnels.emplace_back(&row, it->second.vxlan->counters());
+  }
+  {
+    Family family(out, "epair_vxlan_packets_total", "counter",
+                  "Frames a VXLAN end sent to its remote and received from it, by direction. VXLAN ends only.");
+    for (const auto& [row, c] : tunnels) {
+      family.sample(c.sent, row->labels + ",direction=\"sent\"");
+      family.sample(c.received, row->labels + ",direction=\"received\"");
+    }
+  }
+  Family dropped(out, "epair_vxlan_dropped_packets_total", "counter",
+                 "What a VXLAN end dropped, by cause: too_big (for the underlay's MTU), send_error, short, "
+                 "bad_flags (no I flag), other_vni, bad_frame, no_buffer (frame pool empty).");
+  for (const auto& [row, c] : tunnels) {
+    const std::pair<const char*, std::uint64_t> causes[] = {{"too_big", c.too_big},     {"send_error", c.send_errors},
+                                                            {"short", c.short_},        {"bad_flags", c.bad_flags},
+                                                            {"other_vni", c.other_vni}, {"bad_frame", c.bad_frame},
+                                                            {"no_buffer", c.no_buffer}};
+    for (const auto& [cause, value] : causes) dropped.sample(value, row->labels + ",cause=\"" + cause + "\"");
+  }
   return out;
 }
 

@@ -74,6 +74,22 @@ fi
 (($(counter "$A" opackets) > 100 && $(counter "$B" ipackets) > 100)) && ok "end counters count" \
   || fail "end counters"
 
+log "capture and source ports on a tunnel end"
+ctl capture "$B" -c 3 icmp >"$WORK/capture.txt" 2>&1 &
+capture=$!
+sleep 0.5
+ip netns exec "$NS_H" timeout 5 tcpdump -n -c 6 -i "vh$RUN_ID" udp port 4789 >"$WORK/outer.txt" 2>/dev/null &
+outer=$!
+sleep 0.5
+ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.99.4.2 >/dev/null
+wait "$capture"
+wait "$outer"
+(($(grep -c ICMP "$WORK/capture.txt") == 3)) && ok "capture on $B saw the pings" || fail "capture: $(cat "$WORK/capture.txt")"
+# Every datagram towards hostB comes from a port in 49152-65535, chosen by flow.
+ports=$(awk '$3 ~ /^10\.98\.0\.1\./ {n = split($3, p, "."); print p[n]}' "$WORK/outer.txt" | sort -u)
+bad=$(for p in $ports; do ((p < 49152 || p > 65535)) && echo "$p"; done)
+[[ -n $ports && -z $bad ]] && ok "source ports $(echo $ports) within 49152-65535" || fail "source ports: $ports"
+
 log "IPv6 underlay"
 ip netns exec "$NS_A6" ping -c 3 -i 0.2 -W 2 10.99.6.2 >/dev/null && ok "ping over IPv6 VXLAN" || fail "ping vx6"
 ip netns exec "$NS_H" iperf3 -s -1 -D -B 10.99.6.2 --logfile "$WORK/iperf6.log"
