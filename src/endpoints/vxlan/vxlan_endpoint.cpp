@@ -72,7 +72,8 @@ Result<std::shared_ptr<Endpoint>> Endpoint::open(std::shared_ptr<Interface> ifp,
     return errno_status("SO_ATTACH_FILTER");
   }
   if (Status s = bind_to_device(fd, config.dev); !s) return s;
-  const int pmtu = v6 ? IPV6_PMTUDISC_DO : IP_PMTUDISC_DO;
+  // IPV6_PMTUDISC_DO has IP_PMTUDISC_DO's value: one constant serves both.
+  const int pmtu = IP_PMTUDISC_DO;
   if (::setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &pmtu, sizeof pmtu) !=
       0) {
     return errno_status("path MTU discovery");
