@@ -49,8 +49,10 @@ out=$(ctl "$A")
 [[ $(impair_field "$A" delay_ns) == 20000000 ]] && ok "--json delay_ns" || fail "--json delay_ns"
 rtt=$(ip netns exec "$NS_A" ping -c 20 -i 0.05 -W 2 10.99.0.2 | awk -F'[/ ]' '/^rtt/ {print $7, $8}')
 read -r min avg <<<"$rtt"
-if python3 -c "import sys; sys.exit(not (20.0 <= $min and $avg <= 23.0))"; then
-  ok "RTT min $min ms, avg $avg ms (delay 20 ms, tolerance 3 ms)"
+# A sanitizer's epaird adds its own latency to every frame.
+tolerance=$([[ -n ${EPAIR_SANITIZER:-} ]] && echo 6 || echo 3)
+if python3 -c "import sys; sys.exit(not (20.0 <= $min and $avg <= 20.0 + $tolerance))"; then
+  ok "RTT min $min ms, avg $avg ms (delay 20 ms, tolerance $tolerance ms)"
 else
   fail "RTT min $min avg $avg ms with delay 20ms"
 fi
@@ -68,12 +70,15 @@ ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s.log"
 wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5201'"
 if ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -t 5 -O 1 -J >"$WORK/iperf.json"; then
   # 1448 bytes of payload in each 1514-byte frame on the wire.
-  verdict=$(python3 - "$WORK/iperf.json" <<'PY'
+  # A sanitizer's epaird may not keep up with the rate on a busy machine:
+  # there the check is that shaping never lets more through.
+  verdict=$(python3 - "$WORK/iperf.json" "${EPAIR_SANITIZER:-}" <<'PY'
 import json, sys
 got = json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]
 want = 100e6 * 1448 / 1514
+good = got <= 1.05 * want if sys.argv[2] else abs(got - want) <= 0.05 * want
 print("%s %.1f Mbit/s goodput, %.1f expected (%.1f%% off)" % (
-    "ok" if abs(got - want) <= 0.05 * want else "bad", got / 1e6, want / 1e6, 100 * (got - want) / want))
+    "ok" if good else "bad", got / 1e6, want / 1e6, 100 * (got - want) / want))
 PY
 )
   [[ $verdict == ok* ]] && ok "${verdict#ok }" || fail "rate: ${verdict#bad }"
