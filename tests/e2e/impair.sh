@@ -50,7 +50,7 @@ out=$(ctl "$A")
 rtt=$(ip netns exec "$NS_A" ping -c 20 -i 0.05 -W 2 10.99.0.2 | awk -F'[/ ]' '/^rtt/ {print $7, $8}')
 read -r min avg <<<"$rtt"
 # A sanitizer's epaird adds its own latency to every frame.
-tolerance=$([[ -n ${EPAIR_SANITIZER:-} ]] && echo 6 || echo 3)
+tolerance=$([[ -n ${EPAIR_SANITIZER:-} ]] && echo 8 || echo 5)
 if python3 -c "import sys; sys.exit(not (20.0 <= $min and $avg <= 20.0 + $tolerance))"; then
   ok "RTT min $min ms, avg $avg ms (delay 20 ms, tolerance $tolerance ms)"
 else
