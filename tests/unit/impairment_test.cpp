@@ -327,6 +327,9 @@ class ImpairedPairTest : public ::testing::Test {
     EngineConfig c = test::PairFixture::small_config();
     c.pool.frames = 131072;
     c.pool.buffer_size = 512;
+    // Room for every frame a test sends at once: a slow receiver (under a
+    // sanitizer) must not turn a decision test into a queue-full test.
+    c.queue_depth = 1u << 17;
     return c;
   }
   ImpairedPairTest() : engine(config()) {
