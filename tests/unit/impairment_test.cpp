@@ -15,6 +15,14 @@ namespace {
 
 using test::make_frame;
 
+// Upper bounds on lateness, which is the scheduler's: wider where a
+// sanitizer slows every thread and the other tests run beside this one.
+#ifdef EPAIR_SANITIZED
+constexpr double kLateMs = 20;
+#else
+constexpr double kLateMs = 2;
+#endif
+
 ImpairmentConfig parsed(std::string_view text) {
   auto config = parse_impairment(text);
   EXPECT_TRUE(config) << config.status().message();
@@ -380,8 +388,8 @@ TEST_F(ImpairedPairTest, DelayHoldsEachFrameAtLeastThatLong) {
     late_ms.push_back(held - 20.0);
   }
   std::sort(late_ms.begin(), late_ms.end());
-  // Lateness is the scheduler's: a loaded CI machine gets the median only.
-  EXPECT_LT(late_ms[late_ms.size() / 2], 2.0);
+  // A loaded machine gets the median only.
+  EXPECT_LT(late_ms[late_ms.size() / 2], kLateMs);
   EXPECT_EQ(a->impairment_counters().delayed, 50u);
   EXPECT_EQ(a->counters().opackets, 50u);
 }
@@ -498,7 +506,7 @@ TEST_F(ImpairedPairTest, RateLimitsTheThroughput) {
   ASSERT_TRUE(at_b->wait_for(201));
   const double ms = std::chrono::duration<double, std::milli>(at_b->arrivals().back().at - start).count();
   EXPECT_GE(ms, 200.0);
-  EXPECT_LT(ms, 215.0);
+  EXPECT_LT(ms, 200.0 + 7 * kLateMs);
 }
 
 TEST_F(ImpairedPairTest, AHundredThousandFramesInFlightOnOneThread) {
