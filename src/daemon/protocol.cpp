@@ -124,7 +124,11 @@ bool has_control(std::string_view text) {
 
 std::string printable(std::string_view text) {
   std::string out;
-  for (char c : text.substr(0, 64)) {
+  // Cut at 64 bytes, but not inside a UTF-8 sequence: the line goes into
+  // JSON, which must stay valid UTF-8.
+  std::size_t cut = std::min<std::size_t>(text.size(), 64);
+  while (cut < text.size() && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+  for (char c : text.substr(0, cut)) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) {
       static constexpr char kHex[] = "0123456789abcdef";
@@ -135,7 +139,7 @@ std::string printable(std::string_view text) {
       out += c;
     }
   }
-  if (text.size() > 64) out += "...";
+  if (text.size() > cut) out += "...";
   return out;
 }
 
