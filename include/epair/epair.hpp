@@ -12,3 +12,4 @@
 #include "epair/mac.hpp"
 #include "epair/ring.hpp"
 #include "epair/status.hpp"
+#include "epair/words.hpp"

@@ -7,6 +7,8 @@
 #include <numbers>
 #include <vector>
 
+#include "epair/words.hpp"
+
 namespace epair {
 
 namespace {
@@ -93,13 +95,7 @@ Result<double> parse_percent(std::string_view what, std::string_view text) {
 }
 
 Result<std::uint64_t> parse_count(std::string_view what, std::string_view text, std::uint64_t low, std::uint64_t high) {
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
-    return bad(std::string(what) + " must be a whole number from " + std::to_string(low) + " to " +
-               std::to_string(high) + ": '" + std::string(text) + "'");
-  }
-  return value;
+  return parse_whole_number("impair: ", what, text, low, high);
 }
 
 bool is_number(std::string_view text) {
@@ -152,15 +148,7 @@ constexpr std::uint64_t kMinBurst = 1514;
 
 bool is_impairment_clear(std::string_view text) { return text == "clear"; }
 
-Result<ImpairmentConfig> parse_impairment(std::string_view text) {
-  std::vector<std::string_view> words;
-  for (std::size_t start = 0; start < text.size();) {
-    const std::size_t space = std::min(text.find(' ', start), text.size());
-    if (space > start) words.push_back(text.substr(start, space - start));
-    start = space + 1;
-  }
-  return parse_impairment(words);
-}
+Result<ImpairmentConfig> parse_impairment(std::string_view text) { return parse_impairment(split_words(text)); }
 
 Result<ImpairmentConfig> parse_impairment(std::span<const std::string_view> words) {
   ImpairmentConfig config;

@@ -4,9 +4,10 @@
 #include <net/if.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <vector>
+
+#include "epair/words.hpp"
 
 namespace epair::vxlan {
 
@@ -15,13 +16,7 @@ namespace {
 Status bad(std::string message) { return {EINVAL, "vxlan: " + std::move(message)}; }
 
 Result<std::uint64_t> number(std::string_view what, std::string_view text, std::uint64_t low, std::uint64_t high) {
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
-    return bad(std::string(what) + " must be a whole number from " + std::to_string(low) + " to " +
-               std::to_string(high) + ": '" + std::string(text) + "'");
-  }
-  return value;
+  return parse_whole_number("vxlan: ", what, text, low, high);
 }
 
 }  // namespace
@@ -40,15 +35,7 @@ std::optional<Address> parse_address(std::string_view text) {
   return std::nullopt;
 }
 
-Result<Config> parse_config(std::string_view text) {
-  std::vector<std::string_view> words;
-  for (std::size_t start = 0; start < text.size();) {
-    const std::size_t space = std::min(text.find(' ', start), text.size());
-    if (space > start) words.push_back(text.substr(start, space - start));
-    start = space + 1;
-  }
-  return parse_config(words);
-}
+Result<Config> parse_config(std::string_view text) { return parse_config(split_words(text)); }
 
 Result<Config> parse_config(std::span<const std::string_view> words) {
   Config config;
