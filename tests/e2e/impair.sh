@@ -8,14 +8,7 @@ start_daemon
 connect_pair
 ip netns exec "$NS_A" ping -c 2 -i 0.2 -W 2 10.99.0.2 >/dev/null || fail "ping before any impairment"
 
-impair_field() {
-  ctl --json "$1" | python3 -c "
-import json, sys
-value = json.load(sys.stdin)['interfaces'][0]['impair']
-for key in '$2'.split('.'):
-    value = value[key] if value is not None else None
-print(value)"
-}
+impair_field() { show_field "$1" "impair.$2"; }
 
 log "bad settings are one-line errors and change nothing"
 expect_error "impair: loss 101% is over 100%" ctl "$A" impair loss 101%

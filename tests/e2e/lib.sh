@@ -79,6 +79,16 @@ wait_no_interfaces() { wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]"; }
 # A counter of an interface from `epairctl --json`.
 counter() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['counters']['$2'])"; }
 field() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['$2'])"; }
+# A field of an interface from `epairctl --json` by a dotted path
+# (vxlan.counters.sent); None from a null on.
+show_field() {
+  ctl --json "$1" | python3 -c "
+import json, sys
+value = json.load(sys.stdin)['interfaces'][0]
+for key in '$2'.split('.'):
+    value = value[key] if value is not None else None
+print(value)"
+}
 
 # The command must fail with exactly one line on stderr containing $1.
 expect_error() {

@@ -11,14 +11,7 @@ new_ns NS_A6 a6
 new_ns NS_T tun
 new_ns NS_H hostb
 
-vx_field() {
-  ctl --json "$1" | python3 -c "
-import json, sys
-value = json.load(sys.stdin)['interfaces'][0]['vxlan']
-for key in '$2'.split('.'):
-    value = value[key] if value is not None else None
-print(value)"
-}
+vx_field() { show_field "$1" "vxlan.$2"; }
 
 log "underlay: a veth between the tunnel namespace and hostB"
 ip link add "vt$RUN_ID" netns "$NS_T" type veth peer name "vh$RUN_ID" netns "$NS_H" || fail "veth"

@@ -56,8 +56,8 @@ ctl2 "$B2" up attach vxlan remote 10.97.0.1 local 10.97.0.2 vni 7 || fail "attac
 log "left pings right across both daemons"
 ip netns exec "$NS_L" ping -c 3 -i 0.2 -W 2 10.96.0.2 >/dev/null && ok "ping left -> right" || fail "ping"
 ip netns exec "$NS_R" ping -c 3 -i 0.2 -W 2 10.96.0.1 >/dev/null && ok "ping right -> left" || fail "ping back"
-sent=$(ctl1 --json "$B1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['vxlan']['counters']['sent'])")
-got=$(ctl2 --json "$B2" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['vxlan']['counters']['received'])")
+sent=$(EPAIR_SOCKET=$SOCK1 show_field "$B1" vxlan.counters.sent)
+got=$(EPAIR_SOCKET=$SOCK2 show_field "$B2" vxlan.counters.received)
 ((sent >= 6 && got >= 6)) && ok "d1 sent $sent, d2 received $got" || fail "tunnel counters: sent $sent, received $got"
 
 finish
