@@ -98,6 +98,19 @@ BODY=$(scrape "$PORT" | tail -n +3)
 (($(value epair_capture_dropped_packets_total "interface=$A") > 0)) && ok "its drops stay counted" ||
   fail "capture drops went back"
 
+log "an impairment's counters"
+ctl "$A" impair loss 100% || fail "impair loss 100%"
+ip netns exec "$NS_A" ping -c 3 -i 0.05 -W 0.2 10.99.0.2 >/dev/null
+BODY=$(scrape "$PORT" | tail -n +3)
+(($(value epair_impaired_packets_total "interface=$A,action=lost") >= 3)) && ok "lost frames counted on $A" ||
+  fail "impaired lost $(value epair_impaired_packets_total "interface=$A,action=lost")"
+(($(value epair_impaired_held_packets "interface=$A") == 0)) && ok "nothing held" || fail "held frames"
+value epair_impaired_packets_total "interface=$B" >/dev/null && fail "$B has no impairment, yet a sample"
+ctl "$A" impair clear || fail "impair clear"
+BODY=$(scrape "$PORT" | tail -n +3)
+value epair_impaired_packets_total "interface=$A" >/dev/null && fail "samples after clear" ||
+  ok "no samples once cleared"
+
 log "other requests"
 [[ $(scrape "$PORT" /other | sed -n 1p) == 404 ]] && ok "404 for /other" || fail "/other"
 [[ $(scrape "$PORT" /metrics POST | sed -n 1p) == 405 ]] && ok "405 for POST" || fail "POST"
