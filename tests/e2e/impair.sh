@@ -80,6 +80,10 @@ else
 fi
 
 log "loss 10% with a seed: what ping loses is what the impairment counted"
+# Only the pings cross: no IPv6 and a permanent neighbour entry (no ARP),
+# or a lost router solicitation would count beside them.
+ip netns exec "$NS_A" sysctl -qw "net.ipv6.conf.$A.disable_ipv6=1" || fail "IPv6 off on $A"
+ip -n "$NS_A" neigh replace 10.99.0.2 lladdr "$(field "$B" ether)" dev "$A" nud permanent || fail "neighbour entry"
 ctl "$A" impair loss 10% seed 7 || fail "impair loss"
 sent=300
 received=$(ip netns exec "$NS_A" ping -c $sent -i 0.005 -W 1 10.99.0.2 | awk '/received/ {print $4}')
