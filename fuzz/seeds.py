@@ -74,6 +74,12 @@ def ipv4(proto, payload, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02"):
     return header + payload
 
 
+def fold(total):
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
 def ipv6(next_header, payload):
     return struct.pack("!IHBB", 6 << 28, len(payload), next_header, 64) + \
         bytes.fromhex("fd000000000000000000000000000001") + bytes.fromhex("fd000000000000000000000000000002") + payload
@@ -143,6 +149,17 @@ def main():
         vxlan_vni = 0xFFFFFF if vni == 3 else vni
         header = bytes([flags, 0, 0, 0]) + vxlan_vni.to_bytes(3, "big") + b"\0"
         write("vxlan_datagram", bytes([vni]) + header + inner)
+    # Inner TCP checksums left to offload (the pseudo-header's sum only),
+    # over IPv4 and IPv6, as a veth hands them over.
+    segment = struct.pack("!HHIIBBHHH", 40000, 5201, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + b"offload"
+    for family, pseudo, frame in (
+            (0x0800, b"\x0a\x00\x00\x01\x0a\x00\x00\x02", ipv4(6, segment)),
+            (0x86DD, bytes.fromhex("fd000000000000000000000000000001fd000000000000000000000000000002"),
+             ipv6(6, segment))):
+        seed = fold(sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo)) + 6 + len(segment))
+        l4 = 20 if family == 0x0800 else 40
+        frame = frame[:l4 + 16] + struct.pack("!H", seed) + frame[l4 + 18:]
+        write("vxlan_datagram", b"\2\x08\0\0\0\0\0\2\0" + ether(B, A, family, frame))
     write("vxlan_datagram", b"\0remote 10.98.0.2 local 10.98.0.1 vni 42 dstport 4789 srcport 49152 65535 ttl 64 dev vt0")
     write("vxlan_datagram", b"\1remote fd98::2 vni 43 srcport 1000 1000")
     write("capture_stream", bytes([0]) + pcapng_stream())

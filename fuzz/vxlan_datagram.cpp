@@ -1,10 +1,12 @@
 // Fuzzes what a VXLAN end reads off the network: any datagram is either
-// dropped for one cause or carries a frame for the end's VNI, and the
-// settings of a tunnel read back what they print.
+// dropped for one cause or carries a frame for the end's VNI, whose inner
+// checksum, once filled, verifies; and the settings of a tunnel read back
+// what they print.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_check.hpp"
 #include "vxlan_config.hpp"
@@ -22,6 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint8_t header[kHeaderSize];
     write_header(header, vni);
     FUZZ_CHECK(header[4] == datagram[4] && header[5] == datagram[5] && header[6] == datagram[6]);
+    std::vector<std::uint8_t> frame(datagram.begin() + kHeaderSize, datagram.end());
+    if (fill_offloaded_checksum(frame)) {
+      FUZZ_CHECK(!fill_offloaded_checksum(frame));
+      FUZZ_CHECK(frame.size() == datagram.size() - kHeaderSize);
+    }
   } else if (drop == Drop::kShort) {
     FUZZ_CHECK(datagram.size() < kHeaderSize + 14);
   }

@@ -53,7 +53,7 @@ settings, applied in order:
   -vnet NAME|PID          bring the end back from that namespace
   destroy                 destroy the pair (both ends)
   attach vxlan remote ADDR [local ADDR] [vni N] [dstport N] [srcport MIN MAX]
-         [ttl N] [dev IFACE]
+         [ttl N] [dev IFACE] [df set|unset]
                           make the end a VXLAN tunnel end (RFC 7348): what
                           its peer sends goes to the remote over UDP (port
                           4789), what arrives for the VNI goes to its peer

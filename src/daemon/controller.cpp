@@ -302,6 +302,12 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
       family.sample(c.received, row->labels + ",direction=\"received\"");
     }
   }
+  {
+    Family family(out, "epair_vxlan_checksums_filled_total", "counter",
+                  "Frames a VXLAN end received with an inner checksum its sender left to offload, filled in by "
+                  "epaird. VXLAN ends only.");
+    for (const auto& [row, c] : tunnels) family.sample(c.checksums_filled, row->labels);
+  }
   Family dropped(out, "epair_vxlan_dropped_packets_total", "counter",
                  "What a VXLAN end dropped, by cause: too_big (for the underlay's MTU), send_error, short, "
                  "bad_flags (no I flag), other_vni, bad_frame, no_buffer (frame pool empty).");
@@ -544,14 +550,27 @@ Status Controller::attach_vxlan(End& end, const std::string& words) {
   if (!vxlan::is_vxlan_attach(rest)) return Status{EINVAL, name + ": attach: unknown kind (vxlan)"};
   auto config = vxlan::parse_config(rest.substr(5));
   if (!config) return Status{EINVAL, name + ": " + config.status().message()};
-  if (end.vxlan) {
-    if (Status s = detach_vxlan(end); !s) return s;
+  if (!end.vxlan) return open_tunnel(end, *config);
+  // New settings for a tunnel: the old one gives up its port first, and
+  // comes back if the new one cannot be opened.
+  const vxlan::Config previous = end.vxlan->config();
+  if (Status s = detach_vxlan(end); !s) return s;
+  Status opened = open_tunnel(end, *config);
+  if (!opened) {
+    if (Status back = open_tunnel(end, previous); !back) {
+      spdlog::error("{}: the previous tunnel could not be opened again: {}", name, back.message());
+    }
   }
+  return opened;
+}
+
+Status Controller::open_tunnel(End& end, const vxlan::Config& config) {
+  const std::string& name = end.ifp->name();
   auto ns = netns(end.ifp->vnet_name());
   if (!ns) return ns.status();
   std::shared_ptr<vxlan::Endpoint> tunnel;
   Status opened = os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
-    auto made = vxlan::Endpoint::open(end.ifp, *config, engine_->pool());
+    auto made = vxlan::Endpoint::open(end.ifp, config, engine_->pool());
     if (!made) return made.status();
     tunnel = std::move(*made);
     return {};
@@ -566,7 +585,7 @@ Status Controller::attach_vxlan(End& end, const std::string& words) {
   (void)end.parked->set_carrier(false);
   end.vxlan = std::move(tunnel);
   if (End* peer = find(other_end(name))) update_offloads(*peer);
-  spdlog::info("{}: attached to vxlan {}", name, vxlan::format_config(*config));
+  spdlog::info("{}: attached to vxlan {}", name, vxlan::format_config(config));
   return {};
 }
 
@@ -757,6 +776,7 @@ Result<json> Controller::show(std::string_view name) {
                   {"srcport", {c.srcport_min, c.srcport_max}},
                   {"ttl", c.ttl},
                   {"dev", c.dev},
+                  {"df", c.dont_fragment ? "set" : "unset"},
                   {"overhead", c.overhead()},
                   {"counters",
                    {{"sent", n.sent},
@@ -767,13 +787,15 @@ Result<json> Controller::show(std::string_view name) {
                     {"bad_flags", n.bad_flags},
                     {"other_vni", n.other_vni},
                     {"bad_frame", n.bad_frame},
-                    {"no_buffer", n.no_buffer}}}};
+                    {"no_buffer", n.no_buffer},
+                    {"checksums_filled", n.checksums_filled}}}};
     lines.push_back("\tvxlan: " + vxlan::format_config(c));
     lines.push_back("\tvxlan frames: " + std::to_string(n.sent) + " sent, " + std::to_string(n.received) +
                     " received; dropped: " + std::to_string(n.too_big) + " too big, " + std::to_string(n.send_errors) +
                     " send errors, " + std::to_string(n.short_) + " short, " + std::to_string(n.bad_flags) +
                     " bad flags, " + std::to_string(n.other_vni) + " other VNI, " + std::to_string(n.bad_frame) +
-                    " bad frames, " + std::to_string(n.no_buffer) + " no buffer");
+                    " bad frames, " + std::to_string(n.no_buffer) + " no buffer; " +
+                    std::to_string(n.checksums_filled) + " checksums filled");
   } else {
     j["vxlan"] = nullptr;
   }

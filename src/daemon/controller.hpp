@@ -117,6 +117,7 @@ class Controller {
   Status set_flag_up(End& end, bool up);
   Status impair(End& end, const std::string& words);
   Status attach_vxlan(End& end, const std::string& words);
+  Status open_tunnel(End& end, const vxlan::Config& config);
   Status detach_vxlan(End& end);
   // The TAP of end offers offloads unless its frames must be wire-sized:
   // its own corrupt impairment, or a VXLAN peer.

@@ -161,3 +161,35 @@ connect_pair() {
   ctl "$A" vnet "$NS_A" up inet 10.99.0.1/24 inet6 fd99::1/64 || fail "configure $A"
   ctl "$B" vnet "$NS_B" up inet 10.99.0.2/24 inet6 fd99::2/64 || fail "configure $B"
 }
+
+# scrape [unix:PATH|PORT] [PATH] [METHOD]: prints "STATUS\nBODY".
+scrape() {
+  python3 - "$1" "${2:-/metrics}" "${3:-GET}" <<'EOF'
+import http.client, socket, sys
+where, path, method = sys.argv[1:4]
+class UnixConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(where[5:])
+conn = UnixConnection("localhost") if where.startswith("unix:") else http.client.HTTPConnection("127.0.0.1", int(where))
+conn.request(method, path)
+r = conn.getresponse()
+print(r.status)
+print(r.getheader("Content-Type"))
+sys.stdout.write(r.read().decode())
+EOF
+}
+
+# value METRIC LABELS: the value of the sample of $BODY (a scrape's body) with
+# those labels, read with prometheus_client; fails when there is none.
+value() {
+  /usr/bin/python3 -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+name, labels = sys.argv[1], dict(kv.split("=") for kv in sys.argv[2].split(",") if kv)
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            print(int(s.value)); sys.exit(0)
+sys.exit(1)' "$1" "$2" <<<"$BODY"
+}

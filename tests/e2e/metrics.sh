@@ -10,37 +10,6 @@ PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print
 start_daemon --metrics "127.0.0.1:$PORT"
 connect_pair
 
-# scrape [unix:PATH|PORT] [PATH] [METHOD]: prints "STATUS\nBODY".
-scrape() {
-  $PY - "$1" "${2:-/metrics}" "${3:-GET}" <<'EOF'
-import http.client, socket, sys
-where, path, method = sys.argv[1:4]
-class UnixConnection(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(where[5:])
-conn = UnixConnection("localhost") if where.startswith("unix:") else http.client.HTTPConnection("127.0.0.1", int(where))
-conn.request(method, path)
-r = conn.getresponse()
-print(r.status)
-print(r.getheader("Content-Type"))
-sys.stdout.write(r.read().decode())
-EOF
-}
-
-# value METRIC LABELS: the sample's value, read with prometheus_client.
-value() {
-  $PY -c '
-import sys
-from prometheus_client.parser import text_string_to_metric_families
-name, labels = sys.argv[1], dict(kv.split("=") for kv in sys.argv[2].split(",") if kv)
-for family in text_string_to_metric_families(sys.stdin.read()):
-    for s in family.samples:
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-            print(int(s.value)); sys.exit(0)
-sys.exit(1)' "$1" "$2" <<<"$BODY"
-}
-
 log "metrics over loopback HTTP, parsed by prometheus_client and promtool"
 ip netns exec "$NS_A" ping -c 10 -i 0.05 10.99.0.2 >/dev/null || fail "ping"
 out=$(scrape "$PORT")

@@ -13,6 +13,20 @@ namespace epair::vxlan {
 
 namespace {
 
+std::uint32_t sum16(std::span<const std::uint8_t> bytes, std::uint32_t sum = 0) {
+  std::size_t i = 0;
+  for (; i + 1 < bytes.size(); i += 2) sum += static_cast<std::uint32_t>(bytes[i] << 8 | bytes[i + 1]);
+  if (i < bytes.size()) sum += static_cast<std::uint32_t>(bytes[i] << 8);
+  return sum;
+}
+
+std::uint16_t fold(std::uint64_t sum) {
+  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(sum);
+}
+
+std::uint16_t read16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+
 Status bad(std::string message) { return {EINVAL, "vxlan: " + std::move(message)}; }
 
 Result<std::uint64_t> number(std::string_view what, std::string_view text, std::uint64_t low, std::uint64_t high) {
@@ -42,7 +56,7 @@ Result<Config> parse_config(std::span<const std::string_view> words) {
   std::vector<std::string_view> seen;
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string_view word = words[i];
-    static constexpr std::string_view kKnown[] = {"remote", "local", "vni", "dstport", "srcport", "ttl", "dev"};
+    static constexpr std::string_view kKnown[] = {"remote", "local", "vni", "dstport", "srcport", "ttl", "dev", "df"};
     if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
       return bad("unknown setting '" + std::string(word) + "'");
     }
@@ -77,6 +91,9 @@ Result<Config> parse_config(std::span<const std::string_view> words) {
       auto ttl = number("ttl", value, 1, 255);
       if (!ttl) return ttl.status();
       config.ttl = static_cast<std::uint8_t>(*ttl);
+    } else if (word == "df") {
+      if (value != "set" && value != "unset") return bad("df is 'set' or 'unset', not '" + std::string(value) + "'");
+      config.dont_fragment = value == "set";
     } else {
       if (value.empty() || value.size() >= IFNAMSIZ || value.find('/') != std::string_view::npos) {
         return bad("invalid dev '" + std::string(value) + "'");
@@ -98,6 +115,7 @@ std::string format_config(const Config& c) {
          std::to_string(c.srcport_min) + " " + std::to_string(c.srcport_max);
   if (c.ttl != 0) out += " ttl " + std::to_string(c.ttl);
   if (!c.dev.empty()) out += " dev " + c.dev;
+  if (!c.dont_fragment) out += " df unset";
   return out;
 }
 
@@ -118,6 +136,60 @@ Drop check_datagram(std::span<const std::uint8_t> datagram, std::uint32_t vni) {
   // The inner source address must be a station's, not a group's.
   if ((datagram[kHeaderSize + 6] & 0x01) != 0) return Drop::kBadFrame;
   return Drop::kNone;
+}
+
+bool fill_offloaded_checksum(std::span<std::uint8_t> frame) {
+  constexpr std::size_t kEthernetHeader = 14;
+  constexpr std::uint8_t kTcp = 6;
+  constexpr std::uint8_t kUdp = 17;
+  if (frame.size() < kEthernetHeader) return false;
+  std::size_t ip = kEthernetHeader;
+  std::uint16_t type = read16(&frame[12]);
+  if ((type == 0x8100 || type == 0x88a8) && frame.size() >= ip + 4) {
+    type = read16(&frame[16]);
+    ip += 4;
+  }
+  std::size_t l4 = 0;
+  std::size_t l4_length = 0;
+  std::uint8_t protocol = 0;
+  std::uint32_t pseudo = 0;
+  if (type == 0x0800) {
+    if (frame.size() < ip + 20 || (frame[ip] >> 4) != 4) return false;
+    const std::size_t header = std::size_t{frame[ip] & 0x0fu} * 4;
+    const std::size_t total = read16(&frame[ip + 2]);
+    // A fragment's checksum covers the whole datagram: not ours to check.
+    if (header < 20 || total < header || ip + total > frame.size() || (read16(&frame[ip + 6]) & 0x3fff) != 0) {
+      return false;
+    }
+    protocol = frame[ip + 9];
+    l4 = ip + header;
+    l4_length = total - header;
+    pseudo = sum16(frame.subspan(ip + 12, 8));
+  } else if (type == 0x86dd) {
+    if (frame.size() < ip + 40 || (frame[ip] >> 4) != 6) return false;
+    const std::size_t payload = read16(&frame[ip + 4]);
+    if (ip + 40 + payload > frame.size()) return false;
+    protocol = frame[ip + 6];
+    l4 = ip + 40;
+    l4_length = payload;
+    pseudo = sum16(frame.subspan(ip + 8, 32));
+  } else {
+    return false;
+  }
+  const std::size_t field = protocol == kTcp ? 16 : protocol == kUdp ? 6 : 0;
+  if (field == 0 || l4_length < field + 2 || l4_length > 0xffff) return false;
+  std::uint8_t* check = &frame[l4 + field];
+  // Over IPv4 a UDP checksum of 0 means none was computed.
+  if (protocol == kUdp && type == 0x0800 && read16(check) == 0) return false;
+  const std::uint16_t seed = fold(pseudo + protocol + l4_length);
+  if (read16(check) != seed) return false;
+  const std::uint16_t sum = fold(sum16(frame.subspan(l4, l4_length)));
+  if (fold(std::uint32_t{sum} + seed) == 0xffff) return false;
+  std::uint16_t value = static_cast<std::uint16_t>(~sum);
+  if (protocol == kUdp && value == 0) value = 0xffff;
+  check[0] = static_cast<std::uint8_t>(value >> 8);
+  check[1] = static_cast<std::uint8_t>(value);
+  return true;
 }
 
 }  // namespace epair::vxlan

@@ -45,6 +45,9 @@ struct Config {
   /// 0: the system's default.
   std::uint8_t ttl = 0;
   std::string dev;
+  /// `df unset`: a datagram larger than the path's MTU is fragmented by
+  /// IP instead of dropped and counted as too big.
+  bool dont_fragment = true;
 
   bool operator==(const Config&) const = default;
   std::uint32_t overhead() const { return remote.family == AF_INET6 ? kOverheadIpv6 : kOverheadIpv4; }
@@ -56,7 +59,7 @@ inline bool is_vxlan_attach(std::string_view words) {
 }
 
 /// Parses the words after `attach vxlan`: remote ADDR [local ADDR] [vni N]
-/// [dstport N] [srcport MIN MAX] [ttl N] [dev IFACE]. EINVAL with one line
+/// [dstport N] [srcport MIN MAX] [ttl N] [dev IFACE] [df set|unset]. EINVAL with one line
 /// naming the offending word.
 Result<Config> parse_config(std::span<const std::string_view> words);
 /// The same for the words of one string separated by spaces.
@@ -71,5 +74,13 @@ enum class Drop { kNone, kShort, kFlags, kOtherVni, kBadFrame };
 /// Checks a datagram: at least a header and an Ethernet header behind it,
 /// the I flag set (other flag bits are ignored, as RFC 7348 says), the VNI.
 Drop check_datagram(std::span<const std::uint8_t> datagram, std::uint32_t vni);
+
+/// A sender on the same machine (behind a veth, or a VM's virtio device)
+/// may leave an inner TCP or UDP checksum to offload: the field holds only
+/// the pseudo-header's sum, and a UDP socket cannot say so. When an inner
+/// IPv4 or IPv6 TCP/UDP packet's field holds exactly that and the checksum
+/// does not verify, fills it in and returns true. A packet that verifies is
+/// never touched; one that is neither is left for its receiver to refuse.
+bool fill_offloaded_checksum(std::span<std::uint8_t> frame);
 
 }  // namespace epair::vxlan

@@ -72,8 +72,9 @@ Result<std::shared_ptr<Endpoint>> Endpoint::open(std::shared_ptr<Interface> ifp,
     return errno_status("SO_ATTACH_FILTER");
   }
   if (Status s = bind_to_device(fd, config.dev); !s) return s;
-  // IPV6_PMTUDISC_DO has IP_PMTUDISC_DO's value: one constant serves both.
-  const int pmtu = IP_PMTUDISC_DO;
+  // IPV6_PMTUDISC_DO/DONT have IP_PMTUDISC_DO/DONT's values: one constant
+  // serves both families.
+  const int pmtu = config.dont_fragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
   if (::setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &pmtu, sizeof pmtu) !=
       0) {
     return errno_status("path MTU discovery");
@@ -136,9 +137,10 @@ void Endpoint::stop() {
 
 Counters Endpoint::counters() const {
   const auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {get(counters_.sent),        get(counters_.received),  get(counters_.too_big),
-          get(counters_.send_errors), get(counters_.short_),    get(counters_.bad_flags),
-          get(counters_.other_vni),   get(counters_.bad_frame), get(counters_.no_buffer)};
+  return {
+      get(counters_.sent),      get(counters_.received),        get(counters_.too_big),   get(counters_.send_errors),
+      get(counters_.short_),    get(counters_.bad_flags),       get(counters_.other_vni), get(counters_.bad_frame),
+      get(counters_.no_buffer), get(counters_.checksums_filled)};
 }
 
 std::uint16_t Endpoint::source_port(const Frame& frame) const {
@@ -251,6 +253,9 @@ void Endpoint::receive_loop() {
           continue;
         }
         (void)frame->trim_front(kHeaderSize);
+        if (fill_offloaded_checksum(frame->bytes())) {
+          counters_.checksums_filled.fetch_add(1, std::memory_order_relaxed);
+        }
         frames[ready++] = frame;
       }
       if (got < count) pool_.free_bulk(frames + got, count - got);

@@ -31,6 +31,8 @@ struct Counters {
   std::uint64_t other_vni = 0;    ///< for another VNI
   std::uint64_t bad_frame = 0;    ///< the inner frame malformed
   std::uint64_t no_buffer = 0;    ///< the frame pool was empty
+  /// received frames whose inner checksum was left to offload, filled in
+  std::uint64_t checksums_filled = 0;
 };
 
 class Endpoint final : public epair::Endpoint {
@@ -66,7 +68,7 @@ class Endpoint final : public epair::Endpoint {
 
   struct Atomic {
     std::atomic<std::uint64_t> sent{0}, received{0}, too_big{0}, send_errors{0}, short_{0}, bad_flags{0}, other_vni{0},
-        bad_frame{0}, no_buffer{0};
+        bad_frame{0}, no_buffer{0}, checksums_filled{0};
   };
   Atomic counters_;
 };
