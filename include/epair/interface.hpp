@@ -244,6 +244,11 @@ class Interface {
   /// (except when called inside Endpoint::input(), where waiting for other
   /// workers could deadlock: a burst already being handed over completes).
   void detach();
+  /// Whether the stack behind the endpoint is there (a memif peer
+  /// connected, say): while it is not, this end shows no carrier, and
+  /// neither does its peer when the pair's carrier follows the peer.
+  /// Notifies kLinkState on each end whose carrier changed.
+  void set_endpoint_link(bool up);
 
   using Observer = std::function<void(Interface&, InterfaceEvent)>;
   /// Calls observer after each change, on the thread that made the change,
@@ -328,6 +333,7 @@ class Interface {
   std::atomic<std::uint32_t> capenable_{kCapVlanMtu};
   std::atomic<std::size_t> tap_count_{0};
   std::atomic<bool> impaired_{false};
+  std::atomic<bool> endpoint_link_{true};
 
   TransmitCounters tx_;
   EnqueueCounters rx_enqueue_;

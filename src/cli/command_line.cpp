@@ -4,6 +4,7 @@
 #include <set>
 
 #include "epair/impairment.hpp"
+#include "memif_protocol.hpp"
 #include "protocol.hpp"
 #include "vxlan_config.hpp"
 
@@ -44,13 +45,13 @@ Result<json> parse_settings(std::span<const std::string> words) {
       }
       actions.push_back({{"action", "impair"}, {"value", value}});
     } else if (word == "attach") {
-      // Takes the rest of the line: vxlan and its settings.
+      // Takes the rest of the line: the kind and its settings.
       std::string value;
       for (++i; i < words.size(); ++i) value += (value.empty() ? "" : " ") + words[i];
-      if (!vxlan::is_vxlan_attach(value)) return usage("'attach' needs a kind: attach vxlan remote ADDR ...");
-      if (auto config = vxlan::parse_config(std::string_view(value).substr(5)); !config) {
-        return usage(config.status().message());
+      if (!vxlan::is_vxlan_attach(value) && !memif::is_memif_attach(value)) {
+        return usage("'attach' needs a kind: attach vxlan remote ADDR ... or attach memif socket PATH ...");
       }
+      if (Status s = daemon::check_attach(value); !s) return usage(s.message());
       actions.push_back({{"action", "attach"}, {"value", value}});
     } else if (word == "create") {
       return usage("'create' must follow the cloner name (epair or epairN)");

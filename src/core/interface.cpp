@@ -510,6 +510,12 @@ void Interface::attach(std::shared_ptr<Endpoint> endpoint) {
 
 void Interface::detach() { attach(nullptr); }
 
+void Interface::set_endpoint_link(bool up) {
+  if (endpoint_link_.exchange(up, std::memory_order_acq_rel) == up) return;
+  if (update_carrier()) notify(InterfaceEvent::kLinkState);
+  if (peer_ != nullptr && peer_->update_carrier()) peer_->notify(InterfaceEvent::kLinkState);
+}
+
 // Runs with the engine lock held; observers hear of it later.
 void Interface::set_driver_state(bool running) {
   if (running) {
@@ -529,9 +535,11 @@ void Interface::set_driver_state(bool running) {
 // several concurrent updates sees the final flags. True when it changed.
 bool Interface::update_carrier() {
   std::lock_guard lock(mutex_);
-  bool carrier = (flags_.load(std::memory_order_acquire) & kFlagRunning) != 0;
+  bool carrier =
+      (flags_.load(std::memory_order_acquire) & kFlagRunning) != 0 && endpoint_link_.load(std::memory_order_acquire);
   if (pair_.carrier_follows_peer && carrier) {
-    carrier = (peer_->flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady;
+    carrier = (peer_->flags_.load(std::memory_order_acquire) & kPeerReady) == kPeerReady &&
+              peer_->endpoint_link_.load(std::memory_order_acquire);
   }
   const LinkState wanted = carrier ? LinkState::kUp : LinkState::kDown;
   if (link_state_ == wanted) return false;

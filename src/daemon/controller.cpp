@@ -289,6 +289,42 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
   }
   Family held(out, "epair_impaired_held_packets", "gauge", "Frames an end's impairment holds now.");
   for (const auto& [row, c] : impaired) held.sample(c.held, row->labels);
+  std::vector<std::pair<const Row*, const memif::Endpoint*>> programs;
+  for (const Row& row : rows) {
+    auto it = ends_.find(row.ifp->name());
+    if (it != ends_.end() && it->second.memif) programs.emplace_back(&row, it->second.memif.get());
+  }
+  {
+    Family family(out, "epair_memif_packets_total", "counter",
+                  "Frames a memif end put on its transmit rings and took off its receive rings, by direction. "
+                  "memif ends only.");
+    for (const auto& [row, m] : programs) {
+      const memif::Counters c = m->counters();
+      family.sample(c.sent, row->labels + ",direction=\"sent\"");
+      family.sample(c.received, row->labels + ",direction=\"received\"");
+    }
+  }
+  {
+    Family family(out, "epair_memif_dropped_packets_total", "counter",
+                  "What a memif end dropped, by cause: ring_full, not_connected, bad_descriptor, no_buffer.");
+    for (const auto& [row, m] : programs) {
+      const memif::Counters c = m->counters();
+      const std::pair<const char*, std::uint64_t> causes[] = {{"ring_full", c.ring_full},
+                                                              {"not_connected", c.not_connected},
+                                                              {"bad_descriptor", c.bad_descriptor},
+                                                              {"no_buffer", c.no_buffer}};
+      for (const auto& [cause, value] : causes) family.sample(value, row->labels + ",cause=\"" + cause + "\"");
+    }
+  }
+  {
+    Family family(out, "epair_memif_connected", "gauge", "1 while a memif end's peer is connected.");
+    for (const auto& [row, m] : programs) family.sample(m->connected() ? 1 : 0, row->labels);
+  }
+  {
+    Family family(out, "epair_memif_disconnects_total", "counter",
+                  "Control channels of a memif end that ended, for any reason (see epairctl NAME).");
+    for (const auto& [row, m] : programs) family.sample(m->counters().disconnects, row->labels);
+  }
   std::vector<std::pair<const Row*, vxlan::Counters>> tunnels;
   for (const Row& row : rows) {
     auto it = ends_.find(row.ifp->name());
@@ -399,6 +435,7 @@ void Controller::stop_end(End& end) {
   end.carrier.reset();
   if (end.tap) end.tap->stop();
   if (end.vxlan) end.vxlan->stop();
+  if (end.memif) end.memif->stop();
 }
 
 void Controller::follow_carrier(End& end) {
@@ -510,8 +547,8 @@ Status Controller::apply(End& end, const Action& action) {
     return (*ns)->control->set_alias(name, action.value);
   }
   if (action.verb == "impair") return impair(end, action.value);
-  if (action.verb == "attach") return attach_vxlan(end, action.value);
-  if (action.verb == "detach") return detach_vxlan(end);
+  if (action.verb == "attach") return attach(end, action.value);
+  if (action.verb == "detach") return detach(end);
   if (action.verb == "inet") return add_address(end, AF_INET, action.value);
   if (action.verb == "inet6") return add_address(end, AF_INET6, action.value);
   if (action.verb == "vnet") return move_end(end, action.value);
@@ -536,32 +573,56 @@ Status Controller::impair(End& end, const std::string& words) {
 void Controller::update_offloads(End& end) {
   if (!end.tap) return;
   // Corruption must hit frames as a wire carries them, with their own
-  // checksums; a VXLAN peer sends each frame as one datagram. Either way
-  // the kernel segments and checksums in software meanwhile.
+  // checksums; a VXLAN peer sends each frame as one datagram, a memif peer
+  // as buffers without offload metadata. Either way the kernel segments
+  // and checksums in software meanwhile.
   const auto impairment = end.ifp->impairment();
   End* peer = find(other_end(end.ifp->name()));
-  const bool wire_sized = (impairment && impairment->corrupt_percent != 0) || (peer != nullptr && peer->vxlan);
+  const bool wire_sized =
+      (impairment && impairment->corrupt_percent != 0) || (peer != nullptr && (peer->vxlan || peer->memif));
   if (Status s = end.tap->device().set_offloads(!wire_sized); !s) spdlog::warn("{}", s.message());
 }
 
-Status Controller::attach_vxlan(End& end, const std::string& words) {
+std::string Controller::attachment(const End& end) {
+  if (end.vxlan) return "vxlan " + vxlan::format_config(end.vxlan->config());
+  if (end.memif) return "memif " + memif::format_config(end.memif->config());
+  return {};
+}
+
+Status Controller::attach(End& end, const std::string& words) {
   const std::string& name = end.ifp->name();
-  std::string_view rest = words;
-  if (!vxlan::is_vxlan_attach(rest)) return Status{EINVAL, name + ": attach: unknown kind (vxlan)"};
-  auto config = vxlan::parse_config(rest.substr(5));
-  if (!config) return Status{EINVAL, name + ": " + config.status().message()};
-  if (!end.vxlan) return open_tunnel(end, *config);
-  // New settings for a tunnel: the old one gives up its port first, and
-  // comes back if the new one cannot be opened.
-  const vxlan::Config previous = end.vxlan->config();
-  if (Status s = detach_vxlan(end); !s) return s;
-  Status opened = open_tunnel(end, *config);
+  if (Status s = check_attach(words); !s) return Status{EINVAL, name + ": " + s.message()};
+  const std::string previous = attachment(end);
+  if (previous.empty()) return open_attachment(end, words);
+  // New settings: the old attachment gives up its port or socket first,
+  // and comes back if the new one cannot be opened.
+  if (Status s = detach(end); !s) return s;
+  Status opened = open_attachment(end, words);
   if (!opened) {
-    if (Status back = open_tunnel(end, previous); !back) {
-      spdlog::error("{}: the previous tunnel could not be opened again: {}", name, back.message());
+    if (Status back = open_attachment(end, previous); !back) {
+      spdlog::error("{}: the previous attachment could not be opened again: {}", name, back.message());
     }
   }
   return opened;
+}
+
+Status Controller::open_attachment(End& end, const std::string& words) {
+  const std::string_view settings = std::string_view(words).substr(5);
+  if (vxlan::is_vxlan_attach(words)) {
+    auto config = vxlan::parse_config(settings);
+    return config ? open_tunnel(end, *config) : config.status();
+  }
+  auto config = memif::parse_config(settings);
+  return config ? open_memif(end, *config) : config.status();
+}
+
+// The TAP stays, parked without carrier, for detach to bring back.
+void Controller::park_tap(End& end, std::shared_ptr<Endpoint> endpoint) {
+  stop_end(end);
+  end.ifp->attach(std::move(endpoint));
+  end.parked = end.tap->take_device();
+  end.tap.reset();
+  (void)end.parked->set_carrier(false);
 }
 
 Status Controller::open_tunnel(End& end, const vxlan::Config& config) {
@@ -577,29 +638,40 @@ Status Controller::open_tunnel(End& end, const vxlan::Config& config) {
   });
   if (!opened) return Status{opened.value(), name + ": " + opened.message()};
   if (Status s = tunnel->start(); !s) return Status{s.value(), name + ": " + s.message()};
-  // The TAP stays, parked without carrier, for detach to bring back.
-  stop_end(end);
-  end.ifp->attach(tunnel);
-  end.parked = end.tap->take_device();
-  end.tap.reset();
-  (void)end.parked->set_carrier(false);
+  park_tap(end, tunnel);
   end.vxlan = std::move(tunnel);
   if (End* peer = find(other_end(name))) update_offloads(*peer);
   spdlog::info("{}: attached to vxlan {}", name, vxlan::format_config(config));
   return {};
 }
 
-Status Controller::detach_vxlan(End& end) {
+Status Controller::open_memif(End& end, const memif::Config& config) {
   const std::string& name = end.ifp->name();
-  if (!end.vxlan) return Status{EINVAL, name + ": detach: not attached"};
-  end.vxlan->stop();
+  auto made = memif::Endpoint::open(end.ifp, config, engine_->pool());
+  if (!made) return Status{made.status().value(), name + ": " + made.status().message()};
+  std::shared_ptr<memif::Endpoint> peer_program = std::move(*made);
+  if (Status s = peer_program->start(); !s) return Status{s.value(), name + ": " + s.message()};
+  park_tap(end, peer_program);
+  end.memif = std::move(peer_program);
+  if (End* peer = find(other_end(name))) update_offloads(*peer);
+  spdlog::info("{}: attached to memif {}", name, memif::format_config(config, false));
+  return {};
+}
+
+Status Controller::detach(End& end) {
+  const std::string& name = end.ifp->name();
+  if (!end.vxlan && !end.memif) return Status{EINVAL, name + ": detach: not attached"};
+  const std::string kind = end.vxlan ? "vxlan" : "memif";
+  stop_end(end);
   end.ifp->detach();
   end.vxlan.reset();
+  end.memif.reset();
+  end.ifp->set_endpoint_link(true);
   os::TapDevice device = std::move(*end.parked);
   end.parked.reset();
   if (Status s = start_end(end, std::move(device)); !s) return s;
   if (End* peer = find(other_end(name))) update_offloads(*peer);
-  spdlog::info("{}: detached from vxlan", name);
+  spdlog::info("{}: detached from {}", name, kind);
   return {};
 }
 
@@ -620,7 +692,9 @@ Status Controller::add_address(End& end, int family, const std::string& cidr) {
 
 Status Controller::move_end(End& end, std::string_view target) {
   const std::string name = end.ifp->name();
-  if (end.vxlan) return Status{EBUSY, name + ": attached to vxlan; detach it before moving it"};
+  if (end.vxlan || end.memif) {
+    return Status{EBUSY, name + ": attached to " + (end.vxlan ? "vxlan" : "memif") + "; detach it before moving it"};
+  }
   const std::string from_vnet = end.ifp->vnet_name();
   auto to = netns_for_move(target);
   if (!to) {
@@ -647,7 +721,10 @@ Status Controller::move_end(End& end, std::string_view target) {
 }
 
 Status Controller::reclaim_end(End& end, std::string_view from) {
-  if (end.vxlan) return Status{EBUSY, end.ifp->name() + ": attached to vxlan; detach it before moving it"};
+  if (end.vxlan || end.memif) {
+    return Status{
+        EBUSY, end.ifp->name() + ": attached to " + (end.vxlan ? "vxlan" : "memif") + "; detach it before moving it"};
+  }
   const std::string name = end.ifp->name();
   auto spec = os::parse_netns(from);
   if (!spec) return spec.status();
@@ -799,6 +876,45 @@ Result<json> Controller::show(std::string_view name) {
   } else {
     j["vxlan"] = nullptr;
   }
+  if (end->memif) {
+    const memif::Config& c = end->memif->config();
+    const memif::Counters n = end->memif->counters();
+    const bool connected = end->memif->connected();
+    const std::string peer = end->memif->peer_name();
+    const std::string last = end->memif->last_disconnect();
+    j["memif"] = {{"text", memif::format_config(c, false)},
+                  {"socket", c.socket},
+                  {"role", c.role == memif::Role::kServer ? "server" : "client"},
+                  {"id", c.id},
+                  {"secret", !c.secret.empty()},
+                  {"ring_size", c.ring_size()},
+                  {"buffer_size", c.buffer_size},
+                  {"queues", c.queues},
+                  {"rx_mode", c.rx_mode == memif::RxMode::kInterrupt ? "interrupt" : "polling"},
+                  {"connected", connected},
+                  {"peer", connected ? json(peer) : json()},
+                  {"last_disconnect", last.empty() ? json() : json(last)},
+                  {"counters",
+                   {{"sent", n.sent},
+                    {"received", n.received},
+                    {"ring_full", n.ring_full},
+                    {"not_connected", n.not_connected},
+                    {"bad_descriptor", n.bad_descriptor},
+                    {"no_buffer", n.no_buffer},
+                    {"connects", n.connects},
+                    {"disconnects", n.disconnects}}}};
+    lines.push_back("\tmemif: " + memif::format_config(c, false));
+    lines.push_back(std::string("\tmemif link: ") +
+                    (connected ? "connected to " + peer
+                               : "not connected" + (last.empty() ? std::string() : " (last: " + last + ")")));
+    lines.push_back("\tmemif frames: " + std::to_string(n.sent) + " sent, " + std::to_string(n.received) +
+                    " received; dropped: " + std::to_string(n.ring_full) + " ring full, " +
+                    std::to_string(n.not_connected) + " not connected, " + std::to_string(n.bad_descriptor) +
+                    " bad descriptors, " + std::to_string(n.no_buffer) + " no buffer; " + std::to_string(n.connects) +
+                    " connects, " + std::to_string(n.disconnects) + " disconnects");
+  } else {
+    j["memif"] = nullptr;
+  }
   lines.push_back("\tvnet: " + ifp.vnet_name());
   j["ifconfig"] = format_ifconfig(ifp, lines);
   j["counters_text"] = format_counters(ifp.counters());
@@ -932,7 +1048,7 @@ std::string Controller::state_text() const {
     }
     e["addresses"] = cidrs(end.addresses);
     if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
-    if (end.vxlan) e["attach"] = "vxlan " + vxlan::format_config(end.vxlan->config());
+    if (const std::string words = attachment(end); !words.empty()) e["attach"] = words;
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -1058,7 +1174,7 @@ void Controller::restore() {
         if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
       }
       if (const std::string words = e.value("attach", ""); !words.empty()) {
-        if (Status s = attach_vxlan(end, words); !s) spdlog::error("{}: not attached again: {}", ifname, s.message());
+        if (Status s = attach(end, words); !s) spdlog::error("{}: not attached again: {}", ifname, s.message());
       }
     }
     if (problem.empty() && placed != 2) problem = "incomplete record";

@@ -22,6 +22,7 @@
 #include "protocol.hpp"
 #include "tap_endpoint.hpp"
 #include "unique_fd.hpp"
+#include "memif_endpoint.hpp"
 #include "vxlan_endpoint.hpp"
 
 namespace epair::daemon {
@@ -101,9 +102,10 @@ class Controller {
   };
   struct End {
     std::shared_ptr<Interface> ifp;
-    std::shared_ptr<os::TapEndpoint> tap;  ///< null while a VXLAN end
+    std::shared_ptr<os::TapEndpoint> tap;  ///< null while attached (VXLAN or memif)
     std::shared_ptr<vxlan::Endpoint> vxlan;
-    std::optional<os::TapDevice> parked;  ///< the TAP, kept while a VXLAN end
+    std::shared_ptr<memif::Endpoint> memif;
+    std::optional<os::TapDevice> parked;  ///< the TAP, kept while attached
     Subscription carrier;
     std::vector<os::AddressInfo> addresses;
     int ifindex = 0;  ///< the TAP's index in its namespace; 0 until read
@@ -116,9 +118,15 @@ class Controller {
   Status apply(End& end, const Action& action);
   Status set_flag_up(End& end, bool up);
   Status impair(End& end, const std::string& words);
-  Status attach_vxlan(End& end, const std::string& words);
+  // attach/detach: an end's stack becomes a VXLAN tunnel or a memif peer;
+  // its TAP is parked meanwhile.
+  Status attach(End& end, const std::string& words);
+  Status open_attachment(End& end, const std::string& words);
   Status open_tunnel(End& end, const vxlan::Config& config);
-  Status detach_vxlan(End& end);
+  Status open_memif(End& end, const memif::Config& config);
+  void park_tap(End& end, std::shared_ptr<Endpoint> endpoint);
+  Status detach(End& end);
+  static std::string attachment(const End& end);
   // The TAP of end offers offloads unless its frames must be wire-sized:
   // its own corrupt impairment, or a VXLAN peer.
   void update_offloads(End& end);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "epair/impairment.hpp"
+#include "memif_protocol.hpp"
 #include "vxlan_config.hpp"
 
 namespace epair::daemon {
@@ -143,6 +144,12 @@ std::string printable(std::string_view text) {
   return out;
 }
 
+Status check_attach(std::string_view value) {
+  if (vxlan::is_vxlan_attach(value)) return vxlan::parse_config(value.substr(5)).status();
+  if (memif::is_memif_attach(value)) return memif::parse_config(value.substr(5)).status();
+  return Status{EINVAL, "attach: unknown kind (vxlan or memif)"};
+}
+
 Status check_interface_name(std::string_view name) {
   const bool bad = name.empty() || name == "." || name == ".." || has_control(name) ||
                    name.find_first_of("/: \t\n\v\f\r") != std::string_view::npos;
@@ -188,10 +195,7 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
         if (auto config = parse_impairment(action.value); !config) return config.status();
       }
       if (action.verb == "attach") {
-        if (!vxlan::is_vxlan_attach(action.value)) return Status{EINVAL, "attach: unknown kind (vxlan)"};
-        if (auto config = vxlan::parse_config(std::string_view(action.value).substr(5)); !config) {
-          return config.status();
-        }
+        if (Status s = check_attach(action.value); !s) return s;
       }
     } else if (!kVerbsAlone.contains(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};

@@ -39,6 +39,10 @@ struct Action {
 /// characters too: ENAMETOOLONG or EINVAL, the message naming it printably.
 Status check_interface_name(std::string_view name);
 
+/// Checks the value of an `attach` action: a kind (vxlan, memif) and its
+/// settings. EINVAL with the settings parser's one line.
+Status check_attach(std::string_view value);
+
 /// text with control characters as \xNN, cut at 64 bytes: safe in one line.
 std::string printable(std::string_view text);
 

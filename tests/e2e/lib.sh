@@ -20,6 +20,8 @@ export EPAIR_SOCKET="$WORK/epaird.sock"
 STATE_DIR="$WORK/state"
 DAEMON_PID=""
 NAMESPACES=()
+# Processes the test started in the background, killed by cleanup.
+HELPER_PIDS=()
 FAILURES=0
 
 log() { echo "--- $*"; }
@@ -113,6 +115,7 @@ wait_dad() { wait_for 10 bash -c "! ip -n '$1' -6 addr show tentative | grep -q 
 
 cleanup() {
   local names
+  for pid in "${HELPER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
   names=$([[ -S $EPAIR_SOCKET ]] && "$EPAIRCTL" -l 2>/dev/null)
   for ifname in $names; do
     [[ $ifname == *a ]] && "$EPAIRCTL" "$ifname" destroy 2>/dev/null

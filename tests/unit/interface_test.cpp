@@ -302,6 +302,25 @@ TEST_F(CarrierTest, PeerMovedAwayDropsCarrier) {
   EXPECT_EQ(a->link_state(), LinkState::kUp);
 }
 
+TEST_F(CarrierTest, EndpointLinkDownDropsCarrierOnBothEnds) {
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(b->set_up(true));
+  std::vector<InterfaceEvent> events;
+  auto sub = a->subscribe([&](Interface&, InterfaceEvent e) { events.push_back(e); });
+  b->set_endpoint_link(false);
+  EXPECT_EQ(a->link_state(), LinkState::kDown);
+  EXPECT_EQ(b->link_state(), LinkState::kDown);
+  EXPECT_EQ(events, std::vector{InterfaceEvent::kLinkState});
+  b->set_endpoint_link(false);  // no change, no event
+  EXPECT_EQ(events.size(), 1u);
+  ASSERT_TRUE(a->set_up(false));
+  ASSERT_TRUE(a->set_up(true));
+  EXPECT_EQ(a->link_state(), LinkState::kDown) << "the peer's stack is still gone";
+  b->set_endpoint_link(true);
+  EXPECT_EQ(a->link_state(), LinkState::kUp);
+  EXPECT_EQ(b->link_state(), LinkState::kUp);
+}
+
 TEST_F(CarrierTest, PeerDestroyedDropsCarrier) {
   ASSERT_TRUE(a->set_up(true));
   ASSERT_TRUE(b->set_up(true));

@@ -1,0 +1,145 @@
+// The memif endpoint: the stack behind an end is a user-space packet
+// program (DPDK's net_memif, VPP, libmemif) joined over memif. What the end
+// receives is copied into the memif's transmit rings; what the program
+// puts on its rings is transmitted on the end, towards its peer.
+//
+// One thread per end runs the control channel (listening as server, or
+// connecting and retrying every second as client) and reads the receive
+// rings: asleep in epoll on their interrupt eventfds in interrupt mode,
+// spinning over them in polling mode. Transmitting runs on the engine's
+// worker, under a mutex the control thread also takes to tear a connection
+// down, so no frame is written to memory that is being unmapped.
+//
+// Everything in the shared memory is the peer's to change at any moment:
+// each descriptor is copied once and checked against the region sizes
+// before use, head and tail are checked against the ring size, and regions
+// must be sealed against shrinking so that no access can fault.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "epair/interface.hpp"
+#include "memif_protocol.hpp"
+#include "unique_fd.hpp"
+
+namespace epair::memif {
+
+struct Counters {
+  std::uint64_t sent = 0;            ///< frames put on the transmit rings
+  std::uint64_t received = 0;        ///< frames taken off the receive rings
+  std::uint64_t ring_full = 0;       ///< dropped: no free descriptors
+  std::uint64_t not_connected = 0;   ///< dropped: no peer
+  std::uint64_t bad_descriptor = 0;  ///< dropped: outside the regions, or a chain too long
+  std::uint64_t no_buffer = 0;       ///< dropped: the frame pool was empty
+  std::uint64_t connects = 0;
+  std::uint64_t disconnects = 0;
+};
+
+class Endpoint final : public epair::Endpoint {
+ public:
+  /// As server, listens on the socket (EADDRINUSE when something does);
+  /// as client, only remembers it.
+  static Result<std::shared_ptr<Endpoint>> open(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool);
+  ~Endpoint() override;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  Status start();
+  /// Disconnects (reason "interface detached"), joins the thread; idempotent.
+  void stop();
+
+  const Config& config() const { return config_; }
+  Counters counters() const;
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
+  /// The peer's name (from its messages) while connected; the last
+  /// disconnect's reason.
+  std::string peer_name() const;
+  std::string last_disconnect() const;
+
+  void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
+
+ private:
+  struct Region {
+    std::uint8_t* base = nullptr;
+    std::uint64_t size = 0;
+  };
+  struct Ring {
+    std::uint8_t* base = nullptr;
+    std::uint32_t size = 0;
+    std::uint16_t cursor = 0;  ///< our head or tail, as the role has it
+    std::uint16_t index = 0;
+    bool c2s = true;
+    os::UniqueFd interrupt;
+  };
+  // A control channel from accept/connect to disconnect, and what it set up.
+  struct Session {
+    os::UniqueFd control;
+    enum class State { kHello, kInit, kSetup, kConnecting, kConnected } state = State::kHello;
+    std::string peer_name;
+    std::vector<Region> regions;
+    std::vector<std::uint64_t> region_sizes;
+    std::vector<AddRing> announced[2];  // [c2s]
+    std::vector<os::UniqueFd> announced_interrupts[2];
+    std::vector<Ring> rx;
+    std::vector<Ring> tx;
+    // Client: what it still has to announce.
+    os::UniqueFd region_fd;
+    std::size_t next_ring = 0;
+    Layout layout;
+    ~Session();
+  };
+
+  Endpoint(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool);
+  void run();
+  void accept_peer();
+  void try_connect();
+  void on_control();
+  Status handle(const Message& message, os::UniqueFd fd);
+  Status server_step(const Message& message, os::UniqueFd fd);
+  Status client_step(const Message& message);
+  Status client_setup(const Hello& hello);
+  Status client_announce_next();
+  Status send(const Message& message, int fd = -1);
+  Status map_rings();
+  void go_up();
+  void disconnect(const std::string& reason, bool tell_peer);
+  void watch(int fd, bool add);
+  bool poll_rings();
+  bool receive(Ring& ring);
+  bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
+
+  std::shared_ptr<Interface> ifp_;
+  const Config config_;
+  FramePool& pool_;
+  os::UniqueFd listener_;
+  os::UniqueFd epoll_;
+  os::UniqueFd wake_;
+  os::UniqueFd retry_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+
+  // The session: replaced by the control thread under tx_mutex_; read
+  // there without it, and by input() under it.
+  std::mutex tx_mutex_;
+  std::unique_ptr<Session> session_;
+  std::string tx_problem_;  // set by input() for the control thread
+
+  mutable std::mutex names_mutex_;
+  std::string peer_name_;
+  std::string last_disconnect_;
+
+  struct Atomic {
+    std::atomic<std::uint64_t> sent{0}, received{0}, ring_full{0}, not_connected{0}, bad_descriptor{0}, no_buffer{0},
+        connects{0}, disconnects{0};
+  };
+  Atomic counters_;
+};
+
+}  // namespace epair::memif

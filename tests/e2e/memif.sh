@@ -1,0 +1,200 @@
+#!/bin/bash
+# memif ends against DPDK's net_memif (dpdk-testpmd, no hugepages, no PCI):
+# testpmd sends into end b and a namespace behind end a counts the frames,
+# and the reverse (jumbo frames in chained buffers too), with epair as
+# server and as client; the link follows the connection; a wrong secret or
+# id is refused with a reason and the peer may come back; polling costs a
+# CPU, interrupts cost none when idle; two epairs joined by memif carry a
+# ping; settings survive a restart; detach gives the TAP back.
+source "$(dirname "$0")/lib.sh"
+command -v dpdk-testpmd >/dev/null || { echo "SKIP: dpdk-testpmd missing (Debian package dpdk-dev)"; exit 77; }
+start_daemon
+new_ns NS_A a
+A=$(ctl epair create) && B=${A%a}b || fail "create"
+# Only the test's frames: no IPv6 chatter from the namespace.
+ip netns exec "$NS_A" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ctl "$A" vnet "$NS_A" up mtu 9000 || fail "configure $A"
+ctl "$B" up mtu 9000 || fail "configure $B"
+SOCK="$WORK/memif.sock"
+
+mf() { show_field "$B" "memif.$1"; }
+rx_packets() { ip netns exec "$NS_A" cat "/sys/class/net/$A/statistics/rx_packets"; }
+
+# start_testpmd NAME ROLE MODE [DEVARGS]: dpdk-testpmd on one memif port in
+# the background (output in $WORK/NAME.log); stop_testpmd NAME ends it.
+start_testpmd() {
+  local name=$1 role=$2 mode=$3 extra=${4:-}
+  rm -rf "/var/run/dpdk/ep$RUN_ID$name"
+  dpdk-testpmd -l 0-1 --main-lcore 1 --no-huge -m 512 --no-pci --file-prefix="ep$RUN_ID$name" --log-level=7 \
+    --vdev="net_memif0,role=$role,socket=$SOCK,socket-abstract=no$extra" -- \
+    --forward-mode="$mode" --stats-period 1 --no-mlockall --total-num-mbufs=16384 --mbuf-size=2176 \
+    </dev/null >"$WORK/$name.log" 2>&1 &
+  HELPER_PIDS+=($!)
+  printf -v "PID_$name" '%s' $!
+}
+stop_testpmd() {
+  local pid_var="PID_$1"
+  kill -INT "${!pid_var}" 2>/dev/null
+  wait "${!pid_var}" 2>/dev/null
+  rm -rf "/var/run/dpdk/ep$RUN_ID$1"
+}
+# testpmd_stat NAME FIELD: the last figure testpmd printed for RX-packets,
+# RX-bytes, TX-packets... in its port statistics.
+testpmd_stat() { grep -o "$2: *[0-9]*" "$WORK/$1.log" | tail -1 | grep -o '[0-9]*$'; }
+# send_frames COUNT SIZE: COUNT frames of SIZE bytes from the namespace
+# through end a, on a packet socket, 32 at a time: like a NIC's, a memif
+# ring that is full drops, and testpmd shares two CPUs with this sender.
+send_frames() {
+  ip netns exec "$NS_A" python3 - "$A" "$1" "$2" <<'PY'
+import socket, sys, time
+ifname, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+frame = bytes.fromhex("020000000099") + bytes.fromhex("0200000000aa") + b"\x88\xb5"
+frame += bytes(i & 0xff for i in range(size - len(frame)))
+for i in range(count):
+    if i % 32 == 0:
+        time.sleep(0.001)
+    while True:
+        try:
+            s.send(frame)
+            break
+        except BlockingIOError:
+            pass
+PY
+}
+
+log "settings: one-line errors, nothing changed"
+expect_error "memif: needs 'socket PATH'" ctl "$B" attach memif role server
+expect_error "memif: socket must be an absolute path" ctl "$B" attach memif socket relative.sock
+expect_error "memif: ring-size must be a power of two: '1000'" ctl "$B" attach memif socket "$SOCK" ring-size 1000
+expect_error "memif: role is 'server' or 'client', not 'master'" ctl "$B" attach memif socket "$SOCK" role master
+expect_error "memif: secret must be 1 to 24 printable characters" \
+  ctl "$B" attach memif socket "$SOCK" secret 0123456789012345678901234
+expect_error "memif: queues must be a whole number from 1 to 255: '0'" ctl "$B" attach memif socket "$SOCK" queues 0
+[[ $(mf text) == None ]] && ok "not attached by a refused command" || fail "attached"
+
+log "server: testpmd (client, txonly) sends into $B, the namespace behind $A counts"
+ctl "$B" attach memif socket "$SOCK" secret s3cret || fail "attach memif"
+[[ $(mf text) == "socket $SOCK role server id 0 secret (set) ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt" ]] \
+  && ok "shown, secret hidden" || fail "shown: $(mf text)"
+[[ $(mf connected) == False ]] && ip netns exec "$NS_A" ip link show "$A" | grep -q NO-CARRIER \
+  && ok "no peer: no carrier on $A" || fail "carrier without a peer"
+ipackets0=$(counter "$A" ipackets)
+rx0=$(rx_packets)
+start_testpmd tx client txonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' --json $B | python3 -c \"import json,sys; print(json.load(sys.stdin)['interfaces'][0]['memif']['connected'])\") == True ]]" \
+  && ok "connected: $(mf peer)" || fail "testpmd did not connect: $(tail -5 "$WORK/tx.log")"
+ip netns exec "$NS_A" ip link show "$A" | grep -q LOWER_UP && ok "carrier on $A while connected" || fail "no carrier"
+sleep 2
+stop_testpmd tx
+wait_for 5 bash -c "ip netns exec '$NS_A' ip link show '$A' | grep -q NO-CARRIER" && ok "peer gone: no carrier" \
+  || fail "carrier after the peer left"
+sent=$(grep -A2 "Forward statistics for port 0" "$WORK/tx.log" | grep -o "TX-packets: *[0-9]*" | grep -o '[0-9]*$')
+received=$(mf counters.received)
+ipackets=$(($(counter "$A" ipackets) - ipackets0))
+rx=$(($(rx_packets) - rx0))
+((sent > 10000 && sent == received && received == ipackets && ipackets == rx)) \
+  && ok "testpmd sent $sent = memif received = $A ipackets = the namespace's rx_packets" \
+  || fail "sent $sent, memif received $received, $A ipackets $ipackets, netns $rx; $(ctl "$B" | grep -E 'drop|memif frames')"
+[[ $(mf last_disconnect) == "peer closed the control channel" ]] && ok "reason: $(mf last_disconnect)" \
+  || fail "last_disconnect: $(mf last_disconnect)"
+
+log "refused peers: wrong secret, wrong id; then one that is right"
+start_testpmd bad client rxonly ",secret=wrong"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'incorrect secret'* ]]" && ok "wrong secret: refused with a reason" \
+  || fail "wrong secret: $(mf last_disconnect)"
+stop_testpmd bad
+start_testpmd bad client rxonly ",secret=s3cret,id=7"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'no interface with id 7'* ]]" && ok "wrong id: refused with a reason" \
+  || fail "wrong id: $(mf last_disconnect)"
+stop_testpmd bad
+(($(mf counters.disconnects) >= 3)) && ok "disconnects counted: $(mf counters.disconnects)" || fail "disconnects"
+
+log "server: the namespace sends through $A, testpmd (client, rxonly) counts; jumbo frames chained"
+start_testpmd rx client rxonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "rxonly did not connect"
+before=$(mf counters.sent)
+send_frames 20000 60
+send_frames 200 9000
+sleep 2
+stop_testpmd rx
+got=$(testpmd_stat rx RX-packets)
+bytes=$(testpmd_stat rx RX-bytes)
+sent=$(($(mf counters.sent) - before))
+((sent == 20200 && got == 20200)) && ok "20,200 frames: memif sent $sent, testpmd received $got" \
+  || fail "memif sent $sent (ring full $(mf counters.ring_full)), testpmd received $got"
+((bytes == 20000 * 60 + 200 * 9000)) && ok "$bytes bytes: 9000-byte frames whole across 2048-byte buffers" \
+  || fail "testpmd received $bytes bytes"
+
+log "interrupt mode: an idle connected end costs no CPU; polling spins"
+cpu() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
+start_testpmd idle client rxonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "idle peer did not connect"
+c0=$(cpu)
+sleep 2
+idle=$(($(cpu) - c0))
+((idle <= 5)) && ok "interrupt mode, idle: $idle ticks of epaird CPU in 2 s" || fail "idle interrupt mode: $idle ticks"
+stop_testpmd idle
+ctl "$B" attach memif socket "$SOCK" secret s3cret rx-mode polling || fail "rx-mode polling"
+start_testpmd poll client rxonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "polling peer did not connect"
+c0=$(cpu)
+sleep 2
+busy=$(($(cpu) - c0))
+((busy >= 50)) && ok "polling mode: $busy ticks of epaird CPU in 2 s" || fail "polling mode: only $busy ticks"
+stop_testpmd poll
+
+log "client: testpmd is the server"
+ctl "$B" attach memif socket "$SOCK" role client id 3 || fail "attach as client"
+before=$(rx_packets)
+start_testpmd srv server txonly ",id=3"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" && ok "connected to testpmd's server" \
+  || fail "client did not connect: $(mf last_disconnect)"
+sleep 2
+stop_testpmd srv
+sent=$(grep -A2 "Forward statistics for port 0" "$WORK/srv.log" | grep -o "TX-packets: *[0-9]*" | grep -o '[0-9]*$')
+((sent > 10000 && $(rx_packets) - before == sent)) && ok "testpmd server sent $sent, the namespace counted them" \
+  || fail "server sent $sent, namespace counted $(($(rx_packets) - before)); $(ctl "$B" | grep -E 'memif frames')"
+start_testpmd srv2 server rxonly ",id=3"
+wait_for 15 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" && ok "reconnects to a new server" \
+  || fail "no reconnect: $(mf last_disconnect)"
+send_frames 5000 1500
+sleep 2
+stop_testpmd srv2
+got=$(testpmd_stat srv2 RX-packets)
+((got == 5000)) && ok "5,000 frames from the namespace reached testpmd's server" || fail "testpmd server got $got"
+
+log "two epairs joined by memif: a ping from one namespace to another"
+new_ns NS_C c
+C=$(ctl epair create) && D=${C%a}b || fail "create second pair"
+ctl "$A" inet 10.97.0.1/24 || fail "address on $A"
+ctl "$C" vnet "$NS_C" up inet 10.97.0.2/24 || fail "configure $C"
+ctl "$B" attach memif socket "$SOCK" id 9 || fail "server end"
+ctl "$D" up attach memif socket "$SOCK" role client id 9 || fail "client end"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $D) == *'memif link: connected'* ]]" && ok "$B and $D connected" \
+  || fail "epair to epair: $(show_field "$D" memif.last_disconnect)"
+ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.97.0.2 >/dev/null && ok "ping across memif" || fail "ping across memif"
+expect_error "memif: socket $SOCK is in use" ctl "$D" attach memif socket "$SOCK"
+[[ $(show_field "$D" memif.role) == client ]] && ok "a refused attach keeps the old one" || fail "old attachment lost"
+
+log "restart: both come back and connect again"
+stop_daemon TERM
+start_daemon
+wait_for 15 bash -c "[[ \$('$EPAIRCTL' $D) == *'memif link: connected'* ]]" && ok "connected after a restart" \
+  || fail "not connected after restart: $(ctl "$D")"
+ip netns exec "$NS_A" ping -c 2 -i 0.2 -W 2 10.97.0.2 >/dev/null && ok "ping after restart" || fail "ping after restart"
+
+log "detach: a plain end again"
+expect_error "attached to memif; detach it before moving it" ctl "$B" vnet "$NS_C"
+ctl "$D" detach || fail "detach $D"
+wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]" && ok "$B sees its peer go" \
+  || fail "$B still connected"
+ctl "$B" detach || fail "detach $B"
+[[ ! -e $SOCK ]] && ok "socket file removed" || fail "socket file left"
+[[ $(mf text) == None ]] && ok "detached" || fail "still attached"
+ip -n "$NS_A" link show "$A" | grep -q LOWER_UP && ok "$A has carrier again (its peer's TAP is back)" \
+  || fail "no carrier on $A after detach"
+expect_error "detach: not attached" ctl "$B" detach
+
+finish
