@@ -162,6 +162,25 @@ def main():
         write("vxlan_datagram", b"\2\x08\0\0\0\0\0\2\0" + ether(B, A, family, frame))
     write("vxlan_datagram", b"\0remote 10.98.0.2 local 10.98.0.1 vni 42 dstport 4789 srcport 49152 65535 ttl 64 dev vt0")
     write("vxlan_datagram", b"\1remote fd98::2 vni 43 srcport 1000 1000")
+    # memif control messages as DPDK's memif.h lays them out (type, then the
+    # packed body, 128 bytes), and the words of `attach memif`.
+    def memif(kind, body):
+        return (struct.pack("<H", kind) + body).ljust(128, b"\0")
+    name = b"DPDK 22.11".ljust(32, b"\0")
+    for message in (memif(1, b""),
+                    memif(2, name + struct.pack("<HHHHHB", 0x200, 0x200, 255, 0, 0, 14)),
+                    memif(3, struct.pack("<HIB", 0x200, 0, 0) + b"secret".ljust(24, b"\0") + name),
+                    memif(4, struct.pack("<HQ", 0, 4 * 1024 * 1024)),
+                    memif(5, struct.pack("<HHHIBH", 1, 0, 0, 0, 10, 0)),
+                    memif(6, b"memif0".ljust(32, b"\0")),
+                    memif(7, b"epair0b".ljust(32, b"\0")),
+                    memif(8, struct.pack("<I", 0) + b"incorrect secret".ljust(96, b"\0"))):
+        write("memif_message", message)
+    write("memif_message", struct.pack("<HHIII", 1, 0, 2048, 16512, 0) + struct.pack("<HHHIBH", 1, 0, 0, 0, 10, 0) +
+          struct.pack("<II", 16512 + 2048 * 1024, 4096))
+    write("memif_message", b"socket /run/vpp/memif.sock role client id 3 secret s ring-size 2048 buffer-size 9216 "
+          b"queues 2 rx-mode polling")
+    write("memif_message", b"socket @epair")
     write("capture_stream", bytes([0]) + pcapng_stream())
     write("capture_stream", bytes([7]) + pcapng_stream())
 
