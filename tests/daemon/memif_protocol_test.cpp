@@ -42,7 +42,8 @@ TEST(MemifConfigTest, DefaultsAreDpdks) {
   EXPECT_EQ(c->buffer_size, 2048);
   EXPECT_EQ(c->queues, 1);
   EXPECT_EQ(c->rx_mode, RxMode::kInterrupt);
-  EXPECT_EQ(format_config(*c), "socket @epair role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt");
+  EXPECT_EQ(format_config(*c),
+            "socket @epair role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt");
 }
 
 TEST(MemifConfigTest, BadSettingsAreOneLineErrors) {

@@ -127,6 +127,12 @@ sent=$(($(mf counters.sent) - before))
 ((bytes == 20000 * 60 + 200 * 9000)) && ok "$bytes bytes: 9000-byte frames whole across 2048-byte buffers" \
   || fail "testpmd received $bytes bytes"
 
+log "a hostile client: every malformed message, region, ring and descriptor refused with its reason"
+python3 "$(dirname "$0")/memif_hostile.py" "$SOCK" "$EPAIRCTL" "$B" "$NS_A" "$A" s3cret >"$WORK/hostile.log" 2>&1
+hostile=$?
+cat "$WORK/hostile.log"
+((hostile == 0)) && ok "hostile client: all refused, epaird serving on" || fail "hostile client"
+
 log "interrupt mode: an idle connected end costs no CPU; polling spins"
 cpu() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
 start_testpmd idle client rxonly ",secret=s3cret"

@@ -389,6 +389,15 @@ Status Endpoint::server_step(const Message& message, os::UniqueFd fd) {
         if (std::string problem = check_ring(*ring, s.region_sizes, config_.log2_ring_size); !problem.empty()) {
           return Status{EPROTO, problem};
         }
+        // Read when draining and written after transmitting: a peer's
+        // blocking eventfd would stall either (DPDK and libmemif make them
+        // non-blocking already; the flag is shared with the peer).
+        if (fd) {
+          const int flags = ::fcntl(fd.get(), F_GETFL);
+          if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+            return errno_status("interrupt eventfd of ring " + std::to_string(ring->index));
+          }
+        }
         list.push_back(*ring);
         s.announced_interrupts[c2s ? 1 : 0].push_back(std::move(fd));
         return send(Ack{});
@@ -570,6 +579,11 @@ void Endpoint::disconnect(const std::string& reason, bool tell_peer) {
   if (!session_) return;
   if (tell_peer) (void)send(Disconnect{0, reason});
   const bool was_connected = connected();
+  // The peer holds the interrupt eventfds too: closing ours would leave
+  // their epoll registrations behind.
+  for (const Ring& ring : session_->rx) {
+    if (ring.interrupt) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ring.interrupt.get(), nullptr);
+  }
   std::unique_ptr<Session> gone;
   {
     std::lock_guard lock(tx_mutex_);
