@@ -57,7 +57,13 @@ settings, applied in order:
                           make the end a VXLAN tunnel end (RFC 7348): what
                           its peer sends goes to the remote over UDP (port
                           4789), what arrives for the VNI goes to its peer
-  detach                  give a VXLAN end its TAP back
+  attach memif socket PATH|@NAME [role server|client] [id N] [secret S]
+         [ring-size 1024] [buffer-size 2048] [queues N]
+         [rx-mode interrupt|polling]
+                          make the end a memif interface (Ethernet mode) that
+                          DPDK's net_memif, VPP or libmemif programs connect
+                          to (server, the default) or that connects to them
+  detach                  give a VXLAN or memif end its TAP back
   impair SETTING ...      shape and impair what this end transmits, in tc
                           netem's words (the rest of the line; see below)
   impair clear            remove the impairment; frames it holds are dropped
