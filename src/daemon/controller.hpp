@@ -17,12 +17,12 @@
 
 #include "epair/capture.hpp"
 #include "epair/engine.hpp"
+#include "memif_endpoint.hpp"
 #include "netlink.hpp"
 #include "netns.hpp"
 #include "protocol.hpp"
 #include "tap_endpoint.hpp"
 #include "unique_fd.hpp"
-#include "memif_endpoint.hpp"
 #include "vxlan_endpoint.hpp"
 
 namespace epair::daemon {
