@@ -168,11 +168,11 @@ std::string Endpoint::last_disconnect() const {
   return last_disconnect_;
 }
 
-void Endpoint::watch(int fd, bool add) {
+void Endpoint::watch_control(int fd) {
   epoll_event event{};
   event.events = EPOLLIN;
-  event.data.u64 = add ? kTagControl : 0;
-  (void)::epoll_ctl(epoll_.get(), add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &event);
+  event.data.u64 = kTagControl;
+  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event);
 }
 
 void Endpoint::run() {
@@ -232,7 +232,7 @@ void Endpoint::accept_peer() {
   auto session = std::make_unique<Session>();
   session->control = std::move(fd);
   session->state = Session::State::kInit;
-  watch(session->control.get(), true);
+  watch_control(session->control.get());
   {
     std::lock_guard lock(tx_mutex_);
     session_ = std::move(session);
@@ -256,7 +256,7 @@ void Endpoint::try_connect() {
   auto session = std::make_unique<Session>();
   session->control = std::move(fd);
   session->state = Session::State::kHello;
-  watch(session->control.get(), true);
+  watch_control(session->control.get());
   std::lock_guard lock(tx_mutex_);
   session_ = std::move(session);
 }
@@ -479,14 +479,7 @@ Status Endpoint::client_step(const Message& message) {
       s.peer_name += "/" + std::get<Connected>(message).if_name;
       if (Status m = map_rings(); !m) return m;
       // Every receive buffer goes to the server at once.
-      for (Ring& ring : s.rx) {
-        for (std::uint32_t slot = 0; slot < ring.size; ++slot) {
-          write_descriptor(descriptor_at(ring.base, slot),
-                           {0, 0, s.layout.buffer_size,
-                            static_cast<std::uint32_t>(s.layout.buffer_offset(false, ring.index, slot)), 0});
-        }
-        ring_index(ring.base, kRingHeadOffset).store(static_cast<std::uint16_t>(ring.size), std::memory_order_release);
-      }
+      for (Ring& ring : s.rx) give_buffers(ring);
       go_up();
       return {};
     }
@@ -673,18 +666,26 @@ bool Endpoint::receive(Ring& ring) {
   if (server) {
     ring_index(ring.base, kRingTailOffset).store(ring.cursor, std::memory_order_release);
   } else {
-    // The buffers read go straight back to the server, at our own offsets.
-    auto head = ring_index(ring.base, kRingHeadOffset);
-    std::uint16_t h = head.load(std::memory_order_relaxed);
-    const auto until = static_cast<std::uint16_t>(ring.cursor + ring.size);
-    for (; h != until; ++h) {
-      write_descriptor(descriptor_at(ring.base, h & mask),
-                       {0, 0, s.layout.buffer_size,
-                        static_cast<std::uint32_t>(s.layout.buffer_offset(false, ring.index, h & mask)), 0});
-    }
-    head.store(h, std::memory_order_release);
+    give_buffers(ring);
   }
   return true;
+}
+
+// Client: every buffer of a receive ring the server has not been given yet
+// goes to it, at our own offsets whatever the server left in the
+// descriptors.
+void Endpoint::give_buffers(Ring& ring) {
+  const Layout& layout = session_->layout;
+  const std::uint32_t mask = ring.size - 1;
+  auto head = ring_index(ring.base, kRingHeadOffset);
+  std::uint16_t h = head.load(std::memory_order_relaxed);
+  const auto until = static_cast<std::uint16_t>(ring.cursor + ring.size);
+  for (; h != until; ++h) {
+    write_descriptor(
+        descriptor_at(ring.base, h & mask),
+        {0, 0, layout.buffer_size, static_cast<std::uint32_t>(layout.buffer_offset(false, ring.index, h & mask)), 0});
+  }
+  head.store(h, std::memory_order_release);
 }
 
 // Copies frames onto a transmit ring, chaining descriptors for a frame
@@ -761,7 +762,9 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
 void Endpoint::input(Interface&, std::span<Frame* const> burst) noexcept {
   {
     std::lock_guard lock(tx_mutex_);
-    if (!session_ || session_->state != Session::State::kConnected) {
+    // The session's state changes on the control thread without the lock
+    // during the handshake; connected_ is set once the rings are mapped.
+    if (!session_ || !connected()) {
       counters_.not_connected.fetch_add(burst.size(), std::memory_order_relaxed);
     } else {
       std::vector<Ring>& rings = session_->tx;

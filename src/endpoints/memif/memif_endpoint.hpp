@@ -109,7 +109,8 @@ class Endpoint final : public epair::Endpoint {
   Status map_rings();
   void go_up();
   void disconnect(const std::string& reason, bool tell_peer);
-  void watch(int fd, bool add);
+  void watch_control(int fd);
+  void give_buffers(Ring& ring);
   bool poll_rings();
   bool receive(Ring& ring);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
