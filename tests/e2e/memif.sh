@@ -48,6 +48,9 @@ testpmd_stat() { grep -o "$2: *[0-9]*" "$WORK/$1.log" | tail -1 | grep -o '[0-9]
 # through end a, on a packet socket, 32 at a time: like a NIC's, a memif
 # ring that is full drops, and testpmd shares two CPUs with this sender.
 send_frames() {
+  # The TAP's carrier follows the connection a moment later; without it
+  # Linux drops what the namespace sends.
+  wait_for 10 bash -c "ip -n '$NS_A' link show '$A' | grep -q LOWER_UP" || fail "no carrier on $A to send with"
   ip netns exec "$NS_A" python3 - "$A" "$1" "$2" "$PACE" <<'PY'
 import socket, sys, time
 ifname, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
