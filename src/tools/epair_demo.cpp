@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "echo_responder.hpp"
 #include "epair/epair.hpp"
 #include "epair/ethernet.hpp"
 
@@ -25,21 +26,13 @@ using epair::ethernet::load_be16;
 using epair::ethernet::store_be16;
 constexpr std::uint16_t kEtherTypeIpv4 = epair::ethernet::kTypeIpv4;
 constexpr std::uint16_t kEtherTypeArp = epair::ethernet::kTypeArp;
-constexpr std::uint8_t kIcmpEchoReply = 0;
-constexpr std::uint8_t kIcmpEchoRequest = 8;
+using epair::tools::internet_checksum;
+using epair::tools::kIcmpEchoReply;
+using epair::tools::kIcmpEchoRequest;
 constexpr std::size_t kEthernetHeader = epair::ethernet::kHeaderSize;
-constexpr std::size_t kIpHeader = 20;
+constexpr std::size_t kIpHeader = epair::tools::kIpHeaderSize;
 constexpr std::size_t kIcmpHeader = 8;
 constexpr std::size_t kPingPayload = 56;
-
-// RFC 1071 Internet checksum.
-std::uint16_t checksum(const std::uint8_t* data, std::size_t size) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < size; i += 2) sum += load_be16(data + i);
-  if (size % 2 != 0) sum += static_cast<std::uint32_t>(data[size - 1]) << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
 
 std::string ip_text(std::uint32_t ip) {
   in_addr addr{htonl(ip)};
@@ -79,7 +72,7 @@ class Host {
     store_be16(icmp + 4, 0x4550);  // identifier "EP"
     store_be16(icmp + 6, seq);
     for (std::size_t i = 0; i < kPingPayload; ++i) icmp[kIcmpHeader + i] = static_cast<std::uint8_t>(i);
-    store_be16(icmp + 2, checksum(icmp, kIcmpHeader + kPingPayload));
+    store_be16(icmp + 2, internet_checksum(icmp, kIcmpHeader + kPingPayload));
     const auto sent = Clock::now();
     {
       std::lock_guard lock(mutex_);
@@ -108,7 +101,7 @@ class Host {
     const std::uint32_t src_n = htonl(ip_), dst_n = htonl(dst);
     std::memcpy(ip + 12, &src_n, 4);
     std::memcpy(ip + 16, &dst_n, 4);
-    store_be16(ip + 10, checksum(ip, kIpHeader));
+    store_be16(ip + 10, internet_checksum(ip, kIpHeader));
     return ip + kIpHeader;
   }
 
@@ -163,30 +156,14 @@ class Host {
   }
 
   void receive_icmp(epair::Frame* frame) {
-    std::uint8_t* p = frame->data();
-    std::uint8_t* ip = p + kEthernetHeader;
-    std::uint8_t* icmp = ip + kIpHeader;
-    const std::size_t icmp_size = frame->size() - kEthernetHeader - kIpHeader;
-    if (icmp[0] == kIcmpEchoRequest) {
-      // Turn the request around in place: the frame goes back out.
-      std::uint8_t tmp[6];
-      std::memcpy(tmp, p, 6);
-      std::memcpy(p, p + 6, 6);
-      std::memcpy(p + 6, tmp, 6);
-      std::uint8_t addr[4];
-      std::memcpy(addr, ip + 12, 4);
-      std::memcpy(ip + 12, ip + 16, 4);
-      std::memcpy(ip + 16, addr, 4);
-      ip[8] = 64;
-      store_be16(ip + 10, 0);
-      store_be16(ip + 10, checksum(ip, kIpHeader));
-      icmp[0] = kIcmpEchoReply;
-      store_be16(icmp + 2, 0);
-      store_be16(icmp + 2, checksum(icmp, icmp_size));
+    // A request is turned around in place: the frame goes back out.
+    if (epair::tools::answer_echo(frame->data(), frame->size(), ip_)) {
       (void)ifp_->transmit(frame);
       return;
     }
-    if (icmp[0] == kIcmpEchoReply && checksum(icmp, icmp_size) == 0) {
+    const std::uint8_t* icmp = frame->data() + kEthernetHeader + kIpHeader;
+    const std::size_t icmp_size = frame->size() - kEthernetHeader - kIpHeader;
+    if (icmp[0] == kIcmpEchoReply && internet_checksum(icmp, icmp_size) == 0) {
       {
         std::lock_guard lock(mutex_);
         last_reply_seq_ = load_be16(icmp + 6);

@@ -17,15 +17,19 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "epair/interface.hpp"
+#include "memif_handshake.hpp"
 #include "memif_protocol.hpp"
+#include "memif_rings.hpp"
 #include "unique_fd.hpp"
 
 namespace epair::memif {
@@ -41,11 +45,17 @@ struct Counters {
   std::uint64_t disconnects = 0;
 };
 
+/// How long a peer has from connecting to CONNECTED before it is
+/// disconnected: a server has one session at a time, and a peer that
+/// stalls must not hold it.
+inline constexpr std::chrono::milliseconds kHandshakeTimeout{5000};
+
 class Endpoint final : public epair::Endpoint {
  public:
   /// As server, listens on the socket (EADDRINUSE when something does);
   /// as client, only remembers it.
-  static Result<std::shared_ptr<Endpoint>> open(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool);
+  static Result<std::shared_ptr<Endpoint>> open(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool,
+                                                std::chrono::milliseconds handshake_timeout = kHandshakeTimeout);
   ~Endpoint() override;
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -65,52 +75,36 @@ class Endpoint final : public epair::Endpoint {
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:
-  struct Region {
-    std::uint8_t* base = nullptr;
-    std::uint64_t size = 0;
-  };
-  struct Ring {
-    std::uint8_t* base = nullptr;
-    std::uint32_t size = 0;
-    std::uint16_t cursor = 0;  ///< our head or tail, as the role has it
-    std::uint16_t index = 0;
-    bool c2s = true;
-    os::UniqueFd interrupt;
-  };
   // A control channel from accept/connect to disconnect, and what it set up.
   struct Session {
     os::UniqueFd control;
-    enum class State { kHello, kInit, kSetup, kConnecting, kConnected } state = State::kHello;
+    enum class State { kHello, kInit, kSetup, kConnected } state = State::kHello;  // a server's
+    std::optional<ClientHandshake> client;                                         // a client's
     std::string peer_name;
-    std::vector<Region> regions;
-    std::vector<std::uint64_t> region_sizes;
+    Regions regions;
+    Layout layout;                      // a client's buffers
     std::vector<AddRing> announced[2];  // [c2s]
     std::vector<os::UniqueFd> announced_interrupts[2];
     std::vector<Ring> rx;
     std::vector<Ring> tx;
-    // Client: what it still has to announce.
-    os::UniqueFd region_fd;
-    std::size_t next_ring = 0;
-    Layout layout;
-    ~Session();
   };
 
-  Endpoint(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool);
+  Endpoint(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool,
+           std::chrono::milliseconds handshake_timeout);
   void run();
   void accept_peer();
   void try_connect();
+  void begin_session(os::UniqueFd control, Session::State state);
   void on_control();
   Status handle(const Message& message, os::UniqueFd fd);
   Status server_step(const Message& message, os::UniqueFd fd);
   Status client_step(const Message& message);
-  Status client_setup(const Hello& hello);
-  Status client_announce_next();
   Status send(const Message& message, int fd = -1);
-  Status map_rings();
+  Status take_rings(std::vector<AddRing> (&announced)[2], std::vector<os::UniqueFd> (&interrupts)[2]);
   void go_up();
   void disconnect(const std::string& reason, bool tell_peer);
-  void watch_control(int fd);
-  void give_buffers(Ring& ring);
+  bool watch(int fd, std::uint64_t tag);
+  void arm_handshake_timer(bool on);
   bool poll_rings();
   bool receive(Ring& ring);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
@@ -122,6 +116,8 @@ class Endpoint final : public epair::Endpoint {
   os::UniqueFd epoll_;
   os::UniqueFd wake_;
   os::UniqueFd retry_;
+  os::UniqueFd handshake_timer_;
+  const std::chrono::milliseconds handshake_timeout_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};

@@ -1,0 +1,73 @@
+// The client's half of the memif handshake, without a socket: fed each
+// message the server sends, it says what to send back. epaird's memif end
+// in role client and the client API both drive it, and a fuzzer feeds it
+// any sequence of messages.
+//
+//   server            client
+//   HELLO        ->   (makes region 0, rings, eventfds)  INIT
+//   ACK          ->   ADD_REGION 0 + memfd
+//   ACK          ->   ADD_RING c2s 0.., then s2c 0.., each + eventfd
+//   ACK          ->   CONNECT (after the last ring)
+//   CONNECTED    ->   connected: the rings may be mapped
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "memif_protocol.hpp"
+#include "memif_rings.hpp"
+
+namespace epair::memif {
+
+class ClientHandshake {
+ public:
+  struct Settings {
+    std::uint32_t id = 0;
+    std::string secret;
+    std::string name;     ///< ours, in INIT
+    std::string if_name;  ///< ours, in CONNECT
+    std::uint16_t queues = 1;
+    std::uint8_t log2_ring_size = 10;
+    std::uint16_t buffer_size = 2048;
+  };
+  /// What to send back: a message, with a descriptor to pass (still owned
+  /// by the handshake), or nothing.
+  struct Reply {
+    std::optional<Message> message;
+    int fd = -1;
+  };
+
+  explicit ClientHandshake(Settings settings) : settings_(std::move(settings)) {}
+
+  /// The next step. ECONNRESET when the server disconnected (its reason in
+  /// the message), EPROTO for a message out of turn or a server without
+  /// memif 2.0, errno of a failed memfd or mapping otherwise.
+  Result<Reply> on_message(const Message& message);
+
+  bool connected() const { return state_ == State::kConnected; }
+  /// The server's name from HELLO, then "/its interface" from CONNECTED.
+  const std::string& peer_name() const { return peer_name_; }
+  /// What was agreed: queues and ring size as the server's HELLO allowed.
+  const Layout& layout() const { return memory_.layout; }
+  ClientMemory& memory() { return memory_; }
+  Regions& regions() { return regions_; }
+
+ private:
+  enum class State { kHello, kInit, kSetup, kConnecting, kConnected };
+
+  Result<Reply> start(const Hello& hello);
+  Reply announce_next();
+
+  Settings settings_;
+  State state_ = State::kHello;
+  std::string peer_name_;
+  ClientMemory memory_;
+  Regions regions_;
+  std::size_t next_ring_ = 0;
+};
+
+/// ECONNRESET with the reason a DISCONNECT gives.
+Status disconnected_by_peer(const Disconnect& d);
+
+}  // namespace epair::memif
