@@ -417,42 +417,49 @@ bool Endpoint::receive(Ring& ring) {
                true);
     return false;
   }
-  Frame* burst[kBurst];
-  std::uint32_t count = 0;
-  const auto hand_over = [&] {
-    counters_.received.fetch_add(count, std::memory_order_relaxed);
-    (void)ifp_->transmit_burst({burst, count});
-    count = 0;
-  };
+  // A burst at a time: frames from the pool in one go, handed to the end
+  // together, and the descriptors given back at once so that the peer
+  // can fill them again while the next burst is read.
   while (available > 0) {
-    Frame* frame = pool_.alloc();
-    if (frame == nullptr) counters_.no_buffer.fetch_add(1, std::memory_order_relaxed);
-    const Chain chain =
-        read_chain(ring, ring.cursor, available, s.regions, [&](const std::uint8_t* from, std::uint32_t n) {
-          if (frame == nullptr) return true;
-          std::uint8_t* to = frame->append(n);
-          if (to != nullptr) std::memcpy(to, from, n);
-          return to != nullptr;
-        });
-    if (!chain.complete) {
-      if (frame != nullptr) frame->release();
-      if (count != 0) pool_.free_bulk(burst, count);
-      disconnect("a chain on receive ring " + std::to_string(ring.index) + " runs past the descriptors given", true);
-      return false;
-    }
-    ring.cursor = static_cast<std::uint16_t>(ring.cursor + chain.descriptors);
-    available -= chain.descriptors;
-    if (frame == nullptr) continue;
-    if (!chain.fits) counters_.bad_descriptor.fetch_add(1, std::memory_order_relaxed);
-    if (chain.fits && frame->size() != 0) {
-      burst[count++] = frame;
-      if (count == kBurst) hand_over();
-    } else {
+    Frame* burst[kBurst];
+    const std::uint32_t want = std::min(available, kBurst);
+    prefetch_buffers(ring, server, false, s.regions, s.layout, ring.cursor, want);
+    std::uint32_t fresh = pool_.alloc_bulk(burst, want);
+    std::uint32_t count = 0;  // burst[0, count) received, [count, fresh) still empty
+    for (std::uint32_t k = 0; k < want && available > 0; ++k) {
+      Frame* frame = count < fresh ? burst[count] : nullptr;
+      if (frame == nullptr) counters_.no_buffer.fetch_add(1, std::memory_order_relaxed);
+      const Chain chain =
+          read_chain(ring, ring.cursor, available, s.regions, [&](const std::uint8_t* from, std::uint32_t n) {
+            if (frame == nullptr) return true;
+            std::uint8_t* to = frame->append(n);
+            if (to != nullptr) std::memcpy(to, from, n);
+            return to != nullptr;
+          });
+      if (!chain.complete) {
+        pool_.free_bulk(burst, fresh);
+        disconnect("a chain on receive ring " + std::to_string(ring.index) + " runs past the descriptors given", true);
+        return false;
+      }
+      ring.cursor = static_cast<std::uint16_t>(ring.cursor + chain.descriptors);
+      available -= chain.descriptors;
+      if (frame == nullptr) continue;
+      if (chain.fits && frame->size() != 0) {
+        ++count;
+        continue;
+      }
+      if (!chain.fits) counters_.bad_descriptor.fetch_add(1, std::memory_order_relaxed);
+      // Its place goes to the last empty frame.
       frame->release();
+      burst[count] = burst[--fresh];
     }
+    if (fresh > count) pool_.free_bulk(burst + count, fresh - count);
+    if (count != 0) {
+      counters_.received.fetch_add(count, std::memory_order_relaxed);
+      (void)ifp_->transmit_burst({burst, count});
+    }
+    release_received(ring, server, s.layout);
   }
-  if (count != 0) hand_over();
-  release_received(ring, server, s.layout);
   return true;
 }
 
@@ -468,6 +475,8 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
     return false;
   }
   std::uint16_t slot = ring.cursor;
+  prefetch_buffers(ring, server, true, s.regions, s.layout, slot,
+                   std::min<std::uint32_t>(free_slots, static_cast<std::uint32_t>(frames.size())));
   for (Frame* frame : frames) {
     frame->complete_checksum();
     const auto used = place_frame(ring, server, s.regions, s.layout, slot, free_slots, frame->bytes());

@@ -75,6 +75,26 @@ std::uint32_t transmittable(Ring& ring, bool server) {
   return in_flight > ring.size ? ring.size + 1 : ring.size - in_flight;
 }
 
+void prefetch_buffers(Ring& ring, bool server, bool for_write, const Regions& regions, const Layout& layout,
+                      std::uint16_t at, std::uint32_t count) {
+  const std::uint32_t mask = ring.size - 1;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t slot = (at + i) & mask;
+    // A client filling its own C2S ring knows where its buffers are.
+    if (for_write && !server) {
+      __builtin_prefetch(regions.maps[0].base() + layout.buffer_offset(true, ring.index, slot), 1);
+      continue;
+    }
+    const Descriptor d = read_descriptor(descriptor_at(ring.base, slot));
+    if (!descriptor_fits(d, regions.sizes)) continue;
+    if (for_write) {
+      __builtin_prefetch(regions.buffer(d), 1);
+    } else {
+      __builtin_prefetch(regions.buffer(d), 0);
+    }
+  }
+}
+
 void release_received(Ring& ring, bool server, const Layout& layout) {
   if (server) {
     // release: the peer may reuse the buffers once it sees the tail.

@@ -130,6 +130,13 @@ Chain read_chain(Ring& ring, std::uint16_t at, std::uint32_t available, const Re
   }
 }
 
+/// Starts loading the first line of the buffers behind `count`
+/// descriptors from `at` on, before a burst reads them: each lies in the
+/// peer's cache, and waiting for one line at a time costs more than the
+/// copies. for_write when this side is about to fill them.
+void prefetch_buffers(Ring& ring, bool server, bool for_write, const Regions& regions, const Layout& layout,
+                      std::uint16_t at, std::uint32_t count);
+
 /// After reading up to ring.cursor: a server hands the descriptors back
 /// (tail), a client gives every buffer the server does not hold (head).
 void release_received(Ring& ring, bool server, const Layout& layout);
