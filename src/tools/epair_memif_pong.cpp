@@ -64,9 +64,7 @@ struct Answered {
   std::uint64_t ignored = 0;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   epair::memif::ClientOptions options;
   options.name = "epair-memif-pong";
   std::uint32_t ip = 0;
@@ -189,4 +187,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "epair-memif-pong: %s\n", error.what());
+    return 1;
+  }
 }

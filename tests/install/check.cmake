@@ -12,7 +12,7 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} -DCMAKE
     -DEPAIR_BUILD_TESTS=OFF -DEPAIR_BUILD_BENCH=OFF -DEPAIR_BUILD_TOOLS=OFF -DEPAIR_BUILD_DAEMON=OFF -DCMAKE_INSTALL_PREFIX=${prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
-foreach(path include/epair/epair.hpp include/epair/engine.hpp)
+foreach(path include/epair/epair.hpp include/epair/engine.hpp include/epair/memif_client.hpp)
   if(NOT EXISTS ${prefix}/${path})
     message(FATAL_ERROR "not installed: ${path}")
   endif()

@@ -322,7 +322,7 @@ Status Endpoint::server_step(const Message& message, os::UniqueFd fd) {
   }
 }
 
-Status Endpoint::take_rings(std::vector<AddRing> (&announced)[2], std::vector<os::UniqueFd> (&interrupts)[2]) {
+Status Endpoint::take_rings(const RingAnnouncements& announced, RingInterrupts& interrupts) {
   Session& s = *session_;
   const bool polling = config_.rx_mode == RxMode::kPolling;
   auto rings = map_rings(announced, interrupts, s.regions, config_.role == Role::kServer, polling);

@@ -82,9 +82,9 @@ class Endpoint final : public epair::Endpoint {
     std::optional<ClientHandshake> client;                                         // a client's
     std::string peer_name;
     Regions regions;
-    Layout layout;                      // a client's buffers
-    std::vector<AddRing> announced[2];  // [c2s]
-    std::vector<os::UniqueFd> announced_interrupts[2];
+    Layout layout;  // a client's buffers
+    RingAnnouncements announced;
+    RingInterrupts announced_interrupts;
     std::vector<Ring> rx;
     std::vector<Ring> tx;
   };
@@ -100,7 +100,7 @@ class Endpoint final : public epair::Endpoint {
   Status server_step(const Message& message, os::UniqueFd fd);
   Status client_step(const Message& message);
   Status send(const Message& message, int fd = -1);
-  Status take_rings(std::vector<AddRing> (&announced)[2], std::vector<os::UniqueFd> (&interrupts)[2]);
+  Status take_rings(const RingAnnouncements& announced, RingInterrupts& interrupts);
   void go_up();
   void disconnect(const std::string& reason, bool tell_peer);
   bool watch(int fd, std::uint64_t tag);

@@ -193,8 +193,8 @@ Result<ClientMemory> make_client_memory(const Layout& layout, std::uint8_t log2_
   return memory;
 }
 
-Result<RingSet> map_rings(const std::vector<AddRing> (&announced)[2], std::vector<os::UniqueFd> (&interrupts)[2],
-                          const Regions& regions, bool server, bool polling) {
+Result<RingSet> map_rings(const RingAnnouncements& announced, RingInterrupts& interrupts, const Regions& regions,
+                          bool server, bool polling) {
   RingSet set;
   for (int dir = 0; dir < 2; ++dir) {
     const bool c2s = dir == 1;

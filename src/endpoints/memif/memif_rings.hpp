@@ -15,6 +15,7 @@
 // checked against the ring size by the caller.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -158,14 +159,19 @@ std::optional<std::uint32_t> place_frame(Ring& ring, bool server, const Regions&
 /// client's head) and signals its interrupt unless it polls.
 void publish(Ring& ring, bool server, std::uint16_t slot);
 
+/// Rings as a client announced them, [0] S2C and [1] C2S, and their
+/// interrupt eventfds.
+using RingAnnouncements = std::array<std::vector<AddRing>, 2>;
+using RingInterrupts = std::array<std::vector<os::UniqueFd>, 2>;
+
 /// A client's region 0, laid out as Layout says: a sealed memfd with the
 /// rings (cookie written, each descriptor pointing at its own buffer), the
 /// ring announcements and one interrupt eventfd per ring.
 struct ClientMemory {
   os::UniqueFd fd;
   Layout layout;
-  std::vector<AddRing> rings[2];  ///< [c2s]
-  std::vector<os::UniqueFd> interrupts[2];
+  RingAnnouncements rings;
+  RingInterrupts interrupts;
 };
 /// Makes the region and adds its mapping to regions.
 Result<ClientMemory> make_client_memory(const Layout& layout, std::uint8_t log2_ring_size, Regions& regions);
@@ -177,7 +183,7 @@ struct RingSet {
   std::vector<Ring> rx;
   std::vector<Ring> tx;
 };
-Result<RingSet> map_rings(const std::vector<AddRing> (&announced)[2], std::vector<os::UniqueFd> (&interrupts)[2],
-                          const Regions& regions, bool server, bool polling);
+Result<RingSet> map_rings(const RingAnnouncements& announced, RingInterrupts& interrupts, const Regions& regions,
+                          bool server, bool polling);
 
 }  // namespace epair::memif
