@@ -35,7 +35,6 @@ Status check(const ClientOptions& o) {
 }  // namespace
 
 struct Client::State {
-  ClientOptions options;
   os::UniqueFd control;
   os::UniqueFd epoll;
   std::string peer_name;
@@ -73,7 +72,6 @@ Client::~Client() { state_->disconnect("client closed", true); }
 Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (Status s = check(options); !s) return s;
   auto state = std::make_unique<State>();
-  state->options = options;
   const std::string& path = options.socket;
   state->control.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!state->control) return Status{errno, std::string("memif: socket: ") + std::strerror(errno)};
@@ -221,19 +219,17 @@ bool Client::wait(std::chrono::milliseconds timeout) {
   const int n = ::epoll_wait(s.epoll.get(), events, 8, static_cast<int>(std::max<std::int64_t>(timeout.count(), 0)));
   for (int i = 0; i < n && s.connected; ++i) {
     if (events[i].data.u64 == kTagInterrupt) continue;
-    for (;;) {
-      auto incoming = receive_message(s.control.get());
-      if (!incoming) {
-        s.disconnect(incoming.status().message(), incoming.status().value() == EPROTO);
-        break;
-      }
-      if (!*incoming) break;
-      if (const auto* d = std::get_if<Disconnect>(&(*incoming)->message)) {
-        s.disconnect(disconnected_by_peer(*d).message(), false);
-        break;
-      }
+    // Once connected, every message the server may send ends the
+    // connection: one read is all there is to handle.
+    auto incoming = receive_message(s.control.get());
+    if (!incoming) {
+      s.disconnect(incoming.status().message(), incoming.status().value() == EPROTO);
+    } else if (!*incoming) {
+      continue;
+    } else if (const auto* d = std::get_if<Disconnect>(&(*incoming)->message)) {
+      s.disconnect(disconnected_by_peer(*d).message(), false);
+    } else {
       s.disconnect("protocol: unexpected " + std::string(type_name((*incoming)->message)) + " message", true);
-      break;
     }
   }
   // Interrupts are read back after the events, so that a frame put on a

@@ -187,7 +187,7 @@ void Endpoint::accept_peer() {
     (void)send_message(fd.get(), Disconnect{0, "already connected"});
     return;
   }
-  begin_session(std::move(fd), Session::State::kInit);
+  begin_session(std::move(fd));
   Hello hello;
   hello.name = "epair";
   hello.max_region = kMaxRegionIndex;
@@ -204,13 +204,12 @@ void Endpoint::try_connect() {
   const SocketAddress address(config_.socket);
   // Nobody listening yet: the timer tries again in a second.
   if (::connect(fd.get(), address.get(), address.length) != 0) return;
-  begin_session(std::move(fd), Session::State::kHello);
+  begin_session(std::move(fd));
 }
 
-void Endpoint::begin_session(os::UniqueFd control, Session::State state) {
+void Endpoint::begin_session(os::UniqueFd control) {
   auto session = std::make_unique<Session>();
   session->control = std::move(control);
-  session->state = state;
   if (config_.role == Role::kClient) {
     session->client.emplace(ClientHandshake::Settings{config_.id, config_.secret, "epair", ifp_->name(), config_.queues,
                                                       config_.log2_ring_size, config_.buffer_size});

@@ -78,8 +78,8 @@ class Endpoint final : public epair::Endpoint {
   // A control channel from accept/connect to disconnect, and what it set up.
   struct Session {
     os::UniqueFd control;
-    enum class State { kHello, kInit, kSetup, kConnected } state = State::kHello;  // a server's
-    std::optional<ClientHandshake> client;                                         // a client's
+    enum class State { kInit, kSetup, kConnected } state = State::kInit;  // a server's
+    std::optional<ClientHandshake> client;                                // a client's
     std::string peer_name;
     Regions regions;
     Layout layout;  // a client's buffers
@@ -94,7 +94,7 @@ class Endpoint final : public epair::Endpoint {
   void run();
   void accept_peer();
   void try_connect();
-  void begin_session(os::UniqueFd control, Session::State state);
+  void begin_session(os::UniqueFd control);
   void on_control();
   Status handle(const Message& message, os::UniqueFd fd);
   Status server_step(const Message& message, os::UniqueFd fd);
