@@ -169,9 +169,23 @@ grep -q "packet len=6000 - nb packet segments=3" "$WORK/jumbo.log" || fail "test
 ((ipackets > 1000 && received == ipackets + dropped)) \
   && ok "$received chained frames received, $ipackets reached $A (+ $dropped queue drops)" \
   || fail "received $received; $A: $ipackets frames; $dropped drops"
-sizes=$(tcpdump -r "$WORK/jumbo.pcap" -nn -e 2>/dev/null | grep -o 'length [0-9]*:' | sort | uniq -c | sort -rn)
-whole=$(awk '$2 == "length" && $3 == "6000:" {print $1}' <<<"$sizes")
-longer=$(awk '$3 + 0 > 6000 {n += $1} END {print n + 0}' <<<"$sizes")
+# Each frame's length on the wire from its pcap record (orig_len), not
+# from tcpdump's text, whose "length" differs by protocol.
+sizes=$(python3 - "$WORK/jumbo.pcap" <<'PY'
+import collections, struct, sys
+data = open(sys.argv[1], "rb").read()
+order = "<" if data[:4] == bytes.fromhex("d4c3b2a1") else ">"
+count, at = collections.Counter(), 24
+while at + 16 <= len(data):
+    _, _, incl, orig = struct.unpack(order + "IIII", data[at:at + 16])
+    count[orig] += 1
+    at += 16 + incl
+for size, n in count.most_common():
+    print(n, size)
+PY
+)
+whole=$(awk '$2 == 6000 {print $1}' <<<"$sizes")
+longer=$(awk '$2 > 6000 {n += $1} END {print n + 0}' <<<"$sizes")
 ((${whole:-0} >= 4950 && longer == 0)) && ok "captured: ${whole} of 5000 frames 6000 bytes long, none longer" \
   || fail "captured sizes: $(tr '\n' ' ' <<<"$sizes")"
 
