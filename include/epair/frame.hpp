@@ -101,6 +101,8 @@ class alignas(kCacheLine) Frame {
   std::uint32_t capacity_ = 0;
   std::uint32_t offset_ = 0;
   std::uint32_t size_ = 0;
+  // In the first line's padding: a free that finds it set is a double free.
+  bool in_pool_ = false;
 
  public:
   std::uint8_t* data() { return buffer_ + offset_; }
@@ -149,9 +151,15 @@ struct FramePoolConfig {
   std::uint32_t headroom = 128;
 };
 
-/// A fixed set of frames. Any thread may allocate and free, concurrently; the
-/// free list is a multi-producer multi-consumer ring, so bulk calls cost one
-/// atomic reservation per burst. The pool must outlive every frame it lent.
+/// A fixed set of frames. Any thread may allocate and free, concurrently.
+/// Each thread works on a small cache of free frames of its own, a stack, as
+/// DPDK's mempool caches are: a burst freed is the next burst allocated,
+/// its headers and buffers still in this CPU's cache, where a pool-wide FIFO
+/// would go round every frame of the pool (64 MiB by default) and miss on
+/// each. Caches fill from and spill into a shared multi-producer
+/// multi-consumer ring, a burst at a time; an allocation that finds both
+/// short takes frames from other threads' caches, so the pool runs dry only
+/// when every frame is lent. The pool must outlive every frame it lent.
 class FramePool {
  public:
   /// Throws std::invalid_argument for a zero count or a headroom that leaves
@@ -170,18 +178,36 @@ class FramePool {
   void free_bulk(Frame* const* frames, std::uint32_t n);
 
   const FramePoolConfig& config() const { return config_; }
-  /// Frames currently in the pool (a snapshot while others allocate).
-  std::uint32_t available() const { return free_.size(); }
+  /// Frames currently in the pool, cached ones included (a snapshot while
+  /// others allocate).
+  std::uint32_t available() const;
   std::uint64_t alloc_failures() const { return alloc_failures_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr std::uint32_t kCacheSlots = 16;
+  static constexpr std::uint32_t kCacheSize = 256;
+
+  // A thread's cache, by slot: threads beyond kCacheSlots share slots, so
+  // each is taken with a spin lock that is free unless two threads of a
+  // slot meet. A thread holds at most one slot at a time.
+  struct alignas(kCacheLine) Cache {
+    std::atomic<bool> busy{false};
+    std::atomic<std::uint32_t> count{0};  // written under busy, read by available()
+    Frame* frames[kCacheSize];            // a stack: frames[count - 1] was freed last
+  };
+  class SlotLock;
+
   void reset(Frame* frame) const;
+  std::uint32_t take(Frame** out, std::uint32_t n);
+  std::uint32_t steal(Frame** out, std::uint32_t n, std::uint32_t own);
+  void put(Frame* const* frames, std::uint32_t n);
   void give_back(Frame* const* frames, std::uint32_t n);
 
   const FramePoolConfig config_;
   std::unique_ptr<Frame[]> frames_;
   std::unique_ptr<std::uint8_t[]> buffers_;
   MpmcRing<Frame*> free_;
+  std::unique_ptr<Cache[]> caches_;
   std::atomic<std::uint64_t> alloc_failures_{0};
 };
 

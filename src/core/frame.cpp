@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cpu_relax.hpp"
+
 namespace epair {
 
 bool FrameMeta::add_tag(const FrameTag& tag) {
@@ -91,6 +93,18 @@ void Frame::complete_checksum() {
 namespace {
 constexpr std::uint32_t kMinFrame = 64;
 
+// Process-wide, so that a thread has the same slot in every pool.
+std::uint32_t thread_slot(std::uint32_t slots) {
+  static std::atomic<std::uint32_t> next{0};
+  thread_local const std::uint32_t slot = next.fetch_add(1, std::memory_order_relaxed);
+  return slot % slots;
+}
+
+[[noreturn]] void freed_twice(const Frame* frame) {
+  std::fprintf(stderr, "epair: frame %p freed twice\n", static_cast<const void*>(frame));
+  std::abort();
+}
+
 const FramePoolConfig& checked(const FramePoolConfig& config) {
   if (config.frames == 0) throw std::invalid_argument("frame pool needs at least one frame");
   if (config.buffer_size < config.headroom + kMinFrame)
@@ -105,7 +119,8 @@ FramePool::FramePool(const FramePoolConfig& config)
       // Not zeroed: the pages of a buffer become resident when a frame first uses it.
       buffers_(
           std::make_unique_for_overwrite<std::uint8_t[]>(static_cast<std::size_t>(config.frames) * config.buffer_size)),
-      free_(config.frames) {
+      free_(config.frames),
+      caches_(std::make_unique<Cache[]>(kCacheSlots)) {
   // Buffers become resident on first use; with transparent huge pages the
   // first pass through the pool takes a fault per 2 MiB instead of one per
   // 4 KiB, which cost TCP through a fresh epaird a fifth of its rate.
@@ -121,6 +136,7 @@ FramePool::FramePool(const FramePoolConfig& config)
     frame.pool_ = this;
     frame.buffer_ = buffers_.get() + static_cast<std::size_t>(i) * config_.buffer_size;
     frame.capacity_ = config_.buffer_size;
+    frame.in_pool_ = true;
     Frame* pointer = &frame;
     give_back(&pointer, 1);
   }
@@ -128,15 +144,43 @@ FramePool::FramePool(const FramePoolConfig& config)
 
 FramePool::~FramePool() = default;
 
+class FramePool::SlotLock {
+ public:
+  explicit SlotLock(Cache& cache) : cache_(cache) {
+    // acquire: pairs with the release in the destructor, so the frames the
+    // last holder left in the slot are seen whole.
+    for (unsigned attempt = 0; cache_.busy.exchange(true, std::memory_order_acquire); ++attempt) {
+      if (attempt < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  ~SlotLock() { cache_.busy.store(false, std::memory_order_release); }
+  SlotLock(const SlotLock&) = delete;
+  SlotLock& operator=(const SlotLock&) = delete;
+
+ private:
+  Cache& cache_;
+};
+
+std::uint32_t FramePool::available() const {
+  std::uint32_t n = free_.size();
+  for (std::uint32_t i = 0; i < kCacheSlots; ++i) n += caches_[i].count.load(std::memory_order_relaxed);
+  return n;
+}
+
 void FramePool::reset(Frame* frame) const {
   frame->offset_ = config_.headroom;
   frame->size_ = 0;
+  frame->in_pool_ = false;
   frame->meta.reset();
 }
 
 Frame* FramePool::alloc() {
   Frame* frame = nullptr;
-  if (!free_.dequeue(frame)) {
+  if (take(&frame, 1) == 0) {
     alloc_failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
@@ -145,10 +189,69 @@ Frame* FramePool::alloc() {
 }
 
 std::uint32_t FramePool::alloc_bulk(Frame** out, std::uint32_t n) {
-  const std::uint32_t got = free_.dequeue_burst(out, n);
+  const std::uint32_t got = take(out, n);
   if (got < n) alloc_failures_.fetch_add(n - got, std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < got; ++i) reset(out[i]);
   return got;
+}
+
+std::uint32_t FramePool::take(Frame** out, std::uint32_t n) {
+  const std::uint32_t own = thread_slot(kCacheSlots);
+  Cache& cache = caches_[own];
+  std::uint32_t got;
+  {
+    SlotLock lock(cache);
+    std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+    // Half a cache beyond the burst, so that the next bursts find frames
+    // without going to the ring.
+    if (count < n && n <= kCacheSize / 2) {
+      count += free_.dequeue_burst(cache.frames + count, kCacheSize / 2 + n - count);
+    }
+    got = std::min(n, count);
+    count -= got;
+    std::copy_n(cache.frames + count, got, out);
+    cache.count.store(count, std::memory_order_relaxed);
+  }
+  if (got < n) got += free_.dequeue_burst(out + got, n - got);
+  if (got < n) got += steal(out + got, n - got, own);
+  return got;
+}
+
+std::uint32_t FramePool::steal(Frame** out, std::uint32_t n, std::uint32_t own) {
+  std::uint32_t got = 0;
+  for (std::uint32_t i = 1; i < kCacheSlots && got < n; ++i) {
+    Cache& cache = caches_[(own + i) % kCacheSlots];
+    if (cache.count.load(std::memory_order_relaxed) == 0) continue;
+    SlotLock lock(cache);
+    const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+    const std::uint32_t taken = std::min(n - got, count);
+    std::copy_n(cache.frames + count - taken, taken, out + got);
+    cache.count.store(count - taken, std::memory_order_relaxed);
+    got += taken;
+  }
+  return got;
+}
+
+void FramePool::put(Frame* const* frames, std::uint32_t n) {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (frames[i]->in_pool_) freed_twice(frames[i]);
+    frames[i]->in_pool_ = true;
+  }
+  if (n > kCacheSize / 2) {
+    give_back(frames, n);
+    return;
+  }
+  Cache& cache = caches_[thread_slot(kCacheSlots)];
+  SlotLock lock(cache);
+  std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+  // A full cache goes to the ring whole, as DPDK's does: the frames freed
+  // now are the ones to keep close.
+  if (count + n > kCacheSize) {
+    give_back(cache.frames, count);
+    count = 0;
+  }
+  std::copy_n(frames, n, cache.frames + count);
+  cache.count.store(count + n, std::memory_order_relaxed);
 }
 
 // The free ring holds every frame, so it always has room in the end; a slot
@@ -167,14 +270,11 @@ void FramePool::give_back(Frame* const* frames, std::uint32_t n) {
     // pool owns: this one was freed twice, and going on would hand one buffer
     // to two owners.
     if (++stalled % 64 == 0) std::this_thread::yield();
-    if (stalled >= 100000 && free_.size() >= config_.frames) {
-      std::fprintf(stderr, "epair: frame %p freed twice\n", static_cast<const void*>(frames[0]));
-      std::abort();
-    }
+    if (stalled >= 100000 && free_.size() >= config_.frames) freed_twice(frames[0]);
   }
 }
 
-void FramePool::free(Frame* frame) { give_back(&frame, 1); }
+void FramePool::free(Frame* frame) { put(&frame, 1); }
 
 void FramePool::free_bulk(Frame* const* frames, std::uint32_t n) {
   // Frames of one burst may come from several pools (an endpoint can transmit
@@ -185,7 +285,7 @@ void FramePool::free_bulk(Frame* const* frames, std::uint32_t n) {
     std::uint32_t end = start + 1;
     while (end < n && frames[end]->pool_ == owner) ++end;
     if (owner == this) {
-      give_back(frames + start, end - start);
+      put(frames + start, end - start);
     } else {
       owner->free_bulk(frames + start, end - start);
     }

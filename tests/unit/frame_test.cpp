@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 #include "test_util.hpp"
@@ -110,6 +111,38 @@ TEST(FrameTest, BadPoolConfigurationIsRefused) {
   EXPECT_THROW(FramePool{c}, std::invalid_argument);
 }
 
+TEST(FrameTest, AFreedBurstIsTheNextAllocated) {
+  FramePoolConfig c = small();
+  c.frames = 1024;
+  FramePool pool(c);
+  Frame* first[32];
+  ASSERT_EQ(pool.alloc_bulk(first, 32), 32u);
+  pool.free_bulk(first, 32);
+  Frame* second[32];
+  ASSERT_EQ(pool.alloc_bulk(second, 32), 32u);
+  std::set<Frame*> a(std::begin(first), std::end(first)), b(std::begin(second), std::end(second));
+  EXPECT_EQ(a, b) << "frames still warm in this CPU's cache, not the pool's oldest";
+  pool.free_bulk(second, 32);
+  EXPECT_EQ(pool.available(), 1024u);
+}
+
+TEST(FrameTest, FramesCachedByAThreadThatEndedAreStillAllocated) {
+  FramePoolConfig c = small();
+  c.frames = 64;
+  FramePool pool(c);
+  std::thread([&] {
+    Frame* frames[64];
+    ASSERT_EQ(pool.alloc_bulk(frames, 64), 64u);
+    pool.free_bulk(frames, 32);
+    pool.free_bulk(frames + 32, 32);
+  }).join();
+  EXPECT_EQ(pool.available(), 64u) << "cached frames count as available";
+  Frame* frames[64];
+  EXPECT_EQ(pool.alloc_bulk(frames, 64), 64u) << "taken from the other thread's cache";
+  EXPECT_EQ(pool.alloc(), nullptr);
+  pool.free_bulk(frames, 64);
+}
+
 TEST(FrameTest, ConcurrentAllocAndFreeKeepEveryFrame) {
   FramePoolConfig c = small();
   c.frames = 512;
@@ -145,6 +178,18 @@ TEST(FrameDeathTest, DoubleFreeAbortsInsteadOfCorruptingThePool) {
         Frame* f = pool.alloc();
         f->release();
         f->release();
+      },
+      "freed twice");
+}
+
+TEST(FrameDeathTest, AFrameTwiceInOneBurstAborts) {
+  EXPECT_DEATH(
+      {
+        FramePool pool;
+        Frame* f = pool.alloc();
+        Frame* burst[2];
+        burst[0] = burst[1] = f;
+        pool.free_bulk(burst, 2);
       },
       "freed twice");
 }
