@@ -62,6 +62,7 @@ struct ClientCounters {
   std::uint64_t ring_full = 0;       ///< frames send() could not place
   std::uint64_t too_long = 0;        ///< dropped: longer than the Packet's capacity
   std::uint64_t bad_descriptor = 0;  ///< dropped: a buffer outside our region
+  std::uint64_t interrupts = 0;      ///< eventfd signals to the server (those it had not masked)
 };
 
 /// One connection. Not thread-safe: one thread at a time calls it (send()

@@ -891,6 +891,7 @@ Result<json> Controller::show(std::string_view name) {
                   {"buffer_size", c.buffer_size},
                   {"queues", c.queues},
                   {"rx_mode", c.rx_mode == memif::RxMode::kInterrupt ? "interrupt" : "polling"},
+                  {"rx_usecs", c.rx_usecs},
                   {"connected", connected},
                   {"peer", connected ? json(peer) : json()},
                   {"last_disconnect", last.empty() ? json() : json(last)},

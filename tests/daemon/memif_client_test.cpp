@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "memif_channel.hpp"
@@ -282,6 +283,64 @@ TEST_F(MemifClientTest, BadOptionsAreRefused) {
   o = options();
   o.timeout = 0ms;
   refused(o, "memif: timeout must be positive");
+}
+
+// Sends `sends` bursts of `per_send` 60-byte frames, `gap` apart, numbered
+// from `first`; every frame must reach epair0a.
+void send_spaced(Client& client, test::PairFixture& fixture, int sends, int per_send, std::chrono::microseconds gap,
+                 std::uint64_t first = 0) {
+  for (int i = 0; i < sends; ++i) {
+    std::vector<std::vector<std::uint8_t>> frames;
+    for (int k = 0; k < per_send; ++k) frames.push_back(frame_bytes(60, first + i * per_send + k));
+    std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
+    ASSERT_EQ(client.send(spans), spans.size());
+    std::this_thread::sleep_for(gap);
+  }
+  ASSERT_TRUE(fixture.at_a->wait_for(first + static_cast<std::size_t>(sends * per_send)));
+}
+
+TEST_F(MemifClientTest, WithoutModerationEverySendIsSignalled) {
+  serve();
+  auto client = connect(options());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
+  send_spaced(*client, fixture_, 20, 4, 500us);
+  EXPECT_EQ(client->counters().interrupts, 20u);
+}
+
+TEST_F(MemifClientTest, PollingMasksEveryInterrupt) {
+  Config settings;
+  settings.rx_mode = RxMode::kPolling;
+  serve(settings);
+  auto client = connect(options());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
+  send_spaced(*client, fixture_, 20, 4, 500us);
+  EXPECT_EQ(client->counters().interrupts, 0u);
+}
+
+// rx-usecs: once frames flow, the server masks its interrupts and reads
+// every period; when the flow stops it unmasks, and the first frame after
+// that is signalled and read. No frame waits for a later one.
+TEST_F(MemifClientTest, ModerationMasksInterruptsWhileFramesFlowAndStrandsNone) {
+  Config settings;
+  settings.rx_usecs = 2000;
+  serve(settings);
+  auto client = connect(options());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
+  send_spaced(*client, fixture_, 60, 4, 100us);
+  const std::uint64_t during = client->counters().interrupts;
+  EXPECT_GE(during, 1u) << "the first send finds interrupts on";
+  EXPECT_LT(during, 30u) << "most sends find them masked";
+
+  // Idle for several periods: interrupts are on again.
+  std::this_thread::sleep_for(20ms);
+  send_spaced(*client, fixture_, 1, 1, 0us, 240);
+  EXPECT_EQ(client->counters().interrupts, during + 1);
+  const auto at_a = fixture_.at_a->frames();
+  ASSERT_EQ(at_a.size(), 241u);
+  for (std::size_t i = 0; i < at_a.size(); ++i) EXPECT_EQ(at_a[i].seq, i);
 }
 
 TEST_F(MemifClientTest, TheServerLeavingEndsTheConnection) {

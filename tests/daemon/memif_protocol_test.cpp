@@ -34,6 +34,23 @@ TEST(MemifConfigTest, EverySettingRoundTrips) {
   EXPECT_EQ(format_config(*c, false).find("abc"), std::string::npos) << "the secret is not shown";
 }
 
+TEST(MemifConfigTest, RxUsecsRoundTripsAndShowsOnlyWhenSet) {
+  auto c = parse_config("socket /a rx-usecs 50");
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->rx_usecs, 50u);
+  EXPECT_EQ(format_config(*c),
+            "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt rx-usecs 50");
+  auto again = parse_config(format_config(*c));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *c);
+  auto zero = parse_config("socket /a rx-mode polling rx-usecs 0");
+  ASSERT_TRUE(zero) << zero.status().message();
+  EXPECT_EQ(format_config(*zero).find("rx-usecs"), std::string::npos);
+  auto most = parse_config("socket /a rx-usecs 10000");
+  ASSERT_TRUE(most);
+  EXPECT_EQ(most->rx_usecs, kMaxRxUsecs);
+}
+
 TEST(MemifConfigTest, DefaultsAreDpdks) {
   auto c = parse_config("socket @epair");
   ASSERT_TRUE(c);
@@ -55,6 +72,9 @@ TEST(MemifConfigTest, BadSettingsAreOneLineErrors) {
   EXPECT_EQ(error_of("socket /a buffer-size 64"), "memif: buffer-size must be a whole number from 128 to 65535: '64'");
   EXPECT_EQ(error_of("socket /a queues 256"), "memif: queues must be a whole number from 1 to 255: '256'");
   EXPECT_EQ(error_of("socket /a rx-mode busy"), "memif: rx-mode is 'interrupt' or 'polling', not 'busy'");
+  EXPECT_EQ(error_of("socket /a rx-usecs 10001"), "memif: rx-usecs must be a whole number from 0 to 10000: '10001'");
+  EXPECT_EQ(error_of("socket /a rx-usecs 5us"), "memif: rx-usecs must be a whole number from 0 to 10000: '5us'");
+  EXPECT_EQ(error_of("socket /a rx-mode polling rx-usecs 50"), "memif: rx-usecs needs rx-mode interrupt");
   EXPECT_EQ(error_of("socket /a role slave"), "memif: role is 'server' or 'client', not 'slave'");
   EXPECT_EQ(error_of("socket /a socket /b"), "memif: 'socket' given twice");
   EXPECT_EQ(error_of("socket /a mode ip"), "memif: unknown setting 'mode'");

@@ -4,10 +4,11 @@
 # and the reverse (jumbo frames in chained buffers too), with epair as
 # server and as client; the link follows the connection; a wrong secret or
 # id is refused with a reason and the peer may come back; polling costs a
-# CPU, interrupts cost none when idle; testpmd's chained jumbo frames and
-# two queue pairs; the client API's example answers pings; two epairs
-# joined by memif carry a ping; settings survive a restart; detach gives
-# the TAP back.
+# CPU, interrupts cost none when idle, also moderated (rx-usecs), which
+# still counts every frame; testpmd's chained jumbo frames and two queue
+# pairs; the client API's example answers pings; two epairs joined by
+# memif carry a ping; settings survive a restart; detach gives the TAP
+# back.
 source "$(dirname "$0")/lib.sh"
 command -v dpdk-testpmd >/dev/null || { echo "SKIP: dpdk-testpmd missing (Debian package dpdk-dev)"; exit 77; }
 : "${EPAIR_MEMIF_PONG:?path of epair-memif-pong}"
@@ -233,6 +234,37 @@ sleep 2
 busy=$(($(cpu) - c0))
 ((busy >= 50)) && ok "polling mode: $busy ticks of epaird CPU in 2 s" || fail "polling mode: only $busy ticks"
 stop_testpmd poll
+
+log "interrupt moderation: rx-usecs counts every frame testpmd sends, and idle costs no CPU"
+expect_error "memif: rx-usecs needs rx-mode interrupt" ctl "$B" attach memif socket "$SOCK" rx-mode polling rx-usecs 50
+expect_error "memif: rx-usecs must be a whole number from 0 to 10000: '20000'" \
+  ctl "$B" attach memif socket "$SOCK" rx-usecs 20000
+[[ $(mf rx_mode) == polling ]] && ok "refused: the end keeps its settings" || fail "settings changed: $(mf text)"
+ctl "$B" attach memif socket "$SOCK" secret s3cret rx-usecs 100 || fail "rx-usecs 100"
+[[ $(mf rx_usecs) == 100 && $(mf text) == *" rx-mode interrupt rx-usecs 100" ]] && ok "shown: $(mf text)" \
+  || fail "rx-usecs shown: $(mf text)"
+received0=$(mf counters.received)
+ipackets0=$(counter "$A" ipackets)
+oqdrops0=$(counter "$B" oqdrops)
+start_testpmd mod client txonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "moderated peer did not connect"
+sleep 2
+stop_testpmd mod
+wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]"
+sent=$(testpmd_sent mod)
+received=$(($(mf counters.received) - received0))
+ipackets=$(($(counter "$A" ipackets) - ipackets0))
+dropped=$(($(counter "$B" oqdrops) - oqdrops0))
+((sent > 10000 && received == sent && ipackets + dropped == sent)) \
+  && ok "rx-usecs 100: testpmd sent $sent = memif received = $A ipackets $ipackets (+ $dropped queue drops)" \
+  || fail "rx-usecs 100: sent $sent, received $received, $A ipackets $ipackets, $dropped drops"
+start_testpmd idle2 client rxonly ",secret=s3cret"
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "idle peer did not connect"
+c0=$(cpu)
+sleep 2
+idle=$(($(cpu) - c0))
+((idle <= 5)) && ok "rx-usecs 100, idle: $idle ticks of epaird CPU in 2 s" || fail "idle with rx-usecs: $idle ticks"
+stop_testpmd idle2
 
 log "client: testpmd is the server"
 ctl "$B" attach memif socket "$SOCK" role client id 3 || fail "attach as client"

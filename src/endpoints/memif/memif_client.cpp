@@ -155,7 +155,7 @@ std::size_t Client::send(std::span<const std::span<const std::uint8_t>> frames, 
   }
   s.counters.ring_full += frames.size() - sent;
   s.counters.sent += sent;
-  if (slot != ring.cursor) publish(ring, false, slot);
+  if (slot != ring.cursor && publish(ring, false, slot)) ++s.counters.interrupts;
   return sent;
 }
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -130,9 +131,16 @@ void Endpoint::arm_handshake_timer(bool on) {
 
 void Endpoint::run() {
   epoll_event events[16];
+  const bool moderated = config_.rx_mode == RxMode::kInterrupt && config_.rx_usecs != 0;
+  // The default timer slack, 50 us, would stretch every moderated wait.
+  if (moderated) ::prctl(PR_SET_TIMERSLACK, 1000UL);
+  const timespec moderation{0, static_cast<long>(config_.rx_usecs) * 1000};
+  const timespec no_wait{0, 0};
+  Moderation moderation_state = Moderation::kIdle;
   while (!stopping_.load(std::memory_order_acquire)) {
     const bool spin = connected() && config_.rx_mode == RxMode::kPolling;
-    const int n = ::epoll_wait(epoll_.get(), events, 16, spin ? 0 : -1);
+    const bool timed = connected() && moderation_state != Moderation::kIdle;
+    const int n = ::epoll_pwait2(epoll_.get(), events, 16, spin ? &no_wait : timed ? &moderation : nullptr, nullptr);
     for (int i = 0; i < n; ++i) {
       switch (events[i].data.u64) {
         case kTagListener:
@@ -173,11 +181,32 @@ void Endpoint::run() {
           if (ring.interrupt) drain(ring.interrupt.get());
         }
       }
-      while (connected() && poll_rings()) {
-      }
+      bool any = false;
+      while (connected() && poll_rings()) any = true;
+      if (moderated && connected()) moderation_state = moderate(moderation_state, any);
     }
+    if (!connected()) moderation_state = Moderation::kIdle;
   }
   disconnect("interface detached", true);
+}
+
+// NAPI's turn, on a timer: frames found with interrupts on turn them off
+// and the rings are read every rx-usecs; a read that finds none turns them
+// on again, and one more read a period later catches a frame the program
+// put down while it still saw them off (it reads the flag without a fence
+// after publishing its head, so it may miss the change).
+Endpoint::Moderation Endpoint::moderate(Moderation state, bool found_frames) {
+  if (found_frames) {
+    if (state != Moderation::kMasked) {
+      for (Ring& ring : session_->rx) mask_interrupts(ring, true);
+    }
+    return Moderation::kMasked;
+  }
+  if (state == Moderation::kMasked) {
+    for (Ring& ring : session_->rx) mask_interrupts(ring, false);
+    return Moderation::kLastLook;
+  }
+  return Moderation::kIdle;
 }
 
 void Endpoint::accept_peer() {

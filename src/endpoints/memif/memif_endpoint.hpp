@@ -5,8 +5,9 @@
 //
 // One thread per end runs the control channel (listening as server, or
 // connecting and retrying every second as client) and reads the receive
-// rings: asleep in epoll on their interrupt eventfds in interrupt mode,
-// spinning over them in polling mode. Transmitting runs on the engine's
+// rings: asleep in epoll on their interrupt eventfds in interrupt mode
+// (with rx-usecs, on a timer while frames keep coming), spinning over them
+// in polling mode. Transmitting runs on the engine's
 // worker, under a mutex the control thread also takes to tear a connection
 // down, so no frame is written to memory that is being unmapped.
 //
@@ -89,9 +90,15 @@ class Endpoint final : public epair::Endpoint {
     std::vector<Ring> tx;
   };
 
+  // Interrupt moderation (rx-usecs): kIdle sleeps until an interrupt;
+  // kMasked reads the rings every rx-usecs with interrupts off; kLastLook
+  // has them on again and reads once more after rx-usecs.
+  enum class Moderation { kIdle, kMasked, kLastLook };
+
   Endpoint(std::shared_ptr<Interface> ifp, const Config& config, FramePool& pool,
            std::chrono::milliseconds handshake_timeout);
   void run();
+  Moderation moderate(Moderation state, bool found_frames);
   void accept_peer();
   void try_connect();
   void begin_session(os::UniqueFd control);

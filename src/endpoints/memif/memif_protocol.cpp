@@ -73,8 +73,8 @@ Result<Config> parse_config(std::string_view text) {
   std::vector<std::string_view> seen;
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string_view word = words[i];
-    static constexpr std::string_view kKnown[] = {"socket",    "role",        "id",     "secret",
-                                                  "ring-size", "buffer-size", "queues", "rx-mode"};
+    static constexpr std::string_view kKnown[] = {"socket",      "role",   "id",      "secret",  "ring-size",
+                                                  "buffer-size", "queues", "rx-mode", "rx-usecs"};
     if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
       return bad("unknown setting '" + std::string(word) + "'");
     }
@@ -115,6 +115,10 @@ Result<Config> parse_config(std::string_view text) {
       auto queues = number("queues", value, 1, kMaxQueues);
       if (!queues) return queues.status();
       config.queues = static_cast<std::uint16_t>(*queues);
+    } else if (word == "rx-usecs") {
+      auto usecs = number("rx-usecs", value, 0, kMaxRxUsecs);
+      if (!usecs) return usecs.status();
+      config.rx_usecs = static_cast<std::uint32_t>(*usecs);
     } else {
       if (value != "interrupt" && value != "polling") {
         return bad("rx-mode is 'interrupt' or 'polling', not '" + std::string(value) + "'");
@@ -123,6 +127,8 @@ Result<Config> parse_config(std::string_view text) {
     }
   }
   if (config.socket.empty()) return bad("needs 'socket PATH'");
+  // Polling never sleeps, so there is no interrupt to moderate.
+  if (config.rx_usecs != 0 && config.rx_mode == RxMode::kPolling) return bad("rx-usecs needs rx-mode interrupt");
   return config;
 }
 
@@ -132,6 +138,7 @@ std::string format_config(const Config& c, bool with_secret) {
   if (!c.secret.empty()) out += with_secret ? " secret " + c.secret : " secret (set)";
   out += " ring-size " + std::to_string(c.ring_size()) + " buffer-size " + std::to_string(c.buffer_size) + " queues " +
          std::to_string(c.queues) + " rx-mode " + (c.rx_mode == RxMode::kInterrupt ? "interrupt" : "polling");
+  if (c.rx_usecs != 0) out += " rx-usecs " + std::to_string(c.rx_usecs);
   return out;
 }
 

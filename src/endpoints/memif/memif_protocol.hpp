@@ -41,6 +41,7 @@ inline constexpr std::uint16_t kDescriptorNext = 1;         ///< the frame goes 
 inline constexpr std::uint8_t kMaxLog2RingSize = 14;
 inline constexpr std::uint16_t kMaxQueues = 255;
 inline constexpr std::uint16_t kMaxRegions = 255;
+inline constexpr std::uint32_t kMaxRxUsecs = 10000;
 
 enum class Role { kServer, kClient };
 enum class RxMode { kInterrupt, kPolling };
@@ -55,6 +56,10 @@ struct Config {
   std::uint16_t buffer_size = 2048;
   std::uint16_t queues = 1;  ///< queue pairs
   RxMode rx_mode = RxMode::kInterrupt;
+  /// Interrupt moderation, as ethtool's rx-usecs: 0 reads the rings at
+  /// every interrupt; N masks interrupts while frames keep coming and reads
+  /// the rings every N microseconds instead.
+  std::uint32_t rx_usecs = 0;
 
   bool operator==(const Config&) const = default;
   std::uint32_t ring_size() const { return 1u << log2_ring_size; }
@@ -67,7 +72,8 @@ inline bool is_memif_attach(std::string_view words) {
 
 /// Parses the words after `attach memif`: socket PATH [role server|client]
 /// [id N] [secret S] [ring-size N] [buffer-size N] [queues N]
-/// [rx-mode interrupt|polling]. EINVAL with one line naming the word.
+/// [rx-mode interrupt|polling] [rx-usecs N]. EINVAL with one line naming
+/// the word.
 Result<Config> parse_config(std::string_view text);
 /// The settings in parse_config()'s words; the secret is not shown.
 std::string format_config(const Config& config, bool with_secret = true);

@@ -75,20 +75,45 @@ std::uint32_t transmittable(Ring& ring, bool server) {
   return in_flight > ring.size ? ring.size + 1 : ring.size - in_flight;
 }
 
+namespace {
+
+// A line this side is about to write, asked for in exclusive state: the peer
+// read it last, and a read prefetch would bring it shared, to be taken over
+// once more at the store. PREFETCHW is a no-op on x86-64 processors that
+// predate it; __builtin_prefetch(p, 1) emits it only under -mprfchw.
+inline void prefetch_exclusive(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
+}  // namespace
+
 void prefetch_buffers(Ring& ring, bool server, bool for_write, const Regions& regions, const Layout& layout,
                       std::uint16_t at, std::uint32_t count) {
   const std::uint32_t mask = ring.size - 1;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t slot = (at + i) & mask;
-    // A client filling its own C2S ring knows where its buffers are.
-    if (for_write && !server) {
-      __builtin_prefetch(regions.maps[0].base() + layout.buffer_offset(true, ring.index, slot), 1);
-      continue;
+  // A client filling its own C2S ring knows where its buffers are.
+  if (for_write && !server) {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      prefetch_exclusive(regions.maps[0].base() + layout.buffer_offset(true, ring.index, (at + i) & mask));
     }
-    const Descriptor d = read_descriptor(descriptor_at(ring.base, slot));
+    return;
+  }
+  // A server rewrites each descriptor it fills: all their lines are asked
+  // for first, so that reading the buffer addresses out of them waits for
+  // one line instead of each in turn.
+  if (for_write) {
+    constexpr std::uint32_t kPerLine = 64 / kDescriptorSize;
+    for (std::uint32_t i = 0; i < count; i += kPerLine) prefetch_exclusive(descriptor_at(ring.base, (at + i) & mask));
+    if (count != 0) prefetch_exclusive(descriptor_at(ring.base, (at + count - 1) & mask));
+  }
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const Descriptor d = read_descriptor(descriptor_at(ring.base, (at + i) & mask));
     if (!descriptor_fits(d, regions.sizes)) continue;
     if (for_write) {
-      __builtin_prefetch(regions.buffer(d), 1);
+      prefetch_exclusive(regions.buffer(d));
     } else {
       __builtin_prefetch(regions.buffer(d), 0);
     }
@@ -147,14 +172,25 @@ std::optional<std::uint32_t> place_frame(Ring& ring, bool server, const Regions&
   return left == 0 ? used : 0;
 }
 
-void publish(Ring& ring, bool server, std::uint16_t slot) {
+void mask_interrupts(Ring& ring, bool masked) {
+  // relaxed: the peer reads the flag after publishing, with no order to
+  // keep but the fence in publish().
+  ring_index(ring.base, kRingFlagsOffset).store(masked ? kRingFlagMaskInterrupt : 0, std::memory_order_relaxed);
+}
+
+bool publish(Ring& ring, bool server, std::uint16_t slot) {
   ring.cursor = slot;
   // release: the descriptors and buffers written before are the peer's
   // once it acquires the index.
   ring_index(ring.base, server ? kRingTailOffset : kRingHeadOffset).store(slot, std::memory_order_release);
-  std::uint16_t flags;
-  std::memcpy(&flags, ring.base + kRingFlagsOffset, sizeof flags);
-  if ((flags & kRingFlagMaskInterrupt) == 0 && ring.interrupt) signal(ring.interrupt.get());
+  // seq_cst: the index store must be visible before the flag is read. A
+  // receiver that unmasks and then reads the index sees our frames, or we
+  // see the flag cleared and signal; without the fence both could miss.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint16_t flags = ring_index(ring.base, kRingFlagsOffset).load(std::memory_order_relaxed);
+  if ((flags & kRingFlagMaskInterrupt) != 0 || !ring.interrupt) return false;
+  signal(ring.interrupt.get());
+  return true;
 }
 
 Result<ClientMemory> make_client_memory(const Layout& layout, std::uint8_t log2_ring_size, Regions& regions) {
@@ -214,8 +250,7 @@ Result<RingSet> map_rings(const RingAnnouncements& announced, RingInterrupts& in
         ring_index(ring.base, kRingTailOffset).store(0, std::memory_order_relaxed);
       }
       if (server == c2s) {
-        const std::uint16_t flags = polling ? kRingFlagMaskInterrupt : 0;
-        std::memcpy(ring.base + kRingFlagsOffset, &flags, sizeof flags);
+        mask_interrupts(ring, polling);
         set.rx.push_back(std::move(ring));
       } else {
         set.tx.push_back(std::move(ring));

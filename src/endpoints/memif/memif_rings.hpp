@@ -155,9 +155,14 @@ std::optional<std::uint32_t> place_frame(Ring& ring, bool server, const Regions&
                                          std::uint16_t slot, std::uint32_t free_slots,
                                          std::span<const std::uint8_t> bytes);
 
+/// Asks the peer to signal the eventfd of a ring this side receives on
+/// after it puts frames there (masked: not to, this side polls).
+void mask_interrupts(Ring& ring, bool masked);
+
 /// Hands the peer every descriptor before `slot` (a server's tail, a
-/// client's head) and signals its interrupt unless it polls.
-void publish(Ring& ring, bool server, std::uint16_t slot);
+/// client's head) and signals its interrupt unless it masked it; true when
+/// it signalled.
+bool publish(Ring& ring, bool server, std::uint16_t slot);
 
 /// Rings as a client announced them, [0] S2C and [1] C2S, and their
 /// interrupt eventfds.
