@@ -503,8 +503,13 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
     return false;
   }
   std::uint16_t slot = ring.cursor;
-  prefetch_buffers(ring, server, true, s.regions, s.layout, slot,
-                   std::min<std::uint32_t>(free_slots, static_cast<std::uint32_t>(frames.size())));
+  // What the last burst asked for ahead is here already, or on its way.
+  const std::uint32_t wanted = std::min<std::uint32_t>(free_slots, static_cast<std::uint32_t>(frames.size()));
+  std::uint32_t ahead = static_cast<std::uint16_t>(ring.prefetched - slot);
+  if (ahead > ring.size) ahead = 0;
+  if (ahead < wanted) {
+    prefetch_buffers(ring, server, true, s.regions, s.layout, static_cast<std::uint16_t>(slot + ahead), wanted - ahead);
+  }
   for (Frame* frame : frames) {
     frame->complete_checksum();
     const auto used = place_frame(ring, server, s.regions, s.layout, slot, free_slots, frame->bytes());
@@ -521,6 +526,12 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
     ++sent;
   }
   if (slot != ring.cursor) publish(ring, server, slot);
+  // The lines the next burst fills belong to the peer's CPU, which read
+  // them last: asked for now, they arrive while that burst crosses the
+  // engine, instead of stalling its stores.
+  const std::uint32_t next = std::min(free_slots, kBurst);
+  prefetch_buffers(ring, server, true, s.regions, s.layout, slot, next);
+  ring.prefetched = static_cast<std::uint16_t>(slot + next);
   return true;
 }
 

@@ -67,7 +67,8 @@ struct Regions {
 struct Ring {
   std::uint8_t* base = nullptr;
   std::uint32_t size = 0;
-  std::uint16_t cursor = 0;  ///< the next descriptor this side reads or fills
+  std::uint16_t cursor = 0;      ///< the next descriptor this side reads or fills
+  std::uint16_t prefetched = 0;  ///< transmit: slots before it, from cursor on, were prefetched
   std::uint16_t index = 0;
   bool c2s = true;
   os::UniqueFd interrupt;  ///< the peer's wakeup, shared with it
