@@ -148,8 +148,8 @@ log "testpmd sends chained jumbo frames into $B: 6000 bytes in three 2000-byte s
 # rate the namespace's own backlog may drop some, which is Linux's count),
 # and the sizes are read from a capture in the namespace. testpmd's
 # memif sender itself sometimes breaks a chain of this kind in two, to
-# another testpmd too (24,000 bytes short in 8.9 M frames, measured): a
-# few frames in a thousand may be parts of a 6000-byte one.
+# another testpmd too (24,000 bytes short in 8.9 M frames, measured), and
+# more often when the ring is fuller (39 of 4961 under ThreadSanitizer).
 received0=$(mf counters.received)
 ipackets0=$(counter "$A" ipackets)
 oqdrops0=$(counter "$B" oqdrops)
@@ -171,24 +171,34 @@ grep -q "packet len=6000 - nb packet segments=3" "$WORK/jumbo.log" || fail "test
   && ok "$received chained frames received, $ipackets reached $A (+ $dropped queue drops)" \
   || fail "received $received; $A: $ipackets frames; $dropped drops"
 # Each frame's length on the wire from its pcap record (orig_len), not
-# from tcpdump's text, whose "length" differs by protocol.
-sizes=$(python3 - "$WORK/jumbo.pcap" <<'PY'
-import collections, struct, sys
+# from tcpdump's text, whose "length" differs by protocol. A frame
+# testpmd broke in two shows as records one after the other that add up
+# to 6000 (2048 + 3952): counted apart. Anything else (a record longer
+# than 6000, or shorter ones that do not add up) is epair's and fails;
+# only the last record may be a part, where tcpdump stopped.
+read -r whole split bad < <(python3 - "$WORK/jumbo.pcap" <<'PY'
+import struct, sys
 data = open(sys.argv[1], "rb").read()
 order = "<" if data[:4] == bytes.fromhex("d4c3b2a1") else ">"
-count, at = collections.Counter(), 24
+whole = split = bad = part = 0
+at = 24
 while at + 16 <= len(data):
     _, _, incl, orig = struct.unpack(order + "IIII", data[at:at + 16])
-    count[orig] += 1
     at += 16 + incl
-for size, n in count.most_common():
-    print(n, size)
+    if orig == 6000 and part == 0:
+        whole += 1
+        continue
+    part += orig
+    if part == 6000:
+        split, part = split + 1, 0
+    elif part > 6000:
+        bad, part = bad + 1, 0
+print(whole, split, bad)
 PY
 )
-whole=$(awk '$2 == 6000 {print $1}' <<<"$sizes")
-longer=$(awk '$2 > 6000 {n += $1} END {print n + 0}' <<<"$sizes")
-((${whole:-0} >= 4950 && longer == 0)) && ok "captured: ${whole} of 5000 frames 6000 bytes long, none longer" \
-  || fail "captured sizes: $(tr '\n' ' ' <<<"$sizes")"
+((whole + split >= 4900 && bad == 0 && whole * 100 >= (whole + split) * 95)) \
+  && ok "captured: $whole frames 6000 bytes long, $split broken in two by testpmd, none longer or cut" \
+  || fail "captured: $whole whole, $split in two parts, $bad not adding up to 6000"
 
 log "two queue pairs: testpmd --rxq=2 --txq=2 sends on both rings into $B"
 ctl "$B" attach memif socket "$SOCK" secret s3cret queues 2 || fail "attach with queues 2"
