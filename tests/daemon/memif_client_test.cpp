@@ -343,6 +343,26 @@ TEST_F(MemifClientTest, ModerationMasksInterruptsWhileFramesFlowAndStrandsNone) 
   for (std::size_t i = 0; i < at_a.size(); ++i) EXPECT_EQ(at_a[i].seq, i);
 }
 
+// Frames a client put down just before it left are delivered, though the
+// server would not have read them for another 2 ms.
+TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
+  Config settings;
+  settings.rx_usecs = 2000;
+  serve(settings);
+  auto client = connect(options());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
+  send_spaced(*client, fixture_, 1, 1, 0us);
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (std::uint64_t seq = 1; seq <= 100; ++seq) frames.push_back(frame_bytes(60, seq));
+  std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
+  ASSERT_EQ(client->send(spans), spans.size());
+  client.reset();
+  ASSERT_TRUE(fixture_.at_a->wait_for(101));
+  EXPECT_EQ(server_->counters().received, 101u);
+  EXPECT_EQ(server_->last_disconnect(), "peer disconnected: client closed");
+}
+
 TEST_F(MemifClientTest, TheServerLeavingEndsTheConnection) {
   serve();
   auto client = connect(options());

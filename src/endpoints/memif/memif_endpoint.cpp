@@ -255,17 +255,28 @@ void Endpoint::on_control() {
   while (session_) {
     auto incoming = receive_message(session_->control.get());
     if (!incoming) {
+      if (incoming.status().value() == ECONNRESET) read_before_leaving();
       // Only a peer that spoke out of turn is told why.
       disconnect(incoming.status().message(), incoming.status().value() == EPROTO);
       return;
     }
     if (!*incoming) return;
     Message& message = (*incoming)->message;
+    if (std::holds_alternative<Disconnect>(message)) read_before_leaving();
     if (Status s = handle(message, std::move((*incoming)->fd)); !s) {
       disconnect(s.message(), !std::holds_alternative<Disconnect>(message));
       return;
     }
   }
+}
+
+// A peer that leaves may have put frames down just before, which a read
+// every rx-usecs, or a wakeup that came late, has not reached yet: they are
+// delivered, as a NIC delivers what arrived before its link went down. Its
+// memory stays mapped until the session goes, so reading it is safe; one
+// pass, so that a peer writing on after it left cannot hold us here.
+void Endpoint::read_before_leaving() {
+  if (connected()) (void)poll_rings();
 }
 
 Status Endpoint::handle(const Message& message, os::UniqueFd fd) {

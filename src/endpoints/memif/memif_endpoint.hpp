@@ -103,6 +103,7 @@ class Endpoint final : public epair::Endpoint {
   void try_connect();
   void begin_session(os::UniqueFd control);
   void on_control();
+  void read_before_leaving();
   Status handle(const Message& message, os::UniqueFd fd);
   Status server_step(const Message& message, os::UniqueFd fd);
   Status client_step(const Message& message);
