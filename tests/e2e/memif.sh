@@ -50,6 +50,24 @@ stop_testpmd() {
 # testpmd_stat NAME FIELD: the last figure testpmd printed for RX-packets,
 # RX-bytes, TX-packets... in its port statistics.
 testpmd_stat() { grep -o "$2: *[0-9]*" "$WORK/$1.log" | tail -1 | grep -o '[0-9]*$'; }
+# send_from_testpmd NAME [OPTIONS]: testpmd NAME (client, txonly) sends
+# into $B for 2 s and leaves; SENT (testpmd's count), RECEIVED (the memif
+# end's), IPACKETS ($A's) and DROPPED ($B's oqdrops) over that time.
+send_from_testpmd() {
+  local received0 ipackets0 oqdrops0
+  received0=$(mf counters.received)
+  ipackets0=$(counter "$A" ipackets)
+  oqdrops0=$(counter "$B" oqdrops)
+  start_testpmd "$1" client txonly ",secret=s3cret" "${2:-}"
+  wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "$1: sender did not connect"
+  sleep 2
+  stop_testpmd "$1"
+  wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]"
+  SENT=$(testpmd_sent "$1")
+  RECEIVED=$(($(mf counters.received) - received0))
+  IPACKETS=$(($(counter "$A" ipackets) - ipackets0))
+  DROPPED=$(($(counter "$B" oqdrops) - oqdrops0))
+}
 # send_frames COUNT SIZE: COUNT frames of SIZE bytes from the namespace
 # through end a, on a packet socket, 32 at a time: like a NIC's, a memif
 # ring that is full drops, and testpmd shares two CPUs with this sender.
@@ -150,26 +168,16 @@ log "testpmd sends chained jumbo frames into $B: 6000 bytes in three 2000-byte s
 # memif sender itself sometimes breaks a chain of this kind in two, to
 # another testpmd too (24,000 bytes short in 8.9 M frames, measured), and
 # more often when the ring is fuller (39 of 4961 under ThreadSanitizer).
-received0=$(mf counters.received)
-ipackets0=$(counter "$A" ipackets)
-oqdrops0=$(counter "$B" oqdrops)
 ip netns exec "$NS_A" timeout 20 tcpdump -i "$A" -c 5000 -s 64 -w "$WORK/jumbo.pcap" 2>/dev/null &
 TCPDUMP=$!
 HELPER_PIDS+=($TCPDUMP)
 sleep 1
-start_testpmd jumbo client txonly ",secret=s3cret" "--txpkts=2000,2000,2000"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "jumbo sender did not connect"
-sleep 2
-stop_testpmd jumbo
+send_from_testpmd jumbo "--txpkts=2000,2000,2000"
 wait "$TCPDUMP"
-wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]"
-received=$(($(mf counters.received) - received0))
-ipackets=$(($(counter "$A" ipackets) - ipackets0))
-dropped=$(($(counter "$B" oqdrops) - oqdrops0))
 grep -q "packet len=6000 - nb packet segments=3" "$WORK/jumbo.log" || fail "testpmd did not send 3-segment frames"
-((ipackets > 1000 && received == ipackets + dropped)) \
-  && ok "$received chained frames received, $ipackets reached $A (+ $dropped queue drops)" \
-  || fail "received $received; $A: $ipackets frames; $dropped drops"
+((IPACKETS > 1000 && RECEIVED == IPACKETS + DROPPED)) \
+  && ok "$RECEIVED chained frames received, $IPACKETS reached $A (+ $DROPPED queue drops)" \
+  || fail "received $RECEIVED; $A: $IPACKETS frames; $DROPPED drops"
 # Each frame's length on the wire from its pcap record (orig_len), not
 # from tcpdump's text, whose "length" differs by protocol. A frame
 # testpmd broke in two shows as records one after the other that add up
@@ -202,23 +210,12 @@ PY
 
 log "two queue pairs: testpmd --rxq=2 --txq=2 sends on both rings into $B"
 ctl "$B" attach memif socket "$SOCK" secret s3cret queues 2 || fail "attach with queues 2"
-received0=$(mf counters.received)
-ipackets0=$(counter "$A" ipackets)
-oqdrops0=$(counter "$B" oqdrops)
-start_testpmd q2 client txonly ",secret=s3cret" "--rxq=2 --txq=2"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "two-queue sender did not connect"
-sleep 2
-stop_testpmd q2
-wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]"
+send_from_testpmd q2 "--rxq=2 --txq=2"
 grep -q "port 0: RX queue number: 2 Tx queue number: 2" "$WORK/q2.log" && ok "testpmd ran two queue pairs" \
   || fail "testpmd queues: $(grep 'queue number' "$WORK/q2.log")"
-sent=$(testpmd_sent q2)
-received=$(($(mf counters.received) - received0))
-ipackets=$(($(counter "$A" ipackets) - ipackets0))
-dropped=$(($(counter "$B" oqdrops) - oqdrops0))
-((sent > 10000 && received == sent && ipackets + dropped == sent)) \
-  && ok "testpmd sent $sent on two rings = memif received = $A ipackets $ipackets (+ $dropped queue drops)" \
-  || fail "sent $sent, received $received, $A ipackets $ipackets, $dropped drops"
+((SENT > 10000 && RECEIVED == SENT && IPACKETS + DROPPED == SENT)) \
+  && ok "testpmd sent $SENT on two rings = memif received = $A ipackets $IPACKETS (+ $DROPPED queue drops)" \
+  || fail "sent $SENT, received $RECEIVED, $A ipackets $IPACKETS, $DROPPED drops"
 ctl "$B" attach memif socket "$SOCK" secret s3cret || fail "back to one queue"
 
 log "a hostile client: every malformed message, region, ring and descriptor refused with its reason"
@@ -228,22 +225,22 @@ cat "$WORK/hostile.log"
 ((hostile == 0)) && ok "hostile client: all refused, epaird serving on" || fail "hostile client"
 
 log "interrupt mode: an idle connected end costs no CPU; polling spins"
-cpu() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
-start_testpmd idle client rxonly ",secret=s3cret"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "idle peer did not connect"
-c0=$(cpu)
-sleep 2
-idle=$(($(cpu) - c0))
-((idle <= 5)) && ok "interrupt mode, idle: $idle ticks of epaird CPU in 2 s" || fail "idle interrupt mode: $idle ticks"
-stop_testpmd idle
+# cpu_beside_idle_peer NAME: epaird's CPU ticks over 2 s while testpmd NAME
+# (rxonly) is connected to $B and nothing is sent; in TICKS.
+cpu_beside_idle_peer() {
+  start_testpmd "$1" client rxonly ",secret=s3cret"
+  wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "$1: peer did not connect"
+  local c0
+  c0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+  sleep 2
+  TICKS=$(($(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat") - c0))
+  stop_testpmd "$1"
+}
+cpu_beside_idle_peer idle
+((TICKS <= 5)) && ok "interrupt mode, idle: $TICKS ticks of epaird CPU in 2 s" || fail "idle interrupt mode: $TICKS ticks"
 ctl "$B" attach memif socket "$SOCK" secret s3cret rx-mode polling || fail "rx-mode polling"
-start_testpmd poll client rxonly ",secret=s3cret"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "polling peer did not connect"
-c0=$(cpu)
-sleep 2
-busy=$(($(cpu) - c0))
-((busy >= 50)) && ok "polling mode: $busy ticks of epaird CPU in 2 s" || fail "polling mode: only $busy ticks"
-stop_testpmd poll
+cpu_beside_idle_peer poll
+((TICKS >= 50)) && ok "polling mode: $TICKS ticks of epaird CPU in 2 s" || fail "polling mode: only $TICKS ticks"
 
 log "interrupt moderation: rx-usecs counts every frame testpmd sends, and idle costs no CPU"
 expect_error "memif: rx-usecs needs rx-mode interrupt" ctl "$B" attach memif socket "$SOCK" rx-mode polling rx-usecs 50
@@ -253,28 +250,12 @@ expect_error "memif: rx-usecs must be a whole number from 0 to 10000: '20000'" \
 ctl "$B" attach memif socket "$SOCK" secret s3cret rx-usecs 100 || fail "rx-usecs 100"
 [[ $(mf rx_usecs) == 100 && $(mf text) == *" rx-mode interrupt rx-usecs 100" ]] && ok "shown: $(mf text)" \
   || fail "rx-usecs shown: $(mf text)"
-received0=$(mf counters.received)
-ipackets0=$(counter "$A" ipackets)
-oqdrops0=$(counter "$B" oqdrops)
-start_testpmd mod client txonly ",secret=s3cret"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "moderated peer did not connect"
-sleep 2
-stop_testpmd mod
-wait_for 5 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: not connected'* ]]"
-sent=$(testpmd_sent mod)
-received=$(($(mf counters.received) - received0))
-ipackets=$(($(counter "$A" ipackets) - ipackets0))
-dropped=$(($(counter "$B" oqdrops) - oqdrops0))
-((sent > 10000 && received == sent && ipackets + dropped == sent)) \
-  && ok "rx-usecs 100: testpmd sent $sent = memif received = $A ipackets $ipackets (+ $dropped queue drops)" \
-  || fail "rx-usecs 100: sent $sent, received $received, $A ipackets $ipackets, $dropped drops"
-start_testpmd idle2 client rxonly ",secret=s3cret"
-wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "idle peer did not connect"
-c0=$(cpu)
-sleep 2
-idle=$(($(cpu) - c0))
-((idle <= 5)) && ok "rx-usecs 100, idle: $idle ticks of epaird CPU in 2 s" || fail "idle with rx-usecs: $idle ticks"
-stop_testpmd idle2
+send_from_testpmd mod
+((SENT > 10000 && RECEIVED == SENT && IPACKETS + DROPPED == SENT)) \
+  && ok "rx-usecs 100: testpmd sent $SENT = memif received = $A ipackets $IPACKETS (+ $DROPPED queue drops)" \
+  || fail "rx-usecs 100: sent $SENT, received $RECEIVED, $A ipackets $IPACKETS, $DROPPED drops"
+cpu_beside_idle_peer idle2
+((TICKS <= 5)) && ok "rx-usecs 100, idle: $TICKS ticks of epaird CPU in 2 s" || fail "idle with rx-usecs: $TICKS ticks"
 
 log "client: testpmd is the server"
 ctl "$B" attach memif socket "$SOCK" role client id 3 || fail "attach as client"
