@@ -2,6 +2,7 @@
 benchmarks that compare them: a private epaird, iperf3 and ping helpers,
 and a teardown that removes everything."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -10,6 +11,17 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (exit 2) instead
+    of the usage block and the message."""
+
+    def __init__(self, description):
+        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
 def progress(tool, message):
