@@ -200,6 +200,7 @@ class FramePool {
   void reset(Frame* frame) const;
   std::uint32_t take(Frame** out, std::uint32_t n);
   std::uint32_t steal(Frame** out, std::uint32_t n, std::uint32_t own);
+  static std::uint32_t pop(Cache& cache, Frame** out, std::uint32_t n);
   void put(Frame* const* frames, std::uint32_t n);
   void give_back(Frame* const* frames, std::uint32_t n);
 

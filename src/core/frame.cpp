@@ -201,16 +201,14 @@ std::uint32_t FramePool::take(Frame** out, std::uint32_t n) {
   std::uint32_t got;
   {
     SlotLock lock(cache);
-    std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+    const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
     // Half a cache beyond the burst, so that the next bursts find frames
     // without going to the ring.
     if (count < n && n <= kCacheSize / 2) {
-      count += free_.dequeue_burst(cache.frames + count, kCacheSize / 2 + n - count);
+      const std::uint32_t refilled = free_.dequeue_burst(cache.frames + count, kCacheSize / 2 + n - count);
+      cache.count.store(count + refilled, std::memory_order_relaxed);
     }
-    got = std::min(n, count);
-    count -= got;
-    std::copy_n(cache.frames + count, got, out);
-    cache.count.store(count, std::memory_order_relaxed);
+    got = pop(cache, out, n);
   }
   if (got < n) got += free_.dequeue_burst(out + got, n - got);
   if (got < n) got += steal(out + got, n - got, own);
@@ -223,13 +221,18 @@ std::uint32_t FramePool::steal(Frame** out, std::uint32_t n, std::uint32_t own) 
     Cache& cache = caches_[(own + i) % kCacheSlots];
     if (cache.count.load(std::memory_order_relaxed) == 0) continue;
     SlotLock lock(cache);
-    const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
-    const std::uint32_t taken = std::min(n - got, count);
-    std::copy_n(cache.frames + count - taken, taken, out + got);
-    cache.count.store(count - taken, std::memory_order_relaxed);
-    got += taken;
+    got += pop(cache, out + got, n - got);
   }
   return got;
+}
+
+// The caller holds the cache's slot.
+std::uint32_t FramePool::pop(Cache& cache, Frame** out, std::uint32_t n) {
+  const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+  const std::uint32_t taken = std::min(n, count);
+  std::copy_n(cache.frames + count - taken, taken, out);
+  cache.count.store(count - taken, std::memory_order_relaxed);
+  return taken;
 }
 
 void FramePool::put(Frame* const* frames, std::uint32_t n) {
