@@ -67,6 +67,18 @@ class MemifClientTest : public ::testing::Test {
     fixture_.b->attach(server_);
   }
 
+  // serve(settings), then a client connected to it with options(), once
+  // the server counts it connected; null (and a failure) otherwise.
+  std::unique_ptr<Client> serve_and_connect(Config settings = {}) {
+    serve(settings);
+    auto client = connect(options());
+    if (client && !test::wait_until([&] { return server_->connected(); })) {
+      ADD_FAILURE() << "the server never counted the client connected";
+      return nullptr;
+    }
+    return client;
+  }
+
   ClientOptions options() const {
     ClientOptions o;
     o.socket = socket_;
@@ -300,10 +312,8 @@ void send_spaced(Client& client, test::PairFixture& fixture, int sends, int per_
 }
 
 TEST_F(MemifClientTest, WithoutModerationEverySendIsSignalled) {
-  serve();
-  auto client = connect(options());
+  auto client = serve_and_connect();
   ASSERT_TRUE(client);
-  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
   send_spaced(*client, fixture_, 20, 4, 500us);
   EXPECT_EQ(client->counters().interrupts, 20u);
 }
@@ -311,10 +321,8 @@ TEST_F(MemifClientTest, WithoutModerationEverySendIsSignalled) {
 TEST_F(MemifClientTest, PollingMasksEveryInterrupt) {
   Config settings;
   settings.rx_mode = RxMode::kPolling;
-  serve(settings);
-  auto client = connect(options());
+  auto client = serve_and_connect(settings);
   ASSERT_TRUE(client);
-  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
   send_spaced(*client, fixture_, 20, 4, 500us);
   EXPECT_EQ(client->counters().interrupts, 0u);
 }
@@ -325,10 +333,8 @@ TEST_F(MemifClientTest, PollingMasksEveryInterrupt) {
 TEST_F(MemifClientTest, ModerationMasksInterruptsWhileFramesFlowAndStrandsNone) {
   Config settings;
   settings.rx_usecs = 2000;
-  serve(settings);
-  auto client = connect(options());
+  auto client = serve_and_connect(settings);
   ASSERT_TRUE(client);
-  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
   send_spaced(*client, fixture_, 60, 4, 100us);
   const std::uint64_t during = client->counters().interrupts;
   EXPECT_GE(during, 1u) << "the first send finds interrupts on";
@@ -348,10 +354,8 @@ TEST_F(MemifClientTest, ModerationMasksInterruptsWhileFramesFlowAndStrandsNone) 
 TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
   Config settings;
   settings.rx_usecs = 2000;
-  serve(settings);
-  auto client = connect(options());
+  auto client = serve_and_connect(settings);
   ASSERT_TRUE(client);
-  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
   send_spaced(*client, fixture_, 1, 1, 0us);
   std::vector<std::vector<std::uint8_t>> frames;
   for (std::uint64_t seq = 1; seq <= 100; ++seq) frames.push_back(frame_bytes(60, seq));
@@ -364,10 +368,8 @@ TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
 }
 
 TEST_F(MemifClientTest, TheServerLeavingEndsTheConnection) {
-  serve();
-  auto client = connect(options());
+  auto client = serve_and_connect();
   ASSERT_TRUE(client);
-  ASSERT_TRUE(test::wait_until([&] { return server_->connected(); }));
   server_->stop();
   ASSERT_TRUE(test::wait_until([&] {
     client->wait(10ms);
