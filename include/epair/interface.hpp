@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -97,6 +98,15 @@ class Endpoint {
   /// wait meanwhile. May call any Interface or Engine function, including
   /// destroying ifp.
   virtual void input(Interface& ifp, std::span<Frame* const> burst) noexcept = 0;
+
+  static constexpr std::size_t kNoLimit = SIZE_MAX;
+  /// How many frames input() could pass on now without dropping one for
+  /// want of room, for a reader on the other end that holds frames back
+  /// rather than have them dropped here (Interface::peer_room()). Called on
+  /// that reader's thread, concurrently with input(): a snapshot, which may
+  /// only grow until input() runs. kNoLimit when the endpoint never drops
+  /// for want of room, or when holding frames back would gain nothing.
+  virtual std::size_t room() noexcept { return kNoLimit; }
 };
 
 /// Keeps a subscription alive; unsubscribes when destroyed.
@@ -249,6 +259,13 @@ class Interface {
   /// neither does its peer when the pair's carrier follows the peer.
   /// Notifies kLinkState on each end whose carrier changed.
   void set_endpoint_link(bool up);
+  /// What the other end's endpoint can take now (Endpoint::room()) less
+  /// the frames waiting in that end's receive queues: how many frames this
+  /// end may transmit without any being dropped for want of room beyond
+  /// the cable, as a reader of a ring the sender fills can use to hold the
+  /// rest back (802.3x PAUSE, in effect). Endpoint::kNoLimit when that end
+  /// has no endpoint, an endpoint without a limit, or the pair is gone.
+  std::size_t peer_room() const;
 
   using Observer = std::function<void(Interface&, InterfaceEvent)>;
   /// Calls observer after each change, on the thread that made the change,

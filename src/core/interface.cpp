@@ -510,6 +510,17 @@ void Interface::attach(std::shared_ptr<Endpoint> endpoint) {
 
 void Interface::detach() { attach(nullptr); }
 
+std::size_t Interface::peer_room() const {
+  const std::shared_ptr<Interface> peer = this->peer();
+  if (!peer) return Endpoint::kNoLimit;
+  const std::shared_ptr<Endpoint> endpoint = peer->endpoint();
+  if (!endpoint) return Endpoint::kNoLimit;
+  std::size_t room = endpoint->room();
+  if (room == Endpoint::kNoLimit) return room;
+  for (const auto& q : peer->queues_) room -= std::min<std::size_t>(room, q->ring_.size());
+  return room;
+}
+
 void Interface::set_endpoint_link(bool up) {
   if (endpoint_link_.exchange(up, std::memory_order_acq_rel) == up) return;
   if (update_carrier()) notify(InterfaceEvent::kLinkState);

@@ -317,6 +317,12 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
     }
   }
   {
+    Family family(out, "epair_memif_held_back_total", "counter",
+                  "Reads of a memif end with flow-control on that left frames on the peer's ring because the "
+                  "other end had no room.");
+    for (const auto& [row, m] : programs) family.sample(m->counters().held_back, row->labels);
+  }
+  {
     Family family(out, "epair_memif_connected", "gauge", "1 while a memif end's peer is connected.");
     for (const auto& [row, m] : programs) family.sample(m->connected() ? 1 : 0, row->labels);
   }
@@ -892,6 +898,7 @@ Result<json> Controller::show(std::string_view name) {
                   {"queues", c.queues},
                   {"rx_mode", c.rx_mode == memif::RxMode::kInterrupt ? "interrupt" : "polling"},
                   {"rx_usecs", c.rx_usecs},
+                  {"flow_control", c.flow_control},
                   {"connected", connected},
                   {"peer", connected ? json(peer) : json()},
                   {"last_disconnect", last.empty() ? json() : json(last)},
@@ -903,7 +910,8 @@ Result<json> Controller::show(std::string_view name) {
                     {"bad_descriptor", n.bad_descriptor},
                     {"no_buffer", n.no_buffer},
                     {"connects", n.connects},
-                    {"disconnects", n.disconnects}}}};
+                    {"disconnects", n.disconnects},
+                    {"held_back", n.held_back}}}};
     lines.push_back("\tmemif: " + memif::format_config(c, false));
     lines.push_back(std::string("\tmemif link: ") +
                     (connected ? "connected to " + peer
@@ -912,7 +920,8 @@ Result<json> Controller::show(std::string_view name) {
                     " received; dropped: " + std::to_string(n.ring_full) + " ring full, " +
                     std::to_string(n.not_connected) + " not connected, " + std::to_string(n.bad_descriptor) +
                     " bad descriptors, " + std::to_string(n.no_buffer) + " no buffer; " + std::to_string(n.connects) +
-                    " connects, " + std::to_string(n.disconnects) + " disconnects");
+                    " connects, " + std::to_string(n.disconnects) + " disconnects" +
+                    (c.flow_control ? "; " + std::to_string(n.held_back) + " reads held back" : std::string()));
   } else {
     j["memif"] = nullptr;
   }

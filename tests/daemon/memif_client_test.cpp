@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,56 @@ std::vector<std::uint8_t> frame_bytes(std::uint32_t size, std::uint64_t seq) {
   std::memcpy(bytes.data() + 14, &seq, sizeof seq);
   return bytes;
 }
+
+// An end with room for `capacity` frames until opened, as a receiver that
+// stopped reading its ring: frames beyond that are dropped and counted.
+class Gate final : public epair::Endpoint {
+ public:
+  explicit Gate(std::size_t capacity) : capacity_(capacity) {}
+  void input(Interface&, std::span<Frame* const> burst) noexcept override {
+    std::lock_guard lock(mutex_);
+    for (Frame* frame : burst) {
+      if (open_ || seqs_.size() < capacity_) {
+        seqs_.push_back(test::frame_seq(*frame));
+        sizes_.push_back(frame->size());
+      } else {
+        ++dropped_;
+      }
+      frame->release();
+    }
+  }
+  std::size_t room() noexcept override {
+    std::lock_guard lock(mutex_);
+    return open_ ? kNoLimit : capacity_ - std::min(capacity_, seqs_.size());
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+  }
+  std::vector<std::uint64_t> seqs() const {
+    std::lock_guard lock(mutex_);
+    return seqs_;
+  }
+  std::vector<std::uint32_t> sizes() const {
+    std::lock_guard lock(mutex_);
+    return sizes_;
+  }
+  std::size_t dropped() const {
+    std::lock_guard lock(mutex_);
+    return dropped_;
+  }
+  bool wait_for(std::size_t n) const {
+    return test::wait_until([&] { return seqs().size() >= n; });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  const std::size_t capacity_;
+  bool open_ = false;
+  std::vector<std::uint64_t> seqs_;
+  std::vector<std::uint32_t> sizes_;
+  std::size_t dropped_ = 0;
+};
 
 class MemifClientTest : public ::testing::Test {
  protected:
@@ -382,6 +433,84 @@ TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
   ASSERT_TRUE(fixture_.at_a->wait_for(101));
   EXPECT_EQ(server_->counters().received, 101u);
   EXPECT_EQ(server_->last_disconnect(), "peer disconnected: client closed");
+}
+
+// Sends frames of `size` bytes numbered [first, first + n) in one call.
+void send_numbered(Client& client, std::uint64_t first, std::uint64_t n, std::uint32_t size = 60) {
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (std::uint64_t seq = first; seq < first + n; ++seq) frames.push_back(frame_bytes(size, seq));
+  std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
+  ASSERT_EQ(client.send(spans), spans.size());
+}
+
+std::vector<std::uint64_t> numbers(std::uint64_t n) {
+  std::vector<std::uint64_t> all(n);
+  for (std::uint64_t i = 0; i < n; ++i) all[i] = i;
+  return all;
+}
+
+// flow-control on: the end takes no more than the other end has room for;
+// the rest wait on the client's ring, none dropped, and cross in order once
+// there is room. Tried on the retry timer (no rx-usecs) and with rx-usecs.
+TEST_F(MemifClientTest, FlowControlLeavesFramesOnTheRingUntilTheOtherEndHasRoom) {
+  for (const std::uint32_t usecs : {0u, 2000u}) {
+    SCOPED_TRACE("rx-usecs " + std::to_string(usecs));
+    auto gate = std::make_shared<Gate>(10);
+    fixture_.a->attach(gate);
+    Config settings;
+    settings.flow_control = true;
+    settings.rx_usecs = usecs;
+    auto client = serve_and_connect(settings);
+    ASSERT_TRUE(client);
+    send_numbered(*client, 0, 100);
+    ASSERT_TRUE(gate->wait_for(10));
+    ASSERT_TRUE(test::wait_until([&] { return server_->counters().held_back >= 2; }))
+        << "the end keeps trying while frames wait";
+    EXPECT_EQ(gate->seqs().size(), 10u);
+    EXPECT_EQ(server_->counters().received, 10u);
+    EXPECT_EQ(gate->dropped(), 0u);
+    gate->open();
+    ASSERT_TRUE(gate->wait_for(100));
+    EXPECT_EQ(gate->seqs(), numbers(100));
+    EXPECT_EQ(gate->dropped(), 0u);
+    EXPECT_EQ(server_->counters().received, 100u);
+    client.reset();
+    fixture_.b->detach();
+    server_->stop();
+    server_.reset();
+  }
+}
+
+TEST_F(MemifClientTest, WithoutFlowControlTheOtherEndDropsWhatItHasNoRoomFor) {
+  auto gate = std::make_shared<Gate>(10);
+  fixture_.a->attach(gate);
+  auto client = serve_and_connect();
+  ASSERT_TRUE(client);
+  send_numbered(*client, 0, 100);
+  ASSERT_TRUE(test::wait_until([&] { return gate->seqs().size() + gate->dropped() == 100; }));
+  EXPECT_EQ(gate->dropped(), 90u);
+  EXPECT_EQ(server_->counters().received, 100u);
+  EXPECT_EQ(server_->counters().held_back, 0u);
+}
+
+// Room counts frames, not descriptors: a frame chained over three buffers
+// crosses whole with room for one.
+TEST_F(MemifClientTest, FlowControlNeverSplitsAChain) {
+  auto gate = std::make_shared<Gate>(1);
+  fixture_.a->attach(gate);
+  Config settings;
+  settings.flow_control = true;
+  auto client = serve_and_connect(settings);
+  ASSERT_TRUE(client);
+  send_numbered(*client, 0, 5, 5000);
+  ASSERT_TRUE(gate->wait_for(1));
+  ASSERT_TRUE(test::wait_until([&] { return server_->counters().held_back >= 1; }));
+  gate->open();
+  ASSERT_TRUE(gate->wait_for(5));
+  EXPECT_EQ(gate->seqs(), numbers(5));
+  EXPECT_EQ(gate->sizes(), std::vector<std::uint32_t>(5, 5000));
+  EXPECT_TRUE(server_->connected()) << server_->last_disconnect();
+  EXPECT_EQ(server_->counters().bad_descriptor, 0u);
 }
 
 TEST_F(MemifClientTest, TheServerLeavingEndsTheConnection) {

@@ -51,6 +51,21 @@ TEST(MemifConfigTest, RxUsecsRoundTripsAndShowsOnlyWhenSet) {
   EXPECT_EQ(most->rx_usecs, kMaxRxUsecs);
 }
 
+TEST(MemifConfigTest, FlowControlRoundTripsAndShowsOnlyWhenOn) {
+  auto c = parse_config("socket /a rx-mode polling flow-control on");
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_TRUE(c->flow_control);
+  EXPECT_EQ(format_config(*c),
+            "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode polling flow-control on");
+  auto again = parse_config(format_config(*c));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *c);
+  auto off = parse_config("socket /a flow-control off");
+  ASSERT_TRUE(off) << off.status().message();
+  EXPECT_FALSE(off->flow_control);
+  EXPECT_EQ(format_config(*off).find("flow-control"), std::string::npos);
+}
+
 TEST(MemifConfigTest, DefaultsAreDpdks) {
   auto c = parse_config("socket @epair");
   ASSERT_TRUE(c);
@@ -59,6 +74,7 @@ TEST(MemifConfigTest, DefaultsAreDpdks) {
   EXPECT_EQ(c->buffer_size, 2048);
   EXPECT_EQ(c->queues, 1);
   EXPECT_EQ(c->rx_mode, RxMode::kInterrupt);
+  EXPECT_FALSE(c->flow_control);
   EXPECT_EQ(format_config(*c),
             "socket @epair role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt");
 }
@@ -75,6 +91,8 @@ TEST(MemifConfigTest, BadSettingsAreOneLineErrors) {
   EXPECT_EQ(error_of("socket /a rx-usecs 10001"), "memif: rx-usecs must be a whole number from 0 to 10000: '10001'");
   EXPECT_EQ(error_of("socket /a rx-usecs 5us"), "memif: rx-usecs must be a whole number from 0 to 10000: '5us'");
   EXPECT_EQ(error_of("socket /a rx-mode polling rx-usecs 50"), "memif: rx-usecs needs rx-mode interrupt");
+  EXPECT_EQ(error_of("socket /a flow-control yes"), "memif: flow-control is 'on' or 'off', not 'yes'");
+  EXPECT_EQ(error_of("socket /a flow-control"), "memif: 'flow-control' needs a value");
   EXPECT_EQ(error_of("socket /a role slave"), "memif: role is 'server' or 'client', not 'slave'");
   EXPECT_EQ(error_of("socket /a socket /b"), "memif: 'socket' given twice");
   EXPECT_EQ(error_of("socket /a mode ip"), "memif: unknown setting 'mode'");

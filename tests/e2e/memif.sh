@@ -339,4 +339,32 @@ ip -n "$NS_A" link show "$A" | grep -q LOWER_UP && ok "$A has carrier again (its
   || fail "no carrier on $A after detach"
 expect_error "detach: not attached" ctl "$B" detach
 
+log "flow control: testpmd into a memif end, across, out of the other end's memif to testpmd; none lost"
+E=$(ctl epair create) && F=${E%a}b || fail "create a third pair"
+expect_error "memif: flow-control is 'on' or 'off', not 'yes'" \
+  ctl "$E" attach memif socket "$WORK/in.sock" flow-control yes
+ctl "$E" up attach memif socket "$WORK/in.sock" flow-control on || fail "attach $E"
+ctl "$F" up attach memif socket "$WORK/out.sock" flow-control on || fail "attach $F"
+[[ $(show_field "$E" memif.flow_control) == True && $(show_field "$E" memif.text) == *" flow-control on" ]] \
+  && ok "shown: $(show_field "$E" memif.text)" || fail "flow-control shown: $(show_field "$E" memif.text)"
+SOCK="$WORK/out.sock" start_testpmd frx client rxonly
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $F) == *'memif link: connected'* ]]" || fail "receiver did not connect"
+SOCK="$WORK/in.sock" start_testpmd ftx client txonly
+wait_for 10 bash -c "[[ \$('$EPAIRCTL' $E) == *'memif link: connected'* ]]" || fail "sender did not connect"
+sleep 2
+stop_testpmd ftx
+# The receiver empties its ring before it goes.
+sleep 1
+stop_testpmd frx
+taken=$(show_field "$E" memif.counters.received)
+passed=$(show_field "$F" memif.counters.sent)
+full=$(show_field "$F" memif.counters.ring_full)
+got=$(testpmd_stat frx RX-packets)
+((taken > 10000 && full == 0 && passed == taken && got == passed)) \
+  && ok "$E took $taken frames from testpmd, $F put $passed on the receiver's ring (none found it full), testpmd got $got" \
+  || fail "flow control: took $taken, passed $passed, ring full $full, testpmd got $got"
+ctl "$E" | grep -q "reads held back" && ok "$(ctl "$E" | grep -o '[0-9]* reads held back')" \
+  || fail "no held-back count: $(ctl "$E" | grep 'memif frames')"
+ctl "$E" destroy || fail "destroy $E"
+
 finish

@@ -26,6 +26,8 @@ constexpr std::uint64_t kTagRetry = 3;
 constexpr std::uint64_t kTagInterrupt = 4;
 constexpr std::uint64_t kTagHandshakeTimer = 5;
 constexpr std::uint32_t kBurst = 32;
+// flow-control without rx-usecs: how often frames held back try again.
+constexpr std::uint32_t kHeldBackRetryUsecs = 50;
 // Region indexes a client may use: DPDK and libmemif use one or two.
 constexpr std::uint16_t kMaxRegionIndex = 15;
 
@@ -99,7 +101,7 @@ Counters Endpoint::counters() const {
   const auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   return {get(counters_.sent),          get(counters_.received),       get(counters_.ring_full),
           get(counters_.not_connected), get(counters_.bad_descriptor), get(counters_.no_buffer),
-          get(counters_.connects),      get(counters_.disconnects)};
+          get(counters_.connects),      get(counters_.disconnects),    get(counters_.held_back)};
 }
 
 std::string Endpoint::peer_name() const {
@@ -132,9 +134,13 @@ void Endpoint::arm_handshake_timer(bool on) {
 void Endpoint::run() {
   epoll_event events[16];
   const bool moderated = config_.rx_mode == RxMode::kInterrupt && config_.rx_usecs != 0;
+  // Frames held back wait for the other end on the moderation timer, with
+  // interrupts masked: the peer, finding its ring full, may signal at every
+  // try.
+  const bool holds_back = config_.rx_mode == RxMode::kInterrupt && config_.flow_control;
   // The default timer slack, 50 us, would stretch every moderated wait.
-  if (moderated) ::prctl(PR_SET_TIMERSLACK, 1000UL);
-  const timespec moderation{0, static_cast<long>(config_.rx_usecs) * 1000};
+  if (moderated || holds_back) ::prctl(PR_SET_TIMERSLACK, 1000UL);
+  const timespec moderation{0, static_cast<long>(moderated ? config_.rx_usecs : kHeldBackRetryUsecs) * 1000};
   const timespec no_wait{0, 0};
   Moderation moderation_state = Moderation::kIdle;
   while (!stopping_.load(std::memory_order_acquire)) {
@@ -182,8 +188,11 @@ void Endpoint::run() {
         }
       }
       bool any = false;
+      held_back_ = false;
       while (connected() && poll_rings()) any = true;
-      if (moderated && connected()) moderation_state = moderate(moderation_state, any);
+      if ((moderated || holds_back) && connected()) {
+        moderation_state = moderate(moderation_state, (moderated && any) || held_back_);
+      }
     }
     if (!connected()) moderation_state = Moderation::kIdle;
   }
@@ -435,17 +444,19 @@ void Endpoint::disconnect(const std::string& reason, bool tell_peer) {
 
 bool Endpoint::poll_rings() {
   bool any = false;
+  // One figure for all the rings: their frames go to the same end.
+  std::size_t budget = config_.flow_control ? ifp_->peer_room() : kNoLimit;
   for (Ring& ring : session_->rx) {
-    const bool progressed = receive(ring);
+    const bool progressed = receive(ring, budget);
     if (!connected()) return false;
     any = any || progressed;
   }
   return any;
 }
 
-// Frames the peer put on a receive ring, chains gathered, to the end. True
-// when descriptors were taken.
-bool Endpoint::receive(Ring& ring) {
+// Frames the peer put on a receive ring, chains gathered, to the end, at
+// most `budget` of them (less those taken). True when frames were taken.
+bool Endpoint::receive(Ring& ring, std::size_t& budget) {
   Session& s = *session_;
   const bool server = config_.role == Role::kServer;
   std::uint32_t available = receivable(ring, server);
@@ -456,16 +467,24 @@ bool Endpoint::receive(Ring& ring) {
                true);
     return false;
   }
+  bool took = false;
   // A burst at a time: frames from the pool in one go, handed to the end
   // together, and the descriptors given back at once so that the peer
   // can fill them again while the next burst is read.
   while (available > 0) {
+    if (budget == 0) {
+      held_back_ = true;
+      counters_.held_back.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
     Frame* burst[kBurst];
-    const std::uint32_t want = std::min(available, kBurst);
+    // Frames, not descriptors: a chain is never split.
+    const auto want = static_cast<std::uint32_t>(std::min<std::size_t>(std::min(available, kBurst), budget));
     prefetch_buffers(ring, server, false, s.regions, s.layout, ring.cursor, want);
     std::uint32_t fresh = pool_.alloc_bulk(burst, want);
     std::uint32_t count = 0;  // burst[0, count) received, [count, fresh) still empty
-    for (std::uint32_t k = 0; k < want && available > 0; ++k) {
+    std::uint32_t taken = 0;
+    for (; taken < want && available > 0; ++taken) {
       Frame* frame = count < fresh ? burst[count] : nullptr;
       if (frame == nullptr) counters_.no_buffer.fetch_add(1, std::memory_order_relaxed);
       const Chain chain =
@@ -498,8 +517,10 @@ bool Endpoint::receive(Ring& ring) {
       (void)ifp_->transmit_burst({burst, count});
     }
     release_received(ring, server, s.layout);
+    budget -= std::min<std::size_t>(budget, taken);
+    took = true;
   }
-  return true;
+  return took;
 }
 
 // Copies frames onto a transmit ring, chaining descriptors for a frame
@@ -544,6 +565,20 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
   prefetch_buffers(ring, server, true, s.regions, s.layout, slot, next);
   ring.prefetched = static_cast<std::uint16_t>(slot + next);
   return true;
+}
+
+std::size_t Endpoint::room() noexcept {
+  std::lock_guard lock(tx_mutex_);
+  if (!session_ || !connected()) return kNoLimit;
+  const bool server = config_.role == Role::kServer;
+  std::size_t least = kNoLimit;
+  for (Ring& ring : session_->tx) {
+    // A ring the peer broke is input()'s to find and report.
+    if (const std::uint32_t free_slots = transmittable(ring, server); free_slots <= ring.size) {
+      least = std::min<std::size_t>(least, free_slots);
+    }
+  }
+  return least;
 }
 
 // Frames the end received: onto the memif's transmit rings, each flow on

@@ -44,6 +44,7 @@ struct Counters {
   std::uint64_t no_buffer = 0;       ///< dropped: the frame pool was empty
   std::uint64_t connects = 0;
   std::uint64_t disconnects = 0;
+  std::uint64_t held_back = 0;  ///< reads that left frames on a ring: no room beyond the cable (flow-control)
 };
 
 /// How long a peer has from connecting to CONNECTED before it is
@@ -74,6 +75,9 @@ class Endpoint final : public epair::Endpoint {
   std::string last_disconnect() const;
 
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
+  /// Free descriptors on the fullest transmit ring while connected;
+  /// kNoLimit while not, when frames are dropped whatever the peer does.
+  std::size_t room() noexcept override;
 
  private:
   // A control channel from accept/connect to disconnect, and what it set up.
@@ -114,7 +118,7 @@ class Endpoint final : public epair::Endpoint {
   bool watch(int fd, std::uint64_t tag);
   void arm_handshake_timer(bool on);
   bool poll_rings();
-  bool receive(Ring& ring);
+  bool receive(Ring& ring, std::size_t& budget);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
 
   std::shared_ptr<Interface> ifp_;
@@ -129,6 +133,8 @@ class Endpoint final : public epair::Endpoint {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
+  // flow-control: the last read left frames on a ring (the run thread's).
+  bool held_back_ = false;
 
   // The session: replaced by the control thread under tx_mutex_; read
   // there without it, and by input() under it.
@@ -142,7 +148,7 @@ class Endpoint final : public epair::Endpoint {
 
   struct Atomic {
     std::atomic<std::uint64_t> sent{0}, received{0}, ring_full{0}, not_connected{0}, bad_descriptor{0}, no_buffer{0},
-        connects{0}, disconnects{0};
+        connects{0}, disconnects{0}, held_back{0};
   };
   Atomic counters_;
 };

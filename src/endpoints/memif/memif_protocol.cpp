@@ -73,8 +73,8 @@ Result<Config> parse_config(std::string_view text) {
   std::vector<std::string_view> seen;
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string_view word = words[i];
-    static constexpr std::string_view kKnown[] = {"socket",      "role",   "id",      "secret",  "ring-size",
-                                                  "buffer-size", "queues", "rx-mode", "rx-usecs"};
+    static constexpr std::string_view kKnown[] = {"socket",      "role",   "id",      "secret",   "ring-size",
+                                                  "buffer-size", "queues", "rx-mode", "rx-usecs", "flow-control"};
     if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
       return bad("unknown setting '" + std::string(word) + "'");
     }
@@ -119,6 +119,11 @@ Result<Config> parse_config(std::string_view text) {
       auto usecs = number("rx-usecs", value, 0, kMaxRxUsecs);
       if (!usecs) return usecs.status();
       config.rx_usecs = static_cast<std::uint32_t>(*usecs);
+    } else if (word == "flow-control") {
+      if (value != "on" && value != "off") {
+        return bad("flow-control is 'on' or 'off', not '" + std::string(value) + "'");
+      }
+      config.flow_control = value == "on";
     } else {
       if (value != "interrupt" && value != "polling") {
         return bad("rx-mode is 'interrupt' or 'polling', not '" + std::string(value) + "'");
@@ -139,6 +144,7 @@ std::string format_config(const Config& c, bool with_secret) {
   out += " ring-size " + std::to_string(c.ring_size()) + " buffer-size " + std::to_string(c.buffer_size) + " queues " +
          std::to_string(c.queues) + " rx-mode " + (c.rx_mode == RxMode::kInterrupt ? "interrupt" : "polling");
   if (c.rx_usecs != 0) out += " rx-usecs " + std::to_string(c.rx_usecs);
+  if (c.flow_control) out += " flow-control on";
   return out;
 }
 

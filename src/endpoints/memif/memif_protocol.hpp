@@ -60,6 +60,11 @@ struct Config {
   /// every interrupt; N masks interrupts while frames keep coming and reads
   /// the rings every N microseconds instead.
   std::uint32_t rx_usecs = 0;
+  /// Flow control: frames stay on the peer's rings while the other end of
+  /// the epair has no room for them (Interface::peer_room()), instead of
+  /// crossing to be dropped there; the peer finds its ring full, as a
+  /// sender that honours 802.3x PAUSE stops.
+  bool flow_control = false;
 
   bool operator==(const Config&) const = default;
   std::uint32_t ring_size() const { return 1u << log2_ring_size; }
@@ -72,7 +77,8 @@ inline bool is_memif_attach(std::string_view words) {
 
 /// Parses the words after `attach memif`: socket PATH [role server|client]
 /// [id N] [secret S] [ring-size N] [buffer-size N] [queues N]
-/// [rx-mode interrupt|polling] [rx-usecs N]. EINVAL with one line naming
+/// [rx-mode interrupt|polling] [rx-usecs N] [flow-control on|off]. EINVAL
+/// with one line naming
 /// the word.
 Result<Config> parse_config(std::string_view text);
 /// The settings in parse_config()'s words; the secret is not shown.
