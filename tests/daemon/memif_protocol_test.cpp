@@ -34,15 +34,22 @@ TEST(MemifConfigTest, EverySettingRoundTrips) {
   EXPECT_EQ(format_config(*c, false).find("abc"), std::string::npos) << "the secret is not shown";
 }
 
-TEST(MemifConfigTest, RxUsecsRoundTripsAndShowsOnlyWhenSet) {
-  auto c = parse_config("socket /a rx-usecs 50");
-  ASSERT_TRUE(c) << c.status().message();
-  EXPECT_EQ(c->rx_usecs, 50u);
-  EXPECT_EQ(format_config(*c),
-            "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt rx-usecs 50");
+// Parses words, expects them shown as `shown` and read back the same.
+Config parsed_and_shown(std::string_view words, std::string_view shown) {
+  auto c = parse_config(words);
+  EXPECT_TRUE(c) << c.status().message();
+  if (!c) return {};
+  EXPECT_EQ(format_config(*c), shown);
   auto again = parse_config(format_config(*c));
-  ASSERT_TRUE(again);
-  EXPECT_EQ(*again, *c);
+  EXPECT_TRUE(again && *again == *c) << words;
+  return *c;
+}
+
+TEST(MemifConfigTest, RxUsecsRoundTripsAndShowsOnlyWhenSet) {
+  const Config c = parsed_and_shown(
+      "socket /a rx-usecs 50",
+      "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt rx-usecs 50");
+  EXPECT_EQ(c.rx_usecs, 50u);
   auto zero = parse_config("socket /a rx-mode polling rx-usecs 0");
   ASSERT_TRUE(zero) << zero.status().message();
   EXPECT_EQ(format_config(*zero).find("rx-usecs"), std::string::npos);
@@ -52,14 +59,10 @@ TEST(MemifConfigTest, RxUsecsRoundTripsAndShowsOnlyWhenSet) {
 }
 
 TEST(MemifConfigTest, FlowControlRoundTripsAndShowsOnlyWhenOn) {
-  auto c = parse_config("socket /a rx-mode polling flow-control on");
-  ASSERT_TRUE(c) << c.status().message();
-  EXPECT_TRUE(c->flow_control);
-  EXPECT_EQ(format_config(*c),
-            "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode polling flow-control on");
-  auto again = parse_config(format_config(*c));
-  ASSERT_TRUE(again);
-  EXPECT_EQ(*again, *c);
+  const Config c = parsed_and_shown(
+      "socket /a rx-mode polling flow-control on",
+      "socket /a role server id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode polling flow-control on");
+  EXPECT_TRUE(c.flow_control);
   auto off = parse_config("socket /a flow-control off");
   ASSERT_TRUE(off) << off.status().message();
   EXPECT_FALSE(off->flow_control);
