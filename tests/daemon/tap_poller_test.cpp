@@ -158,10 +158,14 @@ TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
     ASSERT_TRUE(pair.sender->send(1));
     ASSERT_TRUE(pair.collector->wait_for(1));
     pair.tap->stop();
-    const std::size_t seen = pair.collector->count();
     for (std::uint64_t seq = 2; seq < 10; ++seq) ASSERT_TRUE(pair.sender->send(seq));
     std::this_thread::sleep_for(100ms);
-    EXPECT_EQ(pair.collector->count(), seen);
+    // Not a count: a frame the kernel sent on its own (IPv6 neighbour
+    // discovery, MLD), read just before stop(), may still be crossing.
+    for (const test::Received& got : pair.collector->frames()) {
+      const bool ours = got.bytes.size() >= 22 && got.bytes[12] == 0x88 && got.bytes[13] == 0xb5;
+      EXPECT_FALSE(ours && got.seq >= 2) << "frame " << got.seq << " was read after stop()";
+    }
     EXPECT_EQ(pair.gone.load(), 0);
   });
 }
