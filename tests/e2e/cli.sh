@@ -71,6 +71,10 @@ sleep 60 &
 holder=$!
 ip netns exec "$NS" sleep 60 &
 inside=$!
+# ip netns exec enters the namespace after it started: until then the PID
+# is in the host's.
+wait_for 5 bash -c "[[ \$(stat -Lc %i /proc/$inside/ns/net) == \$(stat -Lc %i /run/netns/$NS) ]]" \
+  || fail "process $inside did not enter $NS"
 ctl "$A" vnet "$inside" && ok "vnet PID of a process in $NS" || fail "vnet PID"
 [[ $(ctl "$A") == *"vnet: $NS"* ]] && ok "PID resolved to $NS" || fail "PID vnet: $(ctl "$A")"
 ip -n "$NS" link show "$A" >/dev/null && ok "device is in $NS" || fail "device not in $NS"
