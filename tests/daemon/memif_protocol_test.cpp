@@ -1,11 +1,16 @@
-// The memif settings, the control messages' bytes, and the checks on what
-// a peer puts in shared memory.
+// The memif settings, the control messages' bytes, the checks on what
+// a peer puts in shared memory, and what this side writes there.
 #include "memif_protocol.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <vector>
+
+#include "memif_rings.hpp"
 
 namespace epair::memif {
 namespace {
@@ -205,6 +210,51 @@ TEST(MemifMemoryTest, ClientLayoutPutsRingsThenBuffers) {
   EXPECT_EQ(layout.buffer_offset(true, 0, 255), first + 255 * 2048);
   EXPECT_EQ(layout.buffer_offset(false, 1, 0), first + 3 * 256 * 2048);
   EXPECT_EQ(layout.region_size(), first + 4 * 256 * 2048);
+}
+
+// DPDK 22.11's copy-mode transmit writes one descriptor past the free ones
+// when a chained frame does not fit (epairctl(8), MEMIF): the descriptor,
+// and the buffer, of the oldest frame the receiver holds. place_frame()
+// must leave them as they were, as client and as server.
+TEST(MemifRingTest, AFrameThatDoesNotFitWritesNothingPastTheFreeDescriptors) {
+  const Layout layout{1, 8, 2048};
+  Regions regions;
+  auto memory = make_client_memory(layout, 3, regions);
+  ASSERT_TRUE(memory) << memory.status().message();
+  Ring ring;
+  ring.base = regions.maps[0].base() + layout.ring_offset(true, 0);
+  ring.size = layout.ring_size;
+  const std::vector<std::uint8_t> frame(5000, 0x5a);  // three 2048-byte buffers
+  for (const bool server : {false, true}) {
+    SCOPED_TRACE(server ? "server" : "client");
+    // Slots 6 and 7 free, 0 the peer's: the first of a chain it has not read.
+    for (std::uint32_t slot = 0; slot < ring.size; ++slot) {
+      write_descriptor(descriptor_at(ring.base, slot),
+                       {0, 0, 2048, static_cast<std::uint32_t>(layout.buffer_offset(true, 0, slot)), 0});
+    }
+    const Descriptor held{kDescriptorNext, 0, 2048, static_cast<std::uint32_t>(layout.buffer_offset(true, 0, 0)), 0};
+    write_descriptor(descriptor_at(ring.base, 0), held);
+    std::uint8_t* held_buffer = regions.buffer(held);
+    std::memset(held_buffer, 0xee, 2048);
+
+    EXPECT_EQ(place_frame(ring, server, regions, layout, 6, 2, frame), std::optional<std::uint32_t>(0));
+    const Descriptor after = read_descriptor(descriptor_at(ring.base, 0));
+    EXPECT_EQ(after.flags, held.flags);
+    EXPECT_EQ(after.length, held.length);
+    EXPECT_EQ(after.offset, held.offset);
+    EXPECT_EQ(std::count(held_buffer, held_buffer + 2048, 0xee), 2048);
+
+    // With the third descriptor free the frame goes on, chained.
+    EXPECT_EQ(place_frame(ring, server, regions, layout, 6, 3, frame), std::optional<std::uint32_t>(3));
+    const Descriptor first = read_descriptor(descriptor_at(ring.base, 6));
+    const Descriptor second = read_descriptor(descriptor_at(ring.base, 7));
+    const Descriptor last = read_descriptor(descriptor_at(ring.base, 0));
+    EXPECT_EQ(std::vector<std::uint32_t>({first.length, second.length, last.length}),
+              std::vector<std::uint32_t>({2048, 2048, 904}));
+    EXPECT_EQ(std::vector<std::uint16_t>({first.flags, second.flags, last.flags}),
+              std::vector<std::uint16_t>({kDescriptorNext, kDescriptorNext, 0}));
+    EXPECT_EQ(std::count(held_buffer, held_buffer + 904, 0x5a), 904);
+  }
 }
 
 }  // namespace
