@@ -348,15 +348,21 @@ TEST_F(MemifClientTest, BadOptionsAreRefused) {
   refused(o, "memif: timeout must be positive");
 }
 
+// Sends frames of `size` bytes numbered [first, first + n) in one call.
+void send_numbered(Client& client, std::uint64_t first, std::uint64_t n, std::uint32_t size = 60) {
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (std::uint64_t seq = first; seq < first + n; ++seq) frames.push_back(frame_bytes(size, seq));
+  std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
+  ASSERT_EQ(client.send(spans), spans.size());
+}
+
 // Sends `sends` bursts of `per_send` 60-byte frames, `gap` apart, numbered
 // from `first`; every frame must reach epair0a.
 void send_spaced(Client& client, test::PairFixture& fixture, int sends, int per_send, std::chrono::microseconds gap,
                  std::uint64_t first = 0) {
   for (int i = 0; i < sends; ++i) {
-    std::vector<std::vector<std::uint8_t>> frames;
-    for (int k = 0; k < per_send; ++k) frames.push_back(frame_bytes(60, first + i * per_send + k));
-    std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
-    ASSERT_EQ(client.send(spans), spans.size());
+    ASSERT_NO_FATAL_FAILURE(
+        send_numbered(client, first + static_cast<std::uint64_t>(i * per_send), static_cast<std::uint64_t>(per_send)));
     std::this_thread::sleep_for(gap);
   }
   ASSERT_TRUE(fixture.at_a->wait_for(first + static_cast<std::size_t>(sends * per_send)));
@@ -425,22 +431,11 @@ TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
   auto client = serve_and_connect(settings);
   ASSERT_TRUE(client);
   send_spaced(*client, fixture_, 1, 1, 0us);
-  std::vector<std::vector<std::uint8_t>> frames;
-  for (std::uint64_t seq = 1; seq <= 100; ++seq) frames.push_back(frame_bytes(60, seq));
-  std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
-  ASSERT_EQ(client->send(spans), spans.size());
+  ASSERT_NO_FATAL_FAILURE(send_numbered(*client, 1, 100));
   client.reset();
   ASSERT_TRUE(fixture_.at_a->wait_for(101));
   EXPECT_EQ(server_->counters().received, 101u);
   EXPECT_EQ(server_->last_disconnect(), "peer disconnected: client closed");
-}
-
-// Sends frames of `size` bytes numbered [first, first + n) in one call.
-void send_numbered(Client& client, std::uint64_t first, std::uint64_t n, std::uint32_t size = 60) {
-  std::vector<std::vector<std::uint8_t>> frames;
-  for (std::uint64_t seq = first; seq < first + n; ++seq) frames.push_back(frame_bytes(size, seq));
-  std::vector<std::span<const std::uint8_t>> spans(frames.begin(), frames.end());
-  ASSERT_EQ(client.send(spans), spans.size());
 }
 
 std::vector<std::uint64_t> numbers(std::uint64_t n) {

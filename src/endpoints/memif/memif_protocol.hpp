@@ -78,8 +78,7 @@ inline bool is_memif_attach(std::string_view words) {
 /// Parses the words after `attach memif`: socket PATH [role server|client]
 /// [id N] [secret S] [ring-size N] [buffer-size N] [queues N]
 /// [rx-mode interrupt|polling] [rx-usecs N] [flow-control on|off]. EINVAL
-/// with one line naming
-/// the word.
+/// with one line naming the word.
 Result<Config> parse_config(std::string_view text);
 /// The settings in parse_config()'s words; the secret is not shown.
 std::string format_config(const Config& config, bool with_secret = true);
