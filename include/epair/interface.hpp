@@ -231,6 +231,28 @@ class Interface {
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 
+  /// For an endpoint that hands frames to the peer's endpoint itself,
+  /// without frames from the pool (memif zero-copy): true when transmit()
+  /// would deliver every frame of a valid size at once, untouched: both
+  /// ends up and running, no tap on either, no impairment on this one, and
+  /// nothing waiting in the peer's receive queues that a frame handed over
+  /// now would overtake.
+  bool cut_through_open() const;
+  /// Counts frames handed over that way as transmit() and the peer's
+  /// delivery would: opackets and obytes here, ipackets and ibytes on the
+  /// peer.
+  void count_cut_through(std::uint64_t frames, std::uint64_t bytes);
+  /// On the end such frames reached, once their destination addresses are
+  /// read: those with a group address, in imcasts here and omcasts on the
+  /// peer.
+  void count_cut_through_mcasts(std::uint64_t frames);
+  /// The other end's endpoint, which such an endpoint hands frames to; null
+  /// when none is attached or the pair is gone.
+  std::shared_ptr<Endpoint> peer_endpoint() const;
+  /// Counts frames such an endpoint refused as transmit() would (too short,
+  /// or longer than mtu() + kFrameOverhead) in oerrors.
+  void count_output_errors(std::uint64_t n) { tx_.oerrors.fetch_add(n, std::memory_order_relaxed); }
+
   // --- shaping and impairment (epair/impairment.hpp) ---
   /// Shapes and impairs what this end transmits from now on. Setting it
   /// again changes the settings for the frames to come; frames already held

@@ -60,6 +60,7 @@ settings, applied in order:
   attach memif socket PATH|@NAME [role server|client] [id N] [secret S]
          [ring-size 1024] [buffer-size 2048] [queues N]
          [rx-mode interrupt|polling] [rx-usecs N] [flow-control on|off]
+         [zero-copy on|off]
                           make the end a memif interface (Ethernet mode) that
                           DPDK's net_memif, VPP or libmemif programs connect
                           to (server, the default) or that connects to them

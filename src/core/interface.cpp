@@ -220,6 +220,32 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
   }
 }
 
+bool Interface::cut_through_open() const {
+  if (tap_count_.load(std::memory_order_relaxed) != 0 || impaired_.load(std::memory_order_relaxed)) return false;
+  const Interface& peer = *peer_;
+  if (peer.tap_count_.load(std::memory_order_relaxed) != 0) return false;
+  if ((flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) return false;
+  if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) return false;
+  for (const auto& q : peer.queues_) {
+    if (!q->ring_.empty()) return false;
+  }
+  return true;
+}
+
+void Interface::count_cut_through(std::uint64_t frames, std::uint64_t bytes) {
+  if (frames == 0) return;
+  Interface& peer = *peer_;
+  tx_.opackets.fetch_add(frames, std::memory_order_relaxed);
+  tx_.obytes.fetch_add(bytes, std::memory_order_relaxed);
+  peer.rx_enqueue_.ipackets.fetch_add(frames, std::memory_order_relaxed);
+  peer.rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void Interface::count_cut_through_mcasts(std::uint64_t frames) {
+  rx_.imcasts.fetch_add(frames, std::memory_order_relaxed);
+  peer_->tx_.omcasts.fetch_add(frames, std::memory_order_relaxed);
+}
+
 // Step 8, on the worker: what ether_input would count, then the stack.
 void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
   std::uint64_t bytes = 0, mcasts = 0;
@@ -509,6 +535,11 @@ void Interface::attach(std::shared_ptr<Endpoint> endpoint) {
 }
 
 void Interface::detach() { attach(nullptr); }
+
+std::shared_ptr<Endpoint> Interface::peer_endpoint() const {
+  const std::shared_ptr<Interface> peer = this->peer();
+  return peer ? peer->endpoint() : nullptr;
+}
 
 std::size_t Interface::peer_room() const {
   const std::shared_ptr<Interface> peer = this->peer();

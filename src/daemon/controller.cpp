@@ -323,6 +323,12 @@ std::string Controller::metrics(const CaptureMetrics& captures) const {
     for (const auto& [row, m] : programs) family.sample(m->counters().held_back, row->labels);
   }
   {
+    Family family(out, "epair_memif_relayed_packets_total", "counter",
+                  "Frames a memif end with zero-copy on took off its receive rings and handed to the other end's "
+                  "ring as descriptors, uncopied (a share of the received ones).");
+    for (const auto& [row, m] : programs) family.sample(m->counters().relayed, row->labels);
+  }
+  {
     Family family(out, "epair_memif_connected", "gauge", "1 while a memif end's peer is connected.");
     for (const auto& [row, m] : programs) family.sample(m->connected() ? 1 : 0, row->labels);
   }
@@ -899,6 +905,11 @@ Result<json> Controller::show(std::string_view name) {
                   {"rx_mode", c.rx_mode == memif::RxMode::kInterrupt ? "interrupt" : "polling"},
                   {"rx_usecs", c.rx_usecs},
                   {"flow_control", c.flow_control},
+                  {"zero_copy", c.zero_copy},
+                  {"relaying", end->memif->relaying()},
+                  {"relay_buffers", end->memif->relay_buffers() ? json(*end->memif->relay_buffers()) : json()},
+                  {"relay_buffers_free",
+                   end->memif->relay_buffers_free() ? json(*end->memif->relay_buffers_free()) : json()},
                   {"connected", connected},
                   {"peer", connected ? json(peer) : json()},
                   {"last_disconnect", last.empty() ? json() : json(last)},
@@ -911,7 +922,8 @@ Result<json> Controller::show(std::string_view name) {
                     {"no_buffer", n.no_buffer},
                     {"connects", n.connects},
                     {"disconnects", n.disconnects},
-                    {"held_back", n.held_back}}}};
+                    {"held_back", n.held_back},
+                    {"relayed", n.relayed}}}};
     lines.push_back("\tmemif: " + memif::format_config(c, false));
     lines.push_back(std::string("\tmemif link: ") +
                     (connected ? "connected to " + peer
@@ -922,6 +934,12 @@ Result<json> Controller::show(std::string_view name) {
                     " bad descriptors, " + std::to_string(n.no_buffer) + " no buffer; " + std::to_string(n.connects) +
                     " connects, " + std::to_string(n.disconnects) + " disconnects" +
                     (c.flow_control ? "; " + std::to_string(n.held_back) + " reads held back" : std::string()));
+    if (c.zero_copy) {
+      lines.push_back("\tmemif zero-copy: " + std::string(end->memif->relaying() ? "relaying" : "not relaying") + ", " +
+                      std::to_string(n.relayed) + " frames crossed uncopied; " +
+                      std::to_string(end->memif->relay_buffers_free().value_or(0)) + " of " +
+                      std::to_string(end->memif->relay_buffers().value_or(0)) + " relay buffers free");
+    }
   } else {
     j["memif"] = nullptr;
   }

@@ -74,6 +74,21 @@ TEST(MemifConfigTest, FlowControlRoundTripsAndShowsOnlyWhenOn) {
   EXPECT_EQ(format_config(*off).find("flow-control"), std::string::npos);
 }
 
+TEST(MemifConfigTest, ZeroCopyNeedsOneQueueAsClientAndShowsOnlyWhenOn) {
+  const Config c = parsed_and_shown(
+      "socket /a zero-copy on role client",
+      "socket /a role client id 0 ring-size 1024 buffer-size 2048 queues 1 rx-mode interrupt zero-copy on");
+  EXPECT_TRUE(c.zero_copy);
+  auto off = parse_config("socket /a zero-copy off");
+  ASSERT_TRUE(off) << off.status().message();
+  EXPECT_FALSE(off->zero_copy);
+  EXPECT_EQ(format_config(*off).find("zero-copy"), std::string::npos);
+  const auto error_of = [](std::string_view text) { return parse_config(text).status().message(); };
+  EXPECT_EQ(error_of("socket /a zero-copy on"), "memif: zero-copy needs role client");
+  EXPECT_EQ(error_of("socket /a role client queues 2 zero-copy on"), "memif: zero-copy takes one queue pair");
+  EXPECT_EQ(error_of("socket /a role client zero-copy 1"), "memif: zero-copy is 'on' or 'off', not '1'");
+}
+
 TEST(MemifConfigTest, DefaultsAreDpdks) {
   auto c = parse_config("socket @epair");
   ASSERT_TRUE(c);

@@ -30,6 +30,7 @@
 #include "epair/interface.hpp"
 #include "memif_handshake.hpp"
 #include "memif_protocol.hpp"
+#include "memif_relay.hpp"
 #include "memif_rings.hpp"
 #include "unique_fd.hpp"
 
@@ -45,6 +46,7 @@ struct Counters {
   std::uint64_t connects = 0;
   std::uint64_t disconnects = 0;
   std::uint64_t held_back = 0;  ///< reads that left frames on a ring: no room beyond the cable (flow-control)
+  std::uint64_t relayed = 0;    ///< of received: crossed to the other end's ring uncopied (zero-copy)
 };
 
 /// How long a peer has from connecting to CONNECTED before it is
@@ -79,6 +81,13 @@ class Endpoint final : public epair::Endpoint {
   /// kNoLimit while not, when frames are dropped whatever the peer does.
   std::size_t room() noexcept override;
 
+  /// zero-copy: whether the session now in place announced the pair's
+  /// relay buffers, and how many buffers of this end's direction are free
+  /// (all of them once both ends' peers are gone).
+  bool relaying() const { return relay_ready_.load(std::memory_order_acquire); }
+  std::optional<std::uint32_t> relay_buffers_free() const;
+  std::optional<std::uint32_t> relay_buffers() const;
+
  private:
   // A control channel from accept/connect to disconnect, and what it set up.
   struct Session {
@@ -92,6 +101,16 @@ class Endpoint final : public epair::Endpoint {
     RingInterrupts announced_interrupts;
     std::vector<Ring> rx;
     std::vector<Ring> tx;
+    // zero-copy, when the server took region 1: the relay buffer given in
+    // each slot of the S2C ring up to rx_given (head), and the one in each
+    // slot of the C2S ring (+1; 0 for the end's own buffer) until the
+    // server's tail passes tx_reclaimed.
+    bool relay = false;
+    std::vector<std::uint32_t> rx_buffers;
+    std::uint16_t rx_given = 0;
+    std::vector<std::uint32_t> tx_relayed;
+    std::uint16_t tx_reclaimed = 0;
+    std::vector<RelayHop> hops;
   };
 
   // Interrupt moderation (rx-usecs): kIdle sleeps until an interrupt;
@@ -120,6 +139,17 @@ class Endpoint final : public epair::Endpoint {
   bool poll_rings();
   bool receive(Ring& ring, std::size_t& budget);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
+  bool receive_relayed(Ring& ring, std::size_t& budget);
+  std::shared_ptr<Endpoint> relay_target();
+  // On the other end's thread: puts the frames of kind kCross, whose
+  // buffers are in relay_pool_, on this end's C2S ring, marking those
+  // placed; with hold, none after the first that finds no room. False when
+  // there is no ring to put them on (all dropped, counted not_connected).
+  bool relay_in(std::span<const RelayHop> hops, std::span<RelayFrame> frames, bool hold);
+  void give_relay_buffers(Session& s);
+  void reclaim_relayed(Session& s);
+  void return_relayed(Session& s, std::uint16_t until);
+  void release_relay_buffers(Session& s);
 
   std::shared_ptr<Interface> ifp_;
   const Config config_;
@@ -135,6 +165,9 @@ class Endpoint final : public epair::Endpoint {
   std::atomic<bool> connected_{false};
   // flow-control: the last read left frames on a ring (the run thread's).
   bool held_back_ = false;
+  std::shared_ptr<RelayPool> relay_pool_;  // zero-copy
+  unsigned relay_direction_ = 0;           // of the frames this end receives
+  std::atomic<bool> relay_ready_{false};
 
   // The session: replaced by the control thread under tx_mutex_; read
   // there without it, and by input() under it.
@@ -148,7 +181,7 @@ class Endpoint final : public epair::Endpoint {
 
   struct Atomic {
     std::atomic<std::uint64_t> sent{0}, received{0}, ring_full{0}, not_connected{0}, bad_descriptor{0}, no_buffer{0},
-        connects{0}, disconnects{0}, held_back{0};
+        connects{0}, disconnects{0}, held_back{0}, relayed{0};
   };
   Atomic counters_;
 };

@@ -25,6 +25,10 @@ Result<ClientHandshake::Reply> ClientHandshake::on_message(const Message& messag
       return Reply{AddRegion{0, memory_.layout.region_size()}, memory_.fd.get()};
     case State::kSetup:
       if (!std::holds_alternative<Ack>(message)) return unexpected();
+      if (extra_region_ && !extra_region_sent_) {
+        extra_region_sent_ = true;
+        return Reply{AddRegion{1, settings_.extra_region_size}, settings_.extra_region_fd};
+      }
       return announce_next();
     case State::kConnecting:
       if (const auto* connected = std::get_if<Connected>(&message)) {
@@ -56,6 +60,12 @@ Result<ClientHandshake::Reply> ClientHandshake::start(const Hello& hello) {
   auto memory = make_client_memory(layout, log2, regions_);
   if (!memory) return memory.status();
   memory_ = std::move(*memory);
+  if (settings_.extra_region_fd >= 0 && hello.max_region >= 1) {
+    auto extra = Mapping::map(settings_.extra_region_fd, settings_.extra_region_size);
+    if (!extra) return extra.status();
+    regions_.add(std::move(*extra));
+    extra_region_ = true;
+  }
   Init init;
   init.id = settings_.id;
   init.secret = settings_.secret;

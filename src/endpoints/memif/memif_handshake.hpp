@@ -6,6 +6,7 @@
 //   server            client
 //   HELLO        ->   (makes region 0, rings, eventfds)  INIT
 //   ACK          ->   ADD_REGION 0 + memfd
+//  (ACK          ->   ADD_REGION 1 + memfd: the relay buffers, zero-copy)
 //   ACK          ->   ADD_RING c2s 0.., then s2c 0.., each + eventfd
 //   ACK          ->   CONNECT (after the last ring)
 //   CONNECTED    ->   connected: the rings may be mapped
@@ -30,6 +31,10 @@ class ClientHandshake {
     std::uint16_t queues = 1;
     std::uint8_t log2_ring_size = 10;
     std::uint16_t buffer_size = 2048;
+    /// A second region to announce and map (a RelayPool's), if any: not
+    /// when the server's HELLO takes only region 0.
+    int extra_region_fd = -1;
+    std::uint64_t extra_region_size = 0;
   };
   /// What to send back: a message, with a descriptor to pass (still owned
   /// by the handshake), or nothing.
@@ -52,6 +57,8 @@ class ClientHandshake {
   const Layout& layout() const { return memory_.layout; }
   ClientMemory& memory() { return memory_; }
   Regions& regions() { return regions_; }
+  /// Whether the extra region was announced (and is regions()[1]).
+  bool has_extra_region() const { return extra_region_; }
 
  private:
   enum class State { kHello, kInit, kSetup, kConnecting, kConnected };
@@ -65,6 +72,8 @@ class ClientHandshake {
   ClientMemory memory_;
   Regions regions_;
   std::size_t next_ring_ = 0;
+  bool extra_region_ = false;
+  bool extra_region_sent_ = false;
 };
 
 /// ECONNRESET with the reason a DISCONNECT gives.

@@ -74,7 +74,8 @@ Result<Config> parse_config(std::string_view text) {
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string_view word = words[i];
     static constexpr std::string_view kKnown[] = {"socket",      "role",   "id",      "secret",   "ring-size",
-                                                  "buffer-size", "queues", "rx-mode", "rx-usecs", "flow-control"};
+                                                  "buffer-size", "queues", "rx-mode", "rx-usecs", "flow-control",
+                                                  "zero-copy"};
     if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
       return bad("unknown setting '" + std::string(word) + "'");
     }
@@ -124,6 +125,9 @@ Result<Config> parse_config(std::string_view text) {
         return bad("flow-control is 'on' or 'off', not '" + std::string(value) + "'");
       }
       config.flow_control = value == "on";
+    } else if (word == "zero-copy") {
+      if (value != "on" && value != "off") return bad("zero-copy is 'on' or 'off', not '" + std::string(value) + "'");
+      config.zero_copy = value == "on";
     } else {
       if (value != "interrupt" && value != "polling") {
         return bad("rx-mode is 'interrupt' or 'polling', not '" + std::string(value) + "'");
@@ -134,6 +138,9 @@ Result<Config> parse_config(std::string_view text) {
   if (config.socket.empty()) return bad("needs 'socket PATH'");
   // Polling never sleeps, so there is no interrupt to moderate.
   if (config.rx_usecs != 0 && config.rx_mode == RxMode::kPolling) return bad("rx-usecs needs rx-mode interrupt");
+  // The client owns the buffers; a server could only copy into the client's.
+  if (config.zero_copy && config.role != Role::kClient) return bad("zero-copy needs role client");
+  if (config.zero_copy && config.queues != 1) return bad("zero-copy takes one queue pair");
   return config;
 }
 
@@ -145,6 +152,7 @@ std::string format_config(const Config& c, bool with_secret) {
          std::to_string(c.queues) + " rx-mode " + (c.rx_mode == RxMode::kInterrupt ? "interrupt" : "polling");
   if (c.rx_usecs != 0) out += " rx-usecs " + std::to_string(c.rx_usecs);
   if (c.flow_control) out += " flow-control on";
+  if (c.zero_copy) out += " zero-copy on";
   return out;
 }
 

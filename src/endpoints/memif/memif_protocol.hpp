@@ -65,6 +65,12 @@ struct Config {
   /// crossing to be dropped there; the peer finds its ring full, as a
   /// sender that honours 802.3x PAUSE stops.
   bool flow_control = false;
+  /// Zero-copy (role client, one queue pair): when the other end of the
+  /// epair is a memif client with zero-copy on too, both announce the
+  /// pair's relay buffers as region 1, and a frame the program puts down
+  /// here crosses as a descriptor on the other end's ring, its bytes never
+  /// copied (RelayPool).
+  bool zero_copy = false;
 
   bool operator==(const Config&) const = default;
   std::uint32_t ring_size() const { return 1u << log2_ring_size; }
@@ -77,7 +83,8 @@ inline bool is_memif_attach(std::string_view words) {
 
 /// Parses the words after `attach memif`: socket PATH [role server|client]
 /// [id N] [secret S] [ring-size N] [buffer-size N] [queues N]
-/// [rx-mode interrupt|polling] [rx-usecs N] [flow-control on|off]. EINVAL
+/// [rx-mode interrupt|polling] [rx-usecs N] [flow-control on|off]
+/// [zero-copy on|off]. EINVAL
 /// with one line naming the word.
 Result<Config> parse_config(std::string_view text);
 /// The settings in parse_config()'s words; the secret is not shown.
