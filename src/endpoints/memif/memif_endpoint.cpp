@@ -490,7 +490,6 @@ bool Endpoint::poll_rings() {
 // most `budget` of them (less those taken). True when frames were taken.
 bool Endpoint::receive(Ring& ring, std::size_t& budget) {
   Session& s = *session_;
-  if (s.relay) return receive_relayed(ring, budget);
   const bool server = config_.role == Role::kServer;
   std::uint32_t available = receivable(ring, server);
   if (available == 0) return false;
@@ -500,6 +499,7 @@ bool Endpoint::receive(Ring& ring, std::size_t& budget) {
                true);
     return false;
   }
+  if (s.relay) return receive_relayed(ring, available, budget);
   bool took = false;
   // A burst at a time: frames from the pool in one go, handed to the end
   // together, and the descriptors given back at once so that the peer
@@ -800,17 +800,9 @@ bool Endpoint::relay_in(std::span<const RelayHop> hops, std::span<RelayFrame> fr
 // descriptors while the cable is open for it (Interface::cut_through_open),
 // and is copied into frames for the engine otherwise; either way the
 // buffers it took are given again.
-bool Endpoint::receive_relayed(Ring& ring, std::size_t& budget) {
+bool Endpoint::receive_relayed(Ring& ring, std::uint32_t available, std::size_t& budget) {
   Session& s = *session_;
   RelayPool& pool = *relay_pool_;
-  std::uint32_t available = receivable(ring, false);
-  if (available == 0) return false;
-  if (available > ring.size) {
-    disconnect("receive ring " + std::to_string(ring.index) + " claims " + std::to_string(available) +
-                   " descriptors of " + std::to_string(ring.size),
-               true);
-    return false;
-  }
   const std::uint32_t mask = ring.size - 1;
   const std::uint8_t* base = s.regions.maps[1].base();
   const std::shared_ptr<Endpoint> target = relay_target();

@@ -139,7 +139,8 @@ class Endpoint final : public epair::Endpoint {
   bool poll_rings();
   bool receive(Ring& ring, std::size_t& budget);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
-  bool receive_relayed(Ring& ring, std::size_t& budget);
+  // receive() for a session with relay buffers, `available` checked.
+  bool receive_relayed(Ring& ring, std::uint32_t available, std::size_t& budget);
   std::shared_ptr<Endpoint> relay_target();
   // On the other end's thread: puts the frames of kind kCross, whose
   // buffers are in relay_pool_, on this end's C2S ring, marking those
