@@ -468,6 +468,13 @@ zero_copy_run zleave "" 1
   && ok "receiver gone after 1 s: ${Z[G.relayed]} crossed before, ${Z[H.not_connected]} dropped unconnected after" \
   || fail "leave: sent ${Z[sent]}, received ${Z[G.received]}, relayed ${Z[G.relayed]}, $H sent ${Z[H.sent]}, not connected ${Z[H.not_connected]}"
 buffers_back "after the receiver left"
+
+log "zero-copy: hostile servers on both sockets; the same buffer on both rings, every broken ring refused"
+python3 "$(dirname "$0")/memif_hostile_server.py" "$WORK/zin.sock" "$WORK/zout.sock" "$EPAIRCTL" "$G" "$H" \
+  >"$WORK/hostile_server.log" 2>&1
+hostile=$?
+cat "$WORK/hostile_server.log"
+((hostile == 0)) && ok "hostile servers: all refused, the buffers all back" || fail "hostile servers"
 ctl "$G" destroy || fail "destroy $G"
 
 finish

@@ -262,9 +262,8 @@ void Endpoint::begin_session(os::UniqueFd control) {
   auto session = std::make_unique<Session>();
   session->control = std::move(control);
   if (config_.role == Role::kClient) {
-    ClientHandshake::Settings settings{config_.id,     config_.secret,         "epair",
-                                       ifp_->name(),   config_.queues,         config_.log2_ring_size,
-                                       config_.buffer_size};
+    ClientHandshake::Settings settings{
+        config_.id, config_.secret, "epair", ifp_->name(), config_.queues, config_.log2_ring_size, config_.buffer_size};
     if (relay_pool_) {
       settings.extra_region_fd = relay_pool_->fd();
       settings.extra_region_size = relay_pool_->region_size();
@@ -669,10 +668,10 @@ std::shared_ptr<Endpoint> Endpoint::relay_target() {
   return target;
 }
 
-// Free relay buffers onto the S2C ring, up to a whole ring given. With
-// fewer, the descriptor just past the last one given points at the
-// scratch buffer: a server that writes one too far (DPDK 22.11) writes
-// there, not into a buffer on its way across.
+// Free relay buffers onto the S2C ring, up to a whole ring given. The
+// pool holds a ring's worth for this ring and as many for the other end's,
+// so a whole ring is always there: the server never sees a ring partly
+// given, and receive() never reads a slot past those given.
 void Endpoint::give_relay_buffers(Session& s) {
   RelayPool& pool = *relay_pool_;
   Ring& ring = s.rx[0];
@@ -693,7 +692,6 @@ void Endpoint::give_relay_buffers(Session& s) {
     }
     if (got < want) break;
   }
-  if (s.rx_given != until) write_descriptor(descriptor_at(ring.base, s.rx_given & mask), descriptor(pool.scratch()));
   // release: publishes the descriptors to the server's acquire of head.
   ring_index(ring.base, kRingHeadOffset).store(s.rx_given, std::memory_order_release);
 }
@@ -853,7 +851,8 @@ bool Endpoint::receive_relayed(Ring& ring, std::uint32_t available, std::size_t&
     if (target && ifp_->cut_through_open()) {
       // What transmit() would refuse is counted as it would count it.
       for (std::uint32_t i = 0; i < taken; ++i) {
-        if (frames[i].kind == RelayFrame::kCross && (frames[i].bytes < ethernet::kHeaderSize || frames[i].bytes > largest)) {
+        if (frames[i].kind == RelayFrame::kCross &&
+            (frames[i].bytes < ethernet::kHeaderSize || frames[i].bytes > largest)) {
           frames[i].kind = RelayFrame::kWrongSize;
         }
       }
@@ -918,7 +917,8 @@ bool Endpoint::receive_relayed(Ring& ring, std::uint32_t available, std::size_t&
     }
     if (bad != 0) counters_.bad_descriptor.fetch_add(bad, std::memory_order_relaxed);
     if (received != 0) counters_.received.fetch_add(received, std::memory_order_relaxed);
-    const std::uint32_t hops_taken = consumed < taken ? frames[consumed].first_hop : static_cast<std::uint32_t>(s.hops.size());
+    const std::uint32_t hops_taken =
+        consumed < taken ? frames[consumed].first_hop : static_cast<std::uint32_t>(s.hops.size());
     s.hops.resize(hops_taken);
     // Every buffer taken off the ring that did not cross goes back, and the
     // ring is given as many again.

@@ -73,9 +73,9 @@ Result<Config> parse_config(std::string_view text) {
   std::vector<std::string_view> seen;
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string_view word = words[i];
-    static constexpr std::string_view kKnown[] = {"socket",      "role",   "id",      "secret",   "ring-size",
-                                                  "buffer-size", "queues", "rx-mode", "rx-usecs", "flow-control",
-                                                  "zero-copy"};
+    static constexpr std::string_view kKnown[] = {"socket",    "role",         "id",       "secret",
+                                                  "ring-size", "buffer-size",  "queues",   "rx-mode",
+                                                  "rx-usecs",  "flow-control", "zero-copy"};
     if (std::find(std::begin(kKnown), std::end(kKnown), word) == std::end(kKnown)) {
       return bad("unknown setting '" + std::string(word) + "'");
     }

@@ -23,7 +23,7 @@ RelayPool::RelayPool(os::UniqueFd fd, std::uint32_t ring_size, std::uint32_t buf
       ring_size_(ring_size),
       buffer_size_(buffer_size),
       per_direction_(2 * ring_size),
-      region_size_(std::uint64_t{2 * per_direction_ + 1} * buffer_size) {
+      region_size_(std::uint64_t{2} * per_direction_ * buffer_size) {
   for (unsigned d = 0; d < 2; ++d) {
     auto& free = directions_[d].free;
     free.reserve(per_direction_);

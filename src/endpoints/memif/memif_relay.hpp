@@ -64,10 +64,6 @@ class RelayPool {
   /// Buffers of each direction.
   std::uint32_t per_direction() const { return per_direction_; }
   std::uint32_t offset(std::uint32_t buffer) const { return buffer * buffer_size_; }
-  /// A buffer of no direction, for the descriptor just past those given
-  /// on an S2C ring: DPDK 22.11's transmit writes one descriptor past the
-  /// free ones when a chained frame does not fit (epairctl(8), MEMIF).
-  std::uint32_t scratch() const { return 2 * per_direction_; }
 
   /// Takes up to out.size() free buffers of a direction; how many it took.
   std::uint32_t take(unsigned direction, std::span<std::uint32_t> out);
