@@ -560,10 +560,12 @@ bool Endpoint::receive(Ring& ring, std::size_t& budget) {
 bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent) {
   Session& s = *session_;
   const bool server = config_.role == Role::kServer;
-  // Slots the server is done with may still hold relay buffers: they go
-  // back before the slots are filled again.
-  if (s.relay) reclaim_relayed(s);
   std::uint32_t free_slots = transmittable(ring, server);
+  // Slots the server is done with may still hold relay buffers: they go
+  // back before the slots are filled again. After the count, never before:
+  // the tail may move on between the two reads, and every slot counted
+  // free must be one reclaimed.
+  if (s.relay) reclaim_relayed(s);
   if (free_slots > ring.size) {
     tx_problem_ = "transmit ring " + std::to_string(ring.index) + " has " + std::to_string(free_slots) +
                   " free descriptors of " + std::to_string(ring.size);
@@ -756,8 +758,9 @@ bool Endpoint::relay_in(std::span<const RelayHop> hops, std::span<RelayFrame> fr
   }
   Session& s = *session_;
   Ring& ring = s.tx[0];
-  reclaim_relayed(s);
+  // As in transmit(): reclaimed after the count.
   std::uint32_t free_slots = transmittable(ring, false);
+  reclaim_relayed(s);
   if (free_slots > ring.size) {
     tx_problem_ = "transmit ring " + std::to_string(ring.index) + " has " + std::to_string(free_slots) +
                   " free descriptors of " + std::to_string(ring.size);
