@@ -435,6 +435,12 @@ TEST_F(MemifClientTest, FramesSentJustBeforeLeavingAreDelivered) {
   client.reset();
   ASSERT_TRUE(fixture_.at_a->wait_for(101));
   EXPECT_EQ(server_->counters().received, 101u);
+  // The frames are delivered before the session is torn down and its
+  // reason recorded.
+  for (const auto deadline = std::chrono::steady_clock::now() + 5s;
+       server_->last_disconnect().empty() && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(1ms);
+  }
   EXPECT_EQ(server_->last_disconnect(), "peer disconnected: client closed");
 }
 
