@@ -485,6 +485,22 @@ bool Endpoint::poll_rings() {
   return any;
 }
 
+// How many frames the next burst off a receive ring may take: 0 once
+// flow control has spent the budget, counted as a read held back.
+std::uint32_t Endpoint::next_burst(std::uint32_t available, std::size_t budget) {
+  if (budget == 0) {
+    held_back_ = true;
+    counters_.held_back.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  return static_cast<std::uint32_t>(std::min<std::size_t>(std::min(available, kBurst), budget));
+}
+
+std::string Endpoint::broken_transmit_ring(const Ring& ring, std::uint32_t free_slots) {
+  return "transmit ring " + std::to_string(ring.index) + " has " + std::to_string(free_slots) +
+         " free descriptors of " + std::to_string(ring.size);
+}
+
 // Frames the peer put on a receive ring, chains gathered, to the end, at
 // most `budget` of them (less those taken). True when frames were taken.
 bool Endpoint::receive(Ring& ring, std::size_t& budget) {
@@ -504,14 +520,10 @@ bool Endpoint::receive(Ring& ring, std::size_t& budget) {
   // together, and the descriptors given back at once so that the peer
   // can fill them again while the next burst is read.
   while (available > 0) {
-    if (budget == 0) {
-      held_back_ = true;
-      counters_.held_back.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-    Frame* burst[kBurst];
     // Frames, not descriptors: a chain is never split.
-    const auto want = static_cast<std::uint32_t>(std::min<std::size_t>(std::min(available, kBurst), budget));
+    const std::uint32_t want = next_burst(available, budget);
+    if (want == 0) break;
+    Frame* burst[kBurst];
     prefetch_buffers(ring, server, false, s.regions, s.layout, ring.cursor, want);
     std::uint32_t fresh = pool_.alloc_bulk(burst, want);
     std::uint32_t count = 0;  // burst[0, count) received, [count, fresh) still empty
@@ -567,8 +579,7 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
   // free must be one reclaimed.
   if (s.relay) reclaim_relayed(s);
   if (free_slots > ring.size) {
-    tx_problem_ = "transmit ring " + std::to_string(ring.index) + " has " + std::to_string(free_slots) +
-                  " free descriptors of " + std::to_string(ring.size);
+    tx_problem_ = broken_transmit_ring(ring, free_slots);
     return false;
   }
   std::uint16_t slot = ring.cursor;
@@ -762,8 +773,7 @@ bool Endpoint::relay_in(std::span<const RelayHop> hops, std::span<RelayFrame> fr
   std::uint32_t free_slots = transmittable(ring, false);
   reclaim_relayed(s);
   if (free_slots > ring.size) {
-    tx_problem_ = "transmit ring " + std::to_string(ring.index) + " has " + std::to_string(free_slots) +
-                  " free descriptors of " + std::to_string(ring.size);
+    tx_problem_ = broken_transmit_ring(ring, free_slots);
     signal(wake_.get());
     counters_.not_connected.fetch_add(crossing, std::memory_order_relaxed);
     return false;
@@ -810,12 +820,8 @@ bool Endpoint::receive_relayed(Ring& ring, std::uint32_t available, std::size_t&
   const std::uint32_t largest = ifp_->mtu() + Interface::kFrameOverhead;
   bool took = false;
   while (available > 0) {
-    if (budget == 0) {
-      held_back_ = true;
-      counters_.held_back.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-    const auto want = static_cast<std::uint32_t>(std::min<std::size_t>(std::min(available, kBurst), budget));
+    const std::uint32_t want = next_burst(available, budget);
+    if (want == 0) break;
     // Gathered first, so that a chain that runs past the descriptors
     // given leaves nothing half done. frames[i]'s hops are s.hops from
     // first_hop on, and its slots ring.cursor + first_hop on.

@@ -139,6 +139,8 @@ class Endpoint final : public epair::Endpoint {
   bool poll_rings();
   bool receive(Ring& ring, std::size_t& budget);
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
+  std::uint32_t next_burst(std::uint32_t available, std::size_t budget);
+  static std::string broken_transmit_ring(const Ring& ring, std::uint32_t free_slots);
   // receive() for a session with relay buffers, `available` checked.
   bool receive_relayed(Ring& ring, std::uint32_t available, std::size_t& budget);
   std::shared_ptr<Endpoint> relay_target();
