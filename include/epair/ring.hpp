@@ -124,6 +124,10 @@ class Ring {
     return slots_[pos & mask_].sequence.load(std::memory_order_acquire) != pos + 1;
   }
 
+  /// Positions producers have reserved so far, wrapping at 2^32: less a
+  /// count of objects taken off since construction, what is still on board.
+  std::uint32_t reserved() const { return enqueue_pos_.load(std::memory_order_acquire); }
+
   /// Objects reserved and not yet dequeued: a snapshot when others are busy,
   /// never more than were there (enqueues are read before dequeues).
   std::uint32_t size() const {

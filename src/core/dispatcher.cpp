@@ -222,6 +222,7 @@ void Dispatcher::run_queue(ReceiveQueue& q, Worker* worker) {
     const std::uint32_t n = q.ring_.dequeue_burst(burst, burst_size);
     if (n != 0) {
       ifp.input_burst({burst, n}, endpoint.get());
+      q.count_done(n);
       ++round;
       poll_deadline = {};
       continue;

@@ -546,10 +546,17 @@ std::size_t Interface::peer_room() const {
   if (!peer) return Endpoint::kNoLimit;
   const std::shared_ptr<Endpoint> endpoint = peer->endpoint();
   if (!endpoint) return Endpoint::kNoLimit;
-  std::size_t room = endpoint->room();
+  // Frames a worker has taken off a queue but not yet handed over count too.
+  // Read done() before the room, so that a frame handed over between the
+  // two reads is counted twice rather than not at all; sums wrap as each
+  // queue's counts do.
+  std::uint32_t done = 0;
+  for (const auto& q : peer->queues_) done += q->done();
+  const std::size_t room = endpoint->room();
   if (room == Endpoint::kNoLimit) return room;
-  for (const auto& q : peer->queues_) room -= std::min<std::size_t>(room, q->ring_.size());
-  return room;
+  std::uint32_t reserved = 0;
+  for (const auto& q : peer->queues_) reserved += q->ring_.reserved();
+  return room - std::min<std::size_t>(room, reserved - done);
 }
 
 void Interface::set_endpoint_link(bool up) {

@@ -48,8 +48,14 @@ class ReceiveQueue {
     Frame* frames[64];
     while (std::uint32_t n = ring_.dequeue_burst(frames, 64)) {
       for (std::uint32_t i = 0; i < n; ++i) frames[i]->release();
+      count_done(n);
     }
   }
+
+  /// Frames delivered or freed since construction, wrapping at 2^32. With
+  /// the ring's reserved() read after it: frames queued and not yet through,
+  /// on the ring or in a worker's hands.
+  std::uint32_t done() const { return done_.load(std::memory_order_acquire); }
 
  private:
   friend class Dispatcher;
@@ -63,6 +69,15 @@ class ReceiveQueue {
   std::atomic<bool> closed_{false};
   // Completed runs; lets detach() see that a run it raced with has ended.
   std::atomic<std::uint64_t> runs_{0};
+  // Frames delivered or freed, wrapping at 2^32 like the ring's positions.
+  // Written by the consumer side alone.
+  std::atomic<std::uint32_t> done_{0};
+
+  // release: a reader that sees the new count also sees what the endpoint
+  // did with the frames (its room).
+  void count_done(std::uint32_t n) {
+    done_.store(done_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
   // Held from IDLE->WAKING until the run that follows ends, so that a pair
   // destroyed meanwhile stays in memory for the worker.
   std::shared_ptr<Pair> keepalive_;

@@ -36,11 +36,13 @@ std::vector<std::uint8_t> frame_bytes(std::uint32_t size, std::uint64_t seq) {
 }
 
 // An end with room for `capacity` frames until opened, as a receiver that
-// stopped reading its ring: frames beyond that are dropped and counted.
+// stopped reading its ring: frames beyond that are dropped and counted. A
+// slow gate takes `delay` over each burst before it counts the frames in.
 class Gate final : public epair::Endpoint {
  public:
-  explicit Gate(std::size_t capacity) : capacity_(capacity) {}
+  explicit Gate(std::size_t capacity, std::chrono::milliseconds delay = {}) : capacity_(capacity), delay_(delay) {}
   void input(Interface&, std::span<Frame* const> burst) noexcept override {
+    std::this_thread::sleep_for(delay_);
     std::lock_guard lock(mutex_);
     for (Frame* frame : burst) {
       if (open_ || seqs_.size() < capacity_) {
@@ -79,6 +81,7 @@ class Gate final : public epair::Endpoint {
  private:
   mutable std::mutex mutex_;
   const std::size_t capacity_;
+  const std::chrono::milliseconds delay_;
   bool open_ = false;
   std::vector<std::uint64_t> seqs_;
   std::vector<std::uint32_t> sizes_;
@@ -480,6 +483,29 @@ TEST_F(MemifClientTest, FlowControlLeavesFramesOnTheRingUntilTheOtherEndHasRoom)
     server_->stop();
     server_.reset();
   }
+}
+
+// Frames a worker has taken off the other end's queue and not yet handed to
+// its endpoint still count against the room: while a slow receiver takes
+// its first ten in, the end does not send ten more.
+TEST_F(MemifClientTest, FlowControlCountsFramesBeingDelivered) {
+  auto gate = std::make_shared<Gate>(10, 200ms);
+  fixture_.a->attach(gate);
+  Config settings;
+  settings.flow_control = true;
+  auto client = serve_and_connect(settings);
+  ASSERT_TRUE(client);
+  send_numbered(*client, 0, 100);
+  ASSERT_TRUE(gate->wait_for(10));
+  ASSERT_TRUE(test::wait_until([&] { return server_->counters().held_back >= 2; }));
+  std::this_thread::sleep_for(250ms);
+  EXPECT_EQ(gate->seqs(), numbers(10));
+  EXPECT_EQ(gate->dropped(), 0u);
+  EXPECT_EQ(server_->counters().received, 10u);
+  gate->open();
+  ASSERT_TRUE(gate->wait_for(100));
+  EXPECT_EQ(gate->seqs(), numbers(100));
+  EXPECT_EQ(gate->dropped(), 0u);
 }
 
 TEST_F(MemifClientTest, WithoutFlowControlTheOtherEndDropsWhatItHasNoRoomFor) {

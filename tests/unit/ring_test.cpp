@@ -42,6 +42,21 @@ TEST(RingTest, WrapsAroundManyTimes) {
   }
 }
 
+// reserved() counts what producers put on, not what is left, and refused
+// objects not at all.
+TEST(RingTest, ReservedCountsEveryObjectEnqueued) {
+  MpscRing<std::uintptr_t*> ring(4);
+  std::uintptr_t* in[6] = {ptr(1), ptr(2), ptr(3), ptr(4), ptr(5), ptr(6)};
+  std::uintptr_t* out[6];
+  EXPECT_EQ(ring.reserved(), 0u);
+  EXPECT_EQ(ring.enqueue_burst(in, 3), 3u);
+  EXPECT_EQ(ring.dequeue_burst(out, 2), 2u);
+  EXPECT_EQ(ring.reserved(), 3u);
+  EXPECT_EQ(ring.enqueue_burst(in, 6), 3u);
+  EXPECT_EQ(ring.reserved(), 6u);
+  EXPECT_EQ(ring.reserved() - 2u, ring.size());
+}
+
 TEST(RingTest, ZeroCapacityIsRefused) { EXPECT_THROW(SpscRing<int*>(0), std::invalid_argument); }
 
 TEST(RingTest, ManyProducersOneConsumerLoseNothingAndKeepEachProducersOrder) {
