@@ -61,6 +61,12 @@ class ReceiveQueue {
   friend class Dispatcher;
   friend class Interface;
 
+  // release: a reader that sees the new count also sees what the endpoint
+  // did with the frames (its room).
+  void count_done(std::uint32_t n) {
+    done_.store(done_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
+
   Interface& owner_;
   MpscRing<Frame*> ring_;
   const std::uint32_t worker_;
@@ -69,20 +75,15 @@ class ReceiveQueue {
   std::atomic<bool> closed_{false};
   // Completed runs; lets detach() see that a run it raced with has ended.
   std::atomic<std::uint64_t> runs_{0};
-  // Frames delivered or freed, wrapping at 2^32 like the ring's positions.
-  // Written by the consumer side alone.
-  std::atomic<std::uint32_t> done_{0};
-
-  // release: a reader that sees the new count also sees what the endpoint
-  // did with the frames (its room).
-  void count_done(std::uint32_t n) {
-    done_.store(done_.load(std::memory_order_relaxed) + n, std::memory_order_release);
-  }
   // Held from IDLE->WAKING until the run that follows ends, so that a pair
   // destroyed meanwhile stays in memory for the worker.
   std::shared_ptr<Pair> keepalive_;
   // Link in the worker's run list; guarded by that worker's mutex.
   ReceiveQueue* next_ = nullptr;
+  // Frames delivered or freed, wrapping at 2^32 like the ring's positions.
+  // Written by the consumer side alone, once a burst; a line of its own, as
+  // producers write state_'s at every wakeup.
+  alignas(kCacheLine) std::atomic<std::uint32_t> done_{0};
 };
 
 }  // namespace epair
