@@ -14,6 +14,18 @@ if [[ ! -c /dev/net/tun ]]; then
 fi
 : "${EPAIRD:?path of epaird}" "${EPAIRCTL:?path of epairctl}"
 
+# Each scenario runs in a network namespace of its own, epaird's "host"
+# namespace, which dies with the scenario's last process: the devices epaird
+# makes there, and the ports it listens on, cannot meet another scenario's,
+# so scenarios run side by side and none leaves a device behind. The
+# namespaces a scenario names with new_ns are shared with the machine, under
+# names unique to the run. /sys is still the machine's: read a device's
+# files through `ip netns exec`, which mounts its own.
+if [[ -z ${EPAIR_E2E_PRIVATE_NETNS:-} ]]; then
+  EPAIR_E2E_PRIVATE_NETNS=1 exec unshare --net -- bash "$0" "$@"
+fi
+ip link set lo up
+
 RUN_ID="e2e$$"
 WORK=$(mktemp -d "/tmp/epair-${RUN_ID}.XXXXXX")
 export EPAIR_SOCKET="$WORK/epaird.sock"
