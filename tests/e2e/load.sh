@@ -38,7 +38,7 @@ ip -n "$NS_L" -batch "$WORK/neigh-l" && ip -n "$NS_R" -batch "$WORK/neigh-r" || 
 log "UDP echo over all $PAIRS pairs for $SECONDS_OF_LOAD s at $RATE datagrams/s"
 ip netns exec "$NS_R" python3 "$HERE/load.py" echo &
 echo_pid=$!
-sleep 0.5
+wait_for 5 ip netns exec "$NS_R" bash -c "ss -lun | grep -q ':9000 '" || fail "echo server did not start"
 ip netns exec "$NS_L" python3 "$HERE/load.py" traffic "$PAIRS" "$SECONDS_OF_LOAD" "$RATE" >"$WORK/traffic.json" \
   || fail "traffic"
 kill "$echo_pid"

@@ -61,9 +61,13 @@ BODY=$(scrape "$PORT" | tail -n +3)
   fail "capture drops $(value epair_capture_dropped_packets_total "interface=$A")"
 kill -INT "$stall"
 wait "$stall"
-sleep 1  # epaird reaps ended captures every half second
+# epaird reaps ended captures every half second.
+capture_reaped() {
+  BODY=$(scrape "$PORT" | tail -n +3)
+  (($(value epair_captures "interface=$A") == 0))
+}
+wait_for 5 capture_reaped && ok "the ended capture is gone" || fail "capture still counted"
 BODY=$(scrape "$PORT" | tail -n +3)
-(($(value epair_captures "interface=$A") == 0)) && ok "the ended capture is gone" || fail "capture still counted"
 (($(value epair_capture_dropped_packets_total "interface=$A") > 0)) && ok "its drops stay counted" ||
   fail "capture drops went back"
 
