@@ -142,9 +142,8 @@ log "a stalled reader loses capture frames, never wire frames"
 for ns in "$NS_A" "$NS_B"; do
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
-ether_of() { ip -n "$1" -o link show "$2" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; }
-ip -n "$NS_A" neigh replace 10.99.0.2 lladdr "$(ether_of "$NS_B" "$B")" dev "$A" nud permanent
-ip -n "$NS_B" neigh replace 10.99.0.1 lladdr "$(ether_of "$NS_A" "$A")" dev "$B" nud permanent
+ip -n "$NS_A" neigh replace 10.99.0.2 lladdr "$(field "$B" ether)" dev "$A" nud permanent
+ip -n "$NS_B" neigh replace 10.99.0.1 lladdr "$(field "$A" ether)" dev "$B" nud permanent
 # quiet_counts: "A's opackets B's ipackets" once two reads 0.2 s apart agree.
 quiet_counts() {
   local previous="" now
