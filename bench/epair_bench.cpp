@@ -96,7 +96,7 @@ class CaptureLoad {
  public:
   CaptureLoad(epair::Engine& engine, epair::Interface& ifp, const Captures& setup) {
     if (setup.count == 0) return;
-    auto filter = epair::capture::compile_filter(setup.filter, 262144);
+    auto filter = epair::pcap::compile_filter(setup.filter, 262144);
     if (!filter) throw std::runtime_error(filter.status().message());
     epair::CaptureConfig config;
     config.filter = *filter;

@@ -11,7 +11,7 @@
 #include "summary.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace epair::capture;
+  using namespace epair;
   if (size == 0) return 0;
   const std::size_t piece = 1 + data[0] % 64;
   const std::span<const std::uint8_t> stream(data + 1, size - 1);
@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(block->body.size() <= stream.size());
       if (auto packet = pcapng::parse_packet(*block)) {
         FUZZ_CHECK(packet->data.size() <= block->body.size());
-        FUZZ_CHECK(!summarize(packet->data, packet->wire_length).empty());
+        FUZZ_CHECK(!pcap::summarize(packet->data, packet->wire_length).empty());
       }
       std::uint32_t interface = 0;
       pcapng::parse_statistics(*block, &interface);

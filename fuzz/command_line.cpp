@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "control_protocol.hpp"
 #include "fuzz_check.hpp"
-#include "protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::string> args;
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // reports that as an error. Nothing more to check.
     return 0;
   }
-  auto request = epair::daemon::parse_request(text);
+  auto request = epair::control::parse_request(text);
   FUZZ_CHECK(request || request.status().value() != EPROTO);
   return 0;
 }

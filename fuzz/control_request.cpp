@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <string_view>
 
+#include "control_protocol.hpp"
 #include "fuzz_check.hpp"
-#include "protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace epair::daemon;
+  using namespace epair::control;
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   auto request = parse_request(line);
   if (!request) {

@@ -27,23 +27,23 @@ using namespace epair;
 
 constexpr std::array<std::uint32_t, 8> kMtus = {72, 576, 1280, 1500, 1504, 9000, 16110, 65535};
 
-// What TapEndpoint::input() does with a frame, checked as it goes.
+// What tap::Endpoint::input() does with a frame, checked as it goes.
 void write_side(Interface& ifp, std::span<Frame* const> burst) {
   const std::uint32_t limit = ifp.mtu() + Interface::kFrameOverhead;
   for (Frame* frame : burst) {
     FUZZ_CHECK(frame->size() >= ethernet::kHeaderSize);
     const bool tagged = (frame->meta.flags & kFrameVlanTag) != 0;
-    if (frame->wire_size() > limit || (tagged && !os::insert_vlan_tag(*frame))) {
+    if (frame->wire_size() > limit || (tagged && !tap::insert_vlan_tag(*frame))) {
       frame->release();
       continue;
     }
     if (tagged) FUZZ_CHECK(ethernet::load_be16(frame->data() + 12) == ethernet::kTypeVlan);
-    const os::virtio_net_hdr hdr = os::header_from_meta(frame->meta);
+    const tap::virtio_net_hdr hdr = tap::header_from_meta(frame->meta);
     FrameMeta back;
-    os::meta_from_header(hdr, back);
+    tap::meta_from_header(hdr, back);
     constexpr std::uint32_t kOffloads = kFrameCsumPartial | kFrameCsumValid | kFrameGso;
     FUZZ_CHECK((back.flags & kOffloads) == (frame->meta.flags & kOffloads));
-    FUZZ_CHECK(std::string_view(capture::summarize(frame->bytes(), frame->size())).size() > 0);
+    FUZZ_CHECK(std::string_view(pcap::summarize(frame->bytes(), frame->size())).size() > 0);
     frame->release();
   }
 }
@@ -58,7 +58,7 @@ struct World {
     // The sender takes any frame up to 64 KiB; the receiver's MTU varies.
     FUZZ_CHECK(a->set_mtu(65535));
     CallbackEndpoint::attach_to(*b, write_side);
-    auto filter = capture::compile_filter("ip or arp or vlan or ip6", 65535);
+    auto filter = pcap::compile_filter("ip or arp or vlan or ip6", 65535);
     FUZZ_CHECK(filter);
     CaptureConfig capture_config;
     capture_config.filter = *filter;
@@ -82,7 +82,7 @@ struct World {
     for (std::size_t n; (n = tap->read(frames)) != 0;) {
       for (std::size_t i = 0; i < n; ++i) {
         FUZZ_CHECK(frames[i]->length <= frames[i]->wire_length);
-        capture::summarize({frames[i]->data, frames[i]->length}, frames[i]->wire_length);
+        pcap::summarize({frames[i]->data, frames[i]->length}, frames[i]->wire_length);
       }
       tap->release({frames.data(), n});
     }
@@ -100,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 13) return 0;
   const std::uint8_t control = data[0];
   FUZZ_CHECK(world.b->set_mtu(kMtus[control & 7]));
-  os::virtio_net_hdr hdr;
+  tap::virtio_net_hdr hdr;
   std::memcpy(&hdr, data + 3, sizeof hdr);
   const std::span<const std::uint8_t> bytes(data + 13, size - 13);
 
@@ -110,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     frame->release();
     return 0;
   }
-  os::meta_from_header(hdr, frame->meta);
+  tap::meta_from_header(hdr, frame->meta);
   if ((control & 8) != 0) {
     frame->meta.flags |= kFrameVlanTag;
     frame->meta.vlan_tci = static_cast<std::uint16_t>(data[1] << 8 | data[2]);

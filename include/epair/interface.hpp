@@ -231,26 +231,9 @@ class Interface {
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 
-  /// For an endpoint that hands frames to the peer's endpoint itself,
-  /// without frames from the pool (memif zero-copy): true when transmit()
-  /// would deliver every frame of a valid size at once, untouched: both
-  /// ends up and running, no tap on either, no impairment on this one, and
-  /// nothing waiting in the peer's receive queues that a frame handed over
-  /// now would overtake.
-  bool cut_through_open() const;
-  /// Counts frames handed over that way as transmit() and the peer's
-  /// delivery would: opackets and obytes here, ipackets and ibytes on the
-  /// peer.
-  void count_cut_through(std::uint64_t frames, std::uint64_t bytes);
-  /// On the end such frames reached, once their destination addresses are
-  /// read: those with a group address, in imcasts here and omcasts on the
-  /// peer.
-  void count_cut_through_mcasts(std::uint64_t frames);
-  /// The other end's endpoint, which such an endpoint hands frames to; null
-  /// when none is attached or the pair is gone.
-  std::shared_ptr<Endpoint> peer_endpoint() const;
-  /// Counts frames such an endpoint refused as transmit() would (too short,
-  /// or longer than mtu() + kFrameOverhead) in oerrors.
+  /// Counts frames an endpoint refused as transmit() would (too short, or
+  /// longer than mtu() + kFrameOverhead) in oerrors: one that hands frames
+  /// over itself (epair/cut_through.hpp).
   void count_output_errors(std::uint64_t n) { tx_.oerrors.fetch_add(n, std::memory_order_relaxed); }
 
   // --- shaping and impairment (epair/impairment.hpp) ---
@@ -311,6 +294,13 @@ class Interface {
   friend struct Pair;
   friend class ReceiveQueue;
   friend class ImpairmentLine;
+  friend class CutThrough;
+
+  // CutThrough's work (epair/cut_through.hpp), here where the queues and
+  // counters are.
+  bool cut_through_open() const;
+  void count_cut_through(std::uint64_t frames, std::uint64_t bytes);
+  void count_cut_through_mcasts(std::uint64_t frames);
 
   struct alignas(kCacheLine) TransmitCounters {
     std::atomic<std::uint64_t> opackets{0};

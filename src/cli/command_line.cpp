@@ -3,10 +3,7 @@
 #include <cstdlib>
 #include <set>
 
-#include "epair/impairment.hpp"
-#include "memif_protocol.hpp"
-#include "protocol.hpp"
-#include "vxlan_config.hpp"
+#include "control_protocol.hpp"
 
 namespace epair::cli {
 
@@ -16,11 +13,13 @@ Status usage(std::string message) { return {EINVAL, std::move(message)}; }
 
 // The daemon's own check, so that a bad name never leaves epairctl.
 Status check_name(const std::string& name) {
-  if (Status s = daemon::check_interface_name(name); !s) return usage(s.message());
+  if (Status s = control::check_interface_name(name); !s) return usage(s.message());
   return {};
 }
 
-// The settings after the interface name, as protocol actions.
+// The settings after the interface name, as protocol actions, checked as
+// epaird checks them (control::parse_actions: values, impairments,
+// attachments) so that a bad one never leaves epairctl.
 Result<json> parse_settings(std::span<const std::string> words) {
   static const std::set<std::string, std::less<>> kWithValue = {"mtu",  "ether", "lladdr", "description", "descr",
                                                                 "inet", "inet6", "vnet",   "-vnet"};
@@ -40,18 +39,11 @@ Result<json> parse_settings(std::span<const std::string> words) {
       std::string value;
       for (++i; i < words.size(); ++i) value += (value.empty() ? "" : " ") + words[i];
       if (value.empty()) return usage("'impair' needs settings (rate, delay, loss...) or 'clear'");
-      if (!is_impairment_clear(value)) {
-        if (auto config = parse_impairment(value); !config) return usage(config.status().message());
-      }
       actions.push_back({{"action", "impair"}, {"value", value}});
     } else if (word == "attach") {
       // Takes the rest of the line: the kind and its settings.
       std::string value;
       for (++i; i < words.size(); ++i) value += (value.empty() ? "" : " ") + words[i];
-      if (!vxlan::is_vxlan_attach(value) && !memif::is_memif_attach(value)) {
-        return usage("'attach' needs a kind: attach vxlan remote ADDR ... or attach memif socket PATH ...");
-      }
-      if (Status s = daemon::check_attach(value); !s) return usage(s.message());
       actions.push_back({{"action", "attach"}, {"value", value}});
     } else if (word == "create") {
       return usage("'create' must follow the cloner name (epair or epairN)");
@@ -59,6 +51,7 @@ Result<json> parse_settings(std::span<const std::string> words) {
       return usage("unknown setting '" + word + "'");
     }
   }
+  if (auto checked = control::parse_actions(actions); !checked) return usage(checked.status().message());
   return actions;
 }
 
@@ -73,8 +66,8 @@ Status parse_capture(std::span<const std::string> words, CommandLine& line) {
     interfaces.push_back(list.substr(start, comma - start));
     if (Status s = check_name(interfaces.back()); !s) return s;
   }
-  if (interfaces.size() > daemon::kMaxCaptureInterfaces) {
-    return usage("capture takes at most " + std::to_string(daemon::kMaxCaptureInterfaces) + " interfaces");
+  if (interfaces.size() > control::kMaxCaptureInterfaces) {
+    return usage("capture takes at most " + std::to_string(control::kMaxCaptureInterfaces) + " interfaces");
   }
   json request = {{"v", 1}, {"op", "capture"}, {"interfaces", interfaces}};
   std::string filter;

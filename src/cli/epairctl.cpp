@@ -219,11 +219,45 @@ bool write_all(int fd, const char* data, std::size_t size) {
   return true;
 }
 
+// One line per frame, as tcpdump prints it, or a JSON object.
+void print_frame(const epair::pcapng::Packet& packet, const std::string& port, bool as_json) {
+  const char* direction = packet.direction == epair::pcapng::Direction::kIn ? "In" : "Out";
+  const std::string line = epair::pcap::summarize(packet.data, packet.wire_length);
+  if (as_json) {
+    std::printf("%s\n", json{{"time_ns", packet.timestamp_ns},
+                             {"interface", port},
+                             {"direction", direction},
+                             {"length", packet.wire_length},
+                             {"captured", packet.data.size()},
+                             {"summary", line}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%s %s %-3s %s\n", epair::pcap::format_time(packet.timestamp_ns).c_str(), port.c_str(), direction,
+                line.c_str());
+  }
+}
+
+// tcpdump's closing lines on stderr, and with as_json a JSON object too.
+void print_totals(std::uint64_t captured, const epair::pcapng::Statistics& stats, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", json{{"captured", captured},
+                             {"received_by_filter", stats.accepted},
+                             {"seen", stats.received},
+                             {"dropped_by_capture", stats.dropped}}
+                            .dump()
+                            .c_str());
+  }
+  std::fprintf(stderr, "%llu packets captured\n%llu packets received by filter\n%llu packets dropped by capture\n",
+               static_cast<unsigned long long>(captured), static_cast<unsigned long long>(stats.accepted),
+               static_cast<unsigned long long>(stats.dropped));
+}
+
 // epairctl capture: asks epaird for a capture, then reads its pcapng stream
 // until epaird ends it; Ctrl-C asks epaird to end it (half-close), so the
 // counters of the last block still arrive.
 int capture(Connection& daemon, const CommandLine& options) {
-  namespace pcapng = epair::capture::pcapng;
+  namespace pcapng = epair::pcapng;
   const bool writing = options.output.has_value();
   const std::string output = options.output.value_or("");
   int out_fd = -1;
@@ -259,22 +293,7 @@ int capture(Connection& daemon, const CommandLine& options) {
       if (!packet) continue;
       ++captured;
       if (writing) continue;
-      const std::string port = packet->interface < ports.size() ? ports[packet->interface] : "?";
-      const char* direction = packet->direction == pcapng::Direction::kIn ? "In" : "Out";
-      const std::string line = epair::capture::summarize(packet->data, packet->wire_length);
-      if (options.json_output) {
-        std::printf("%s\n", json{{"time_ns", packet->timestamp_ns},
-                                 {"interface", port},
-                                 {"direction", direction},
-                                 {"length", packet->wire_length},
-                                 {"captured", packet->data.size()},
-                                 {"summary", line}}
-                                .dump()
-                                .c_str());
-      } else {
-        std::printf("%s %s %-3s %s\n", epair::capture::format_time(packet->timestamp_ns).c_str(), port.c_str(),
-                    direction, line.c_str());
-      }
+      print_frame(*packet, packet->interface < ports.size() ? ports[packet->interface] : "?", options.json_output);
     }
     if (!writing) std::fflush(stdout);
   };
@@ -302,17 +321,7 @@ int capture(Connection& daemon, const CommandLine& options) {
                  static_cast<unsigned long long>(captured));
     return 1;
   }
-  if (options.json_output && !writing) {
-    std::printf("%s\n", json{{"captured", captured},
-                             {"received_by_filter", stats->accepted},
-                             {"seen", stats->received},
-                             {"dropped_by_capture", stats->dropped}}
-                            .dump()
-                            .c_str());
-  }
-  std::fprintf(stderr, "%llu packets captured\n%llu packets received by filter\n%llu packets dropped by capture\n",
-               static_cast<unsigned long long>(captured), static_cast<unsigned long long>(stats->accepted),
-               static_cast<unsigned long long>(stats->dropped));
+  print_totals(captured, *stats, options.json_output && !writing);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cpu_relax.hpp"
+#include "epair/ethernet.hpp"
 
 namespace epair {
 
@@ -79,15 +80,7 @@ void Frame::complete_checksum() {
   const std::uint32_t start = meta.csum_start;
   const std::uint32_t field = start + meta.csum_offset;
   if (start >= size_ || field + 2 > size_) return;
-  const std::uint8_t* p = data();
-  std::uint64_t sum = 0;
-  std::uint32_t i = start;
-  for (; i + 1 < size_; i += 2) sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
-  if (i < size_) sum += static_cast<std::uint32_t>(p[i] << 8);
-  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
-  const auto folded = static_cast<std::uint16_t>(~sum);
-  data()[field] = static_cast<std::uint8_t>(folded >> 8);
-  data()[field + 1] = static_cast<std::uint8_t>(folded);
+  ethernet::store_be16(data() + field, ethernet::internet_checksum(bytes().subspan(start)));
 }
 
 namespace {

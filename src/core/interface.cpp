@@ -536,11 +536,6 @@ void Interface::attach(std::shared_ptr<Endpoint> endpoint) {
 
 void Interface::detach() { attach(nullptr); }
 
-std::shared_ptr<Endpoint> Interface::peer_endpoint() const {
-  const std::shared_ptr<Interface> peer = this->peer();
-  return peer ? peer->endpoint() : nullptr;
-}
-
 std::size_t Interface::peer_room() const {
   const std::shared_ptr<Interface> peer = this->peer();
   if (!peer) return Endpoint::kNoLimit;

@@ -71,7 +71,6 @@ bool CaptureSession::client_done() {
 }
 
 void CaptureSession::run() {
-  namespace pcapng = capture::pcapng;
   std::string out;
   pcapng::append_section_header(out, "epaird " EPAIR_VERSION);
   for (const auto& ifp : ifps_) pcapng::append_interface(out, ifp->name(), capture_->snaplen());

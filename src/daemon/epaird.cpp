@@ -65,24 +65,101 @@ bool parse_u32(const char* text, std::uint32_t& out) {
 
 [[noreturn]] void usage_error(const std::string& message) { fail(message + " (see --help)", 2); }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace epair;
+// What the command line says.
+struct Options {
   std::filesystem::path socket_path = "/run/epair/epaird.sock";
   std::filesystem::path state_dir = "/var/lib/epair";
-  daemon::AccessPolicy policy;
-  EngineConfig engine;
-  engine.carrier_follows_peer = true;
-  engine.deliver_inline = true;
-  engine.pool.frames = 4096;
-  // A TSO segment (64 KiB) plus Ethernet and VLAN headers, behind the headroom.
-  engine.pool.headroom = 128;
-  engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
+  epair::daemon::AccessPolicy policy;
+  epair::EngineConfig engine = default_engine();
   std::string log_level = "info";
+  std::string readers = "all";
   std::chrono::microseconds busy_poll{0};
   std::string metrics;
 
+  static epair::EngineConfig default_engine() {
+    epair::EngineConfig engine;
+    engine.carrier_follows_peer = true;
+    engine.deliver_inline = true;
+    engine.pool.frames = 4096;
+    // A TSO segment (64 KiB) plus Ethernet and VLAN headers, behind the headroom.
+    engine.pool.headroom = 128;
+    engine.pool.buffer_size = 65536 + 256 + engine.pool.headroom;
+    return engine;
+  }
+};
+
+std::uint32_t number_option(const char* name, std::uint32_t low, std::uint32_t high, const std::string& range = {}) {
+  std::uint32_t value = 0;
+  if (!parse_u32(optarg, value) || value < low || value > high) {
+    usage_error(std::string("invalid --") + name + " '" + optarg + "'" + (range.empty() ? "" : " (" + range + ")"));
+  }
+  return value;
+}
+
+// One option of getopt_long's; c is its short name.
+void apply_option(int c, char** argv, Options& o) {
+  using epair::MacMode;
+  switch (c) {
+    case 's':
+      o.socket_path = optarg;
+      break;
+    case 'd':
+      o.state_dir = optarg;
+      break;
+    case 'g': {
+      const group* g = ::getgrnam(optarg);
+      if (g == nullptr) usage_error(std::string("unknown group '") + optarg + "'");
+      o.policy.group = g->gr_gid;
+      break;
+    }
+    case 'r':
+      o.readers = optarg;
+      break;
+    case 'w':
+      o.engine.workers = number_option("workers", 1, 1024);
+      break;
+    case 'q':
+      o.engine.queue_depth = number_option("queue-depth", 2, 1u << 20);
+      break;
+    case 'f':
+      o.engine.pool.frames = number_option("frames", 64, 1u << 20);
+      break;
+    case 'm':
+      if (std::strcmp(optarg, "legacy") != 0 && std::strcmp(optarg, "stable") != 0) {
+        usage_error(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
+      }
+      o.engine.mac_mode = std::strcmp(optarg, "legacy") == 0 ? MacMode::kLegacy : MacMode::kStable;
+      break;
+    case 'D':
+      if (std::strcmp(optarg, "inline") != 0 && std::strcmp(optarg, "deferred") != 0) {
+        usage_error(std::string("invalid --delivery '") + optarg + "' (inline or deferred)");
+      }
+      o.engine.deliver_inline = std::strcmp(optarg, "inline") == 0;
+      break;
+    case 'b':
+      o.busy_poll =
+          std::chrono::microseconds(number_option("busy-poll", 0, 10'000'000, "microseconds, at most 10000000"));
+      break;
+    case 'M':
+      o.metrics = optarg;
+      break;
+    case 'l':
+      o.log_level = optarg;
+      break;
+    case 'h':
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    case 'V':
+      std::printf("epaird %s\n", EPAIR_VERSION);
+      std::exit(0);
+    case ':':
+      usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
+    default:
+      usage_error(std::string("unknown option ") + argv[optind - 1]);
+  }
+}
+
+Options parse_options(int argc, char** argv) {
   static const option options[] = {{"socket", required_argument, nullptr, 's'},
                                    {"state-dir", required_argument, nullptr, 'd'},
                                    {"group", required_argument, nullptr, 'g'},
@@ -98,119 +175,76 @@ int main(int argc, char** argv) {
                                    {"help", no_argument, nullptr, 'h'},
                                    {"version", no_argument, nullptr, 'V'},
                                    {nullptr, 0, nullptr, 0}};
-  std::string readers = "all";
+  Options o;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:M:l:hV", options, nullptr)) != -1;) {
-    switch (c) {
-      case 's':
-        socket_path = optarg;
-        break;
-      case 'd':
-        state_dir = optarg;
-        break;
-      case 'g': {
-        const group* g = ::getgrnam(optarg);
-        if (g == nullptr) usage_error(std::string("unknown group '") + optarg + "'");
-        policy.group = g->gr_gid;
-        break;
-      }
-      case 'r':
-        readers = optarg;
-        break;
-      case 'w':
-        if (!parse_u32(optarg, engine.workers) || engine.workers == 0 || engine.workers > 1024) {
-          usage_error(std::string("invalid --workers '") + optarg + "'");
-        }
-        break;
-      case 'q':
-        if (!parse_u32(optarg, engine.queue_depth) || engine.queue_depth < 2 || engine.queue_depth > (1u << 20)) {
-          usage_error(std::string("invalid --queue-depth '") + optarg + "'");
-        }
-        break;
-      case 'f':
-        if (!parse_u32(optarg, engine.pool.frames) || engine.pool.frames < 64 || engine.pool.frames > (1u << 20)) {
-          usage_error(std::string("invalid --frames '") + optarg + "'");
-        }
-        break;
-      case 'm':
-        if (std::strcmp(optarg, "legacy") == 0) {
-          engine.mac_mode = MacMode::kLegacy;
-        } else if (std::strcmp(optarg, "stable") == 0) {
-          engine.mac_mode = MacMode::kStable;
-        } else {
-          usage_error(std::string("invalid --mac-mode '") + optarg + "' (legacy or stable)");
-        }
-        break;
-      case 'D':
-        if (std::strcmp(optarg, "inline") == 0 || std::strcmp(optarg, "deferred") == 0) {
-          engine.deliver_inline = std::strcmp(optarg, "inline") == 0;
-        } else {
-          usage_error(std::string("invalid --delivery '") + optarg + "' (inline or deferred)");
-        }
-        break;
-      case 'b': {
-        std::uint32_t usec = 0;
-        if (!parse_u32(optarg, usec) || usec > 10'000'000) {
-          usage_error(std::string("invalid --busy-poll '") + optarg + "' (microseconds, at most 10000000)");
-        }
-        busy_poll = std::chrono::microseconds(usec);
-        break;
-      }
-      case 'M':
-        metrics = optarg;
-        break;
-      case 'l':
-        log_level = optarg;
-        break;
-      case 'h':
-        std::fputs(kUsage, stdout);
-        return 0;
-      case 'V':
-        std::printf("epaird %s\n", EPAIR_VERSION);
-        return 0;
-      case ':':
-        usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
-      default:
-        usage_error(std::string("unknown option ") + argv[optind - 1]);
-    }
+    apply_option(c, argv, o);
   }
   if (optind != argc) usage_error(std::string("unexpected argument '") + argv[optind] + "'");
-  if (readers == "group") {
-    policy.readers_all = false;
-  } else if (readers != "all") {
-    usage_error("invalid --readers '" + readers + "' (all or group)");
+  if (o.readers == "group") {
+    o.policy.readers_all = false;
+  } else if (o.readers != "all") {
+    usage_error("invalid --readers '" + o.readers + "' (all or group)");
   }
+  return o;
+}
+
+void start_logging(const std::string& log_level) {
   const auto level = spdlog::level::from_str(log_level);
   if (level == spdlog::level::off && log_level != "off") usage_error("invalid --log-level '" + log_level + "'");
   auto logger = spdlog::stderr_color_mt("epaird");
   spdlog::set_default_logger(logger);
   spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
 
-  if (::geteuid() != 0) fail("must run as root (TAP devices and namespaces need CAP_NET_ADMIN)");
-  // Each end holds a TAP and an event descriptor: 256 pairs need more than
-  // the soft limit of 1024 that systemd and most shells give.
+// Each end holds a TAP and an event descriptor: 256 pairs need more than
+// the soft limit of 1024 that systemd and most shells give.
+void raise_file_limit() {
   if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
+}
 
+// One daemon per state directory: a second would fight over the devices.
+// The lock lasts as long as the process.
+void lock_state_dir(const std::filesystem::path& state_dir) {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) fail("cannot create " + state_dir.string() + ": " + ec.message());
   ::chmod(state_dir.c_str(), 0700);
-  // One daemon per state directory: a second would fight over the devices.
   const std::string lock_path = (state_dir / "epaird.lock").string();
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0) fail("cannot open " + lock_path + ": " + std::strerror(errno));
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) fail("another epaird uses " + state_dir.string());
+}
 
-  // Before the engine's workers and the TAP readers exist, so that they
-  // inherit the mask and a SIGTERM reaches the server's signalfd.
+}  // namespace
+
+// The daemon's life, in this order:
+// 1. Options and logging; root is checked after them, so that --help and
+//    a bad option answer anyone.
+// 2. The state directory, locked for this daemon alone.
+// 3. The stop signals blocked, before the engine's workers and the TAP
+//    readers exist, so that they inherit the mask and a SIGTERM reaches
+//    the server's signalfd.
+// 4. The controller and the server; the socket listens before the pairs
+//    of the last run are re-adopted, and the server runs until a signal.
+int main(int argc, char** argv) {
+  using namespace epair;
+  const Options o = parse_options(argc, argv);
+  start_logging(o.log_level);
+  if (::geteuid() != 0) fail("must run as root (TAP devices and namespaces need CAP_NET_ADMIN)");
+  raise_file_limit();
+
+  lock_state_dir(o.state_dir);
+
   daemon::block_stop_signals();
+
   try {
-    daemon::Controller controller({engine, state_dir / "state.json", busy_poll});
-    daemon::Server server(controller, {socket_path, policy, metrics});
+    daemon::Controller controller({o.engine, o.state_dir / "state.json", o.busy_poll});
+    daemon::Server server(controller, {o.socket_path, o.policy, o.metrics});
     if (Status s = server.listen(); !s) fail(s.message());
     controller.restore();
     if (Status s = server.run(); !s) fail(s.message());

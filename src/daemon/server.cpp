@@ -51,75 +51,76 @@ bool peer_in_group(const Peer& peer, gid_t gid) {
 
 json handle_request(Controller& controller, const AccessPolicy& policy, const Peer& peer, std::string_view line,
                     std::optional<StartedCapture>* capture) {
-  auto parsed = parse_request(line);
-  if (!parsed) return error_response(parsed.status());
-  Request& request = *parsed;
+  auto parsed = control::parse_request(line);
+  if (!parsed) return control::error_response(parsed.status());
+  control::Request& request = *parsed;
   const std::string& op = request.op;
   const std::string& name = request.name;
   // Captures show the traffic itself: as for tcpdump, not for everyone.
   const bool read_only = !request.changes && !request.capture;
   const bool allowed = read_only ? policy.readers_all || may_change(policy, peer) : may_change(policy, peer);
-  if (!allowed) return error_response({EACCES, "permission denied"});
+  if (!allowed) return control::error_response({EACCES, "permission denied"});
   if (request.capture) {
-    if (capture == nullptr) return error_response({EPROTO, "capture needs a connection of its own"});
+    if (capture == nullptr) return control::error_response({EPROTO, "capture needs a connection of its own"});
     try {
       auto started = controller.start_capture(*request.capture);
-      if (!started) return error_response(started.status());
+      if (!started) return control::error_response(started.status());
       json result = {{"interfaces", request.capture->interfaces},
                      {"snaplen", started->capture->snaplen()},
                      {"buffer_frames", started->capture->slots()}};
       spdlog::info("uid {} pid {}: capture on {}", peer.uid, peer.pid, result["interfaces"].dump());
       capture->emplace(std::move(*started));
-      return ok_response(std::move(result));
+      return control::ok_response(std::move(result));
     } catch (const std::exception& e) {
-      return error_response({EIO, std::string("internal error: ") + e.what()});
+      return control::error_response({EIO, std::string("internal error: ") + e.what()});
     }
   }
 
   try {
-    if (op == "version") return ok_response({{"protocol", kProtocolVersion}, {"version", EPAIR_VERSION}});
-    if (op == "cloners") return ok_response({{"cloners", json::array({"epair"})}});
-    if (op == "list") return ok_response({{"interfaces", controller.list()}});
+    if (op == "version")
+      return control::ok_response({{"protocol", control::kProtocolVersion}, {"version", EPAIR_VERSION}});
+    if (op == "cloners") return control::ok_response({{"cloners", json::array({"epair"})}});
+    if (op == "list") return control::ok_response({{"interfaces", controller.list()}});
     if (op == "show") {
       json interfaces = json::array();
       for (const std::string& n : name.empty() ? controller.list() : std::vector<std::string>{name}) {
         auto shown = controller.show(n);
-        if (!shown) return error_response(shown.status());
+        if (!shown) return control::error_response(shown.status());
         interfaces.push_back(std::move(*shown));
       }
-      return ok_response({{"interfaces", interfaces}});
+      return control::ok_response({{"interfaces", interfaces}});
     }
-    const std::vector<Action>& actions = request.actions;
+    const std::vector<control::Action>& actions = request.actions;
     // Out of descriptors, a destroy is what frees some: its save comes after.
     // (`epairctl NAME destroy` is a configure whose first action destroys.)
     const bool destroys =
         op == "destroy" || (op == "configure" && !actions.empty() && actions.front().verb == "destroy");
     if (Status s = controller.reserve_state(); !s && !(destroys && (s.value() == EMFILE || s.value() == ENFILE))) {
-      return error_response(s);
+      return control::error_response(s);
     }
     if (op == "create") {
       spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);
       auto created = controller.create(name);
-      if (!created) return error_response(created.status());
+      if (!created) return control::error_response(created.status());
       // As ifconfig does, a setting that fails leaves the pair created.
       if (Status s = controller.configure(*created, actions); !s) {
-        json response = error_response(s);
+        json response = control::error_response(s);
         response["result"] = {{"name", *created}};
         return response;
       }
-      return ok_response({{"name", *created}});
+      return control::ok_response({{"name", *created}});
     }
     if (op == "configure") {
       spdlog::info("uid {} pid {}: configure {}", peer.uid, peer.pid, name);
-      if (Status s = controller.configure(name, actions); !s) return error_response(s);
-      return ok_response(json::object());
+      if (Status s = controller.configure(name, actions); !s) return control::error_response(s);
+      return control::ok_response(json::object());
     }
     spdlog::info("uid {} pid {}: destroy {}", peer.uid, peer.pid, name);
-    if (Status s = controller.destroy(name); !s) return error_response(s);
-    return ok_response(json::object());
+    if (Status s = controller.destroy(name); !s) return control::error_response(s);
+    return control::ok_response(json::object());
   } catch (const std::exception& e) {
     spdlog::error("{}: {}", op, e.what());
-    return error_response({EIO, std::string("internal error: ") + e.what()});
+    return control::error_response({EIO, std::string("internal error: ") + e.what()});
   }
 }
 
@@ -376,7 +377,7 @@ void Server::serve(int fd) {
     const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
     if (n > 0) {
       client.buffer.append(chunk, static_cast<std::size_t>(n));
-      if (client.buffer.size() > kMaxRequestBytes) {
+      if (client.buffer.size() > control::kMaxRequestBytes) {
         close_client(fd);
         return;
       }

@@ -275,4 +275,11 @@ bool RouteSocket::drain_events(LinkEvents& events) {
   }
 }
 
+std::vector<std::string> cidrs_of(const std::vector<AddressInfo>& addresses) {
+  std::vector<std::string> result;
+  result.reserve(addresses.size());
+  for (const auto& a : addresses) result.push_back(a.local + "/" + std::to_string(a.prefix_length));
+  return result;
+}
+
 }  // namespace epair::os

@@ -37,6 +37,9 @@ struct AddressInfo {
   int scope = 0;          ///< RT_SCOPE_*
 };
 
+/// The addresses as "A/L", as `ip` takes them and state.json keeps them.
+std::vector<std::string> cidrs_of(const std::vector<AddressInfo>& addresses);
+
 /// What a batch of link and address events named.
 struct LinkEvents {
   std::set<int> ifindexes;  ///< the links the events were about

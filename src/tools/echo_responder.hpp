@@ -17,15 +17,6 @@ inline constexpr std::size_t kArpSize = 28;
 inline constexpr std::uint8_t kIcmpEchoReply = 0;
 inline constexpr std::uint8_t kIcmpEchoRequest = 8;
 
-/// RFC 1071 Internet checksum.
-inline std::uint16_t internet_checksum(const std::uint8_t* data, std::size_t size) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < size; i += 2) sum += ethernet::load_be16(data + i);
-  if (size % 2 != 0) sum += static_cast<std::uint32_t>(data[size - 1]) << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
-
 inline void swap_bytes(std::uint8_t* a, std::uint8_t* b, std::size_t n) {
   std::uint8_t tmp[16];
   std::memcpy(tmp, a, n);
@@ -33,17 +24,14 @@ inline void swap_bytes(std::uint8_t* a, std::uint8_t* b, std::size_t n) {
   std::memcpy(b, tmp, n);
 }
 
-/// An IPv4 address in a frame, in host byte order.
-inline std::uint32_t load_ip(const std::uint8_t* p) {
-  return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
-}
-
 /// An ARP request for `ip` becomes the reply from `mac`. False, and the
 /// frame untouched, for anything else.
 inline bool answer_arp(std::uint8_t* frame, std::size_t size, std::uint32_t ip, const MacAddress& mac) {
-  if (size < ethernet::kHeaderSize + kArpSize || ethernet::load_be16(frame + 12) != ethernet::kTypeArp) return false;
+  if (size < ethernet::kHeaderSize + kArpSize ||
+      ethernet::load_be16(frame + ethernet::kTypeOffset) != ethernet::kTypeArp)
+    return false;
   std::uint8_t* arp = frame + ethernet::kHeaderSize;
-  if (ethernet::load_be16(arp + 6) != 1 || load_ip(arp + 24) != ip) return false;
+  if (ethernet::load_be16(arp + 6) != 1 || ethernet::load_be32(arp + 24) != ip) return false;
   std::memcpy(frame, frame + 6, 6);
   std::memcpy(frame + 6, mac.bytes.data(), 6);
   ethernet::store_be16(arp + 6, 2);
@@ -55,14 +43,16 @@ inline bool answer_arp(std::uint8_t* frame, std::size_t size, std::uint32_t ip, 
 /// An ICMP echo request to `ip` becomes its echo reply. False, and the
 /// frame untouched, for anything else.
 inline bool answer_echo(std::uint8_t* frame, std::size_t size, std::uint32_t ip) {
-  if (size < ethernet::kHeaderSize + kIpHeaderSize + 8 || ethernet::load_be16(frame + 12) != ethernet::kTypeIpv4) {
+  if (size < ethernet::kHeaderSize + kIpHeaderSize + 8 ||
+      ethernet::load_be16(frame + ethernet::kTypeOffset) != ethernet::kTypeIpv4) {
     return false;
   }
   std::uint8_t* header = frame + ethernet::kHeaderSize;
   const std::size_t header_size = std::size_t{header[0] & 0x0fu} * 4;
   const std::size_t total = ethernet::load_be16(header + 2);
   if (header[0] >> 4 != 4 || header_size < kIpHeaderSize || total < header_size + 8 ||
-      ethernet::kHeaderSize + total > size || header[9] != ethernet::kProtoIcmp || load_ip(header + 16) != ip) {
+      ethernet::kHeaderSize + total > size || header[9] != ethernet::kProtoIcmp ||
+      ethernet::load_be32(header + 16) != ip) {
     return false;
   }
   std::uint8_t* icmp = header + header_size;
@@ -71,10 +61,10 @@ inline bool answer_echo(std::uint8_t* frame, std::size_t size, std::uint32_t ip)
   swap_bytes(header + 12, header + 16, 4);
   header[8] = 64;
   ethernet::store_be16(header + 10, 0);
-  ethernet::store_be16(header + 10, internet_checksum(header, header_size));
+  ethernet::store_be16(header + 10, ethernet::internet_checksum({header, header_size}));
   icmp[0] = kIcmpEchoReply;
   ethernet::store_be16(icmp + 2, 0);
-  ethernet::store_be16(icmp + 2, internet_checksum(icmp, total - header_size));
+  ethernet::store_be16(icmp + 2, ethernet::internet_checksum({icmp, total - header_size}));
   return true;
 }
 

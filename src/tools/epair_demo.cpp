@@ -26,7 +26,7 @@ using epair::ethernet::load_be16;
 using epair::ethernet::store_be16;
 constexpr std::uint16_t kEtherTypeIpv4 = epair::ethernet::kTypeIpv4;
 constexpr std::uint16_t kEtherTypeArp = epair::ethernet::kTypeArp;
-using epair::tools::internet_checksum;
+using epair::ethernet::internet_checksum;
 using epair::tools::kIcmpEchoReply;
 using epair::tools::kIcmpEchoRequest;
 constexpr std::size_t kEthernetHeader = epair::ethernet::kHeaderSize;
@@ -72,7 +72,7 @@ class Host {
     store_be16(icmp + 4, 0x4550);  // identifier "EP"
     store_be16(icmp + 6, seq);
     for (std::size_t i = 0; i < kPingPayload; ++i) icmp[kIcmpHeader + i] = static_cast<std::uint8_t>(i);
-    store_be16(icmp + 2, internet_checksum(icmp, kIcmpHeader + kPingPayload));
+    store_be16(icmp + 2, internet_checksum({icmp, kIcmpHeader + kPingPayload}));
     const auto sent = Clock::now();
     {
       std::lock_guard lock(mutex_);
@@ -101,7 +101,7 @@ class Host {
     const std::uint32_t src_n = htonl(ip_), dst_n = htonl(dst);
     std::memcpy(ip + 12, &src_n, 4);
     std::memcpy(ip + 16, &dst_n, 4);
-    store_be16(ip + 10, internet_checksum(ip, kIpHeader));
+    store_be16(ip + 10, internet_checksum({ip, kIpHeader}));
     return ip + kIpHeader;
   }
 
@@ -163,7 +163,7 @@ class Host {
     }
     const std::uint8_t* icmp = frame->data() + kEthernetHeader + kIpHeader;
     const std::size_t icmp_size = frame->size() - kEthernetHeader - kIpHeader;
-    if (icmp[0] == kIcmpEchoReply && internet_checksum(icmp, icmp_size) == 0) {
+    if (icmp[0] == kIcmpEchoReply && internet_checksum({icmp, icmp_size}) == 0) {
       {
         std::lock_guard lock(mutex_);
         last_reply_seq_ = load_be16(icmp + 6);

@@ -1,6 +1,5 @@
-// The daemon's pure parts: namespace names, actions, the protocol's framing
-// and its authorisation. Needs root for the Controller (it opens the host
-// namespace); skipped otherwise.
+// The daemon's protocol handling: its framing and its authorisation. Needs
+// root for the Controller (it opens the host namespace); skipped otherwise.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,49 +7,6 @@
 
 namespace epair::daemon {
 namespace {
-
-TEST(ParseNetns, NameIsIpNetnsName) {
-  auto spec = os::parse_netns("ns1");
-  ASSERT_TRUE(spec);
-  EXPECT_EQ(spec->name, "ns1");
-  EXPECT_EQ(spec->path, os::netns_dir() + "/ns1");
-  EXPECT_EQ(spec->pid, 0);
-}
-
-TEST(ParseNetns, NumberIsPid) {
-  auto spec = os::parse_netns("1234");
-  ASSERT_TRUE(spec);
-  EXPECT_EQ(spec->name, "pid:1234");
-  EXPECT_EQ(spec->path, "/proc/1234/ns/net");
-  EXPECT_EQ(spec->pid, 1234);
-  EXPECT_EQ(os::spec_of_vnet("pid:1234").path, "/proc/1234/ns/net");
-}
-
-TEST(ParseNetns, RejectsPathsAndEmpty) {
-  for (const char* bad : {"", ".", "..", "a/b", "../x", "0"}) {
-    auto spec = os::parse_netns(bad);
-    EXPECT_FALSE(spec) << bad;
-    if (!spec) EXPECT_EQ(spec.status().value(), EINVAL);
-  }
-}
-
-TEST(ParseActions, ValuesAndVerbs) {
-  auto actions = parse_actions(json::parse(R"([{"action":"up"},{"action":"mtu","value":9000},
-      {"action":"vnet","value":"ns1"},{"action":"description","value":""}])"));
-  ASSERT_TRUE(actions);
-  ASSERT_EQ(actions->size(), 4u);
-  EXPECT_EQ((*actions)[1].value, "9000");
-  EXPECT_EQ((*actions)[2].verb, "vnet");
-}
-
-TEST(ParseActions, Errors) {
-  EXPECT_FALSE(parse_actions(json::parse(R"({"action":"up"})")));
-  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"fly"}])")));
-  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu"}])")));
-  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu","value":-1}])")));
-  EXPECT_FALSE(parse_actions(json::parse(R"([7])")));
-  EXPECT_TRUE(parse_actions(json()));
-}
 
 TEST(PeerInGroup, PrimaryAndSupplementary) {
   const Peer self{::getpid(), ::getuid(), ::getgid()};

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "epair/cut_through.hpp"
 #include "epair/ethernet.hpp"
 #include "epair/flow_hash.hpp"
 #include "memif_channel.hpp"
@@ -27,15 +28,8 @@ constexpr std::uint64_t kTagWake = 2;
 constexpr std::uint64_t kTagRetry = 3;
 constexpr std::uint64_t kTagInterrupt = 4;
 constexpr std::uint64_t kTagHandshakeTimer = 5;
-constexpr std::uint32_t kBurst = 32;
 // flow-control without rx-usecs: how often frames held back try again.
 constexpr std::uint32_t kHeldBackRetryUsecs = 50;
-// Region indexes a client may use: DPDK and libmemif use one or two.
-constexpr std::uint16_t kMaxRegionIndex = 15;
-// A RelayHop's length once its buffer has crossed to the other end.
-constexpr std::uint32_t kRelayed = 0xffffffff;
-// In Session::tx_relayed: the buffer holds the start of a frame.
-constexpr std::uint32_t kFirstHop = 0x80000000;
 
 Status errno_status(const std::string& what) { return {errno, "memif: " + what + ": " + std::strerror(errno)}; }
 
@@ -109,12 +103,11 @@ void Endpoint::stop() {
   thread_.join();
 }
 
-Counters Endpoint::counters() const {
-  const auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {get(counters_.sent),          get(counters_.received),       get(counters_.ring_full),
-          get(counters_.not_connected), get(counters_.bad_descriptor), get(counters_.no_buffer),
-          get(counters_.connects),      get(counters_.disconnects),    get(counters_.held_back),
-          get(counters_.relayed)};
+CounterTable Endpoint::counter_table() const {
+  CounterTable table = tabulate<Counters>("memif", counters(), kCounterFields, kMetricFamilies);
+  if (!config_.flow_control) table.hide_in_text("held_back");
+  table.rows.push_back({&kConnectedInfo, connected() ? 1u : 0u, false});
+  return table;
 }
 
 std::string Endpoint::peer_name() const {
@@ -269,6 +262,9 @@ void Endpoint::begin_session(os::UniqueFd control) {
       settings.extra_region_size = relay_pool_->region_size();
     }
     session->client.emplace(std::move(settings));
+  } else {
+    session->server.emplace(
+        ServerHandshake::Settings{config_.id, config_.secret, config_.queues, config_.log2_ring_size});
   }
   (void)watch(session->control.get(), kTagControl);
   arm_handshake_timer(true);
@@ -314,78 +310,16 @@ Status Endpoint::handle(const Message& message, os::UniqueFd fd) {
 
 Status Endpoint::server_step(const Message& message, os::UniqueFd fd) {
   Session& s = *session_;
-  const auto unexpected = [&] {
-    return Status{EPROTO, "protocol: unexpected " + std::string(type_name(message)) + " message"};
-  };
-  switch (s.state) {
-    case Session::State::kInit: {
-      const auto* init = std::get_if<Init>(&message);
-      if (init == nullptr) return unexpected();
-      if (init->version != kVersion) return Status{EPROTO, "memif version mismatch"};
-      if (init->id != config_.id) return Status{ENOENT, "no interface with id " + std::to_string(init->id)};
-      if (init->mode != 0) return Status{EPROTO, "only Ethernet mode is supported"};
-      if (!config_.secret.empty() && init->secret != config_.secret) {
-        return Status{EACCES, init->secret.empty() ? "secret required" : "incorrect secret"};
-      }
-      s.peer_name = init->name;
-      s.state = Session::State::kSetup;
-      return send(Ack{});
-    }
-    case Session::State::kSetup: {
-      if (const auto* region = std::get_if<AddRegion>(&message)) {
-        if (region->index != s.regions.maps.size() || region->index > kMaxRegionIndex) {
-          return Status{EPROTO, "region " + std::to_string(region->index) + " out of order"};
-        }
-        if (!fd) return Status{EPROTO, "region " + std::to_string(region->index) + " without a file descriptor"};
-        if (region->size == 0 || region->size > (std::uint64_t{1} << 40)) {
-          return Status{EPROTO, "region of " + std::to_string(region->size) + " bytes"};
-        }
-        // A region that could shrink under us would fault on access.
-        const int seals = ::fcntl(fd.get(), F_GET_SEALS);
-        if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) return Status{EPROTO, "region not sealed against shrinking"};
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) < region->size) {
-          return Status{EPROTO, "region file smaller than announced"};
-        }
-        auto map = Mapping::map(fd.get(), region->size);
-        if (!map) return map.status();
-        s.regions.add(std::move(*map));
-        return send(Ack{});
-      }
-      if (const auto* ring = std::get_if<AddRing>(&message)) {
-        const bool c2s = (ring->flags & AddRing::kFlagC2S) != 0;
-        auto& list = s.announced[c2s ? 1 : 0];
-        if (ring->index != list.size() || ring->index >= config_.queues) {
-          return Status{EPROTO, "ring " + std::to_string(ring->index) + " out of order"};
-        }
-        if (std::string problem = check_ring(*ring, s.regions.sizes, config_.log2_ring_size); !problem.empty()) {
-          return Status{EPROTO, problem};
-        }
-        // Read when draining and written after transmitting: a peer's
-        // blocking eventfd would stall either (DPDK and libmemif make them
-        // non-blocking already; the flag is shared with the peer).
-        if (fd) {
-          if (Status nb = make_nonblocking(fd.get(), "interrupt eventfd of ring " + std::to_string(ring->index)); !nb) {
-            return nb;
-          }
-        }
-        list.push_back(*ring);
-        s.announced_interrupts[c2s ? 1 : 0].push_back(std::move(fd));
-        return send(Ack{});
-      }
-      if (const auto* connect = std::get_if<Connect>(&message)) {
-        if (s.announced[0].empty() || s.announced[1].empty()) return Status{EPROTO, "connect before rings"};
-        if (Status m = take_rings(s.announced, s.announced_interrupts); !m) return m;
-        if (!connect->if_name.empty()) s.peer_name += "/" + connect->if_name;
-        if (Status sent = send(Connected{ifp_->name()}); !sent) return sent;
-        go_up();
-        return {};
-      }
-      return unexpected();
-    }
-    default:
-      return unexpected();
-  }
+  ServerHandshake& handshake = *s.server;
+  auto reply = handshake.on_message(message, std::move(fd));
+  if (!reply) return reply.status();
+  if (*reply) return send(**reply);
+  s.peer_name = handshake.peer_name();
+  s.regions = std::move(handshake.regions());
+  if (Status m = take_rings(handshake.rings(), handshake.interrupts()); !m) return m;
+  if (Status sent = send(Connected{ifp_->name()}); !sent) return sent;
+  go_up();
+  return {};
 }
 
 Status Endpoint::take_rings(const RingAnnouncements& announced, RingInterrupts& interrupts) {
@@ -429,16 +363,12 @@ Status Endpoint::client_step(const Message& message) {
 void Endpoint::go_up() {
   arm_handshake_timer(false);
   {
-    std::lock_guard lock(tx_mutex_);
-    session_->state = Session::State::kConnected;
-  }
-  {
     std::lock_guard lock(names_mutex_);
     peer_name_ = session_->peer_name;
   }
   connected_.store(true, std::memory_order_release);
   relay_ready_.store(session_->relay, std::memory_order_release);
-  counters_.connects.fetch_add(1, std::memory_order_relaxed);
+  counters_.add(&Counters::connects);
   ifp_->set_endpoint_link(true);
   spdlog::info("{}: memif connected to {}", ifp_->name(), session_->peer_name);
 }
@@ -468,7 +398,7 @@ void Endpoint::disconnect(const std::string& reason, bool tell_peer) {
     peer_name_.clear();
     last_disconnect_ = reason;
   }
-  counters_.disconnects.fetch_add(1, std::memory_order_relaxed);
+  counters_.add(&Counters::disconnects);
   if (was_connected) ifp_->set_endpoint_link(false);
   spdlog::info("{}: memif disconnected: {}", ifp_->name(), reason);
 }
@@ -490,7 +420,7 @@ bool Endpoint::poll_rings() {
 std::uint32_t Endpoint::next_burst(std::uint32_t available, std::size_t budget) {
   if (budget == 0) {
     held_back_ = true;
-    counters_.held_back.fetch_add(1, std::memory_order_relaxed);
+    counters_.add(&Counters::held_back);
     return 0;
   }
   return static_cast<std::uint32_t>(std::min<std::size_t>(std::min(available, kBurst), budget));
@@ -530,7 +460,7 @@ bool Endpoint::receive(Ring& ring, std::size_t& budget) {
     std::uint32_t taken = 0;
     for (; taken < want && available > 0; ++taken) {
       Frame* frame = count < fresh ? burst[count] : nullptr;
-      if (frame == nullptr) counters_.no_buffer.fetch_add(1, std::memory_order_relaxed);
+      if (frame == nullptr) counters_.add(&Counters::no_buffer);
       const Chain chain =
           read_chain(ring, ring.cursor, available, s.regions, [&](const std::uint8_t* from, std::uint32_t n) {
             if (frame == nullptr) return true;
@@ -550,14 +480,14 @@ bool Endpoint::receive(Ring& ring, std::size_t& budget) {
         ++count;
         continue;
       }
-      if (!chain.fits) counters_.bad_descriptor.fetch_add(1, std::memory_order_relaxed);
+      if (!chain.fits) counters_.add(&Counters::bad_descriptor);
       // Its place goes to the last empty frame.
       frame->release();
       burst[count] = burst[--fresh];
     }
     if (fresh > count) pool_.free_bulk(burst + count, fresh - count);
     if (count != 0) {
-      counters_.received.fetch_add(count, std::memory_order_relaxed);
+      counters_.add(&Counters::received, count);
       (void)ifp_->transmit_burst({burst, count});
     }
     release_received(ring, server, s.layout);
@@ -598,7 +528,7 @@ bool Endpoint::transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_
       return false;
     }
     if (*used == 0) {
-      counters_.ring_full.fetch_add(1, std::memory_order_relaxed);
+      counters_.add(&Counters::ring_full);
       continue;
     }
     slot = static_cast<std::uint16_t>(slot + *used);
@@ -637,7 +567,7 @@ void Endpoint::input(Interface&, std::span<Frame* const> burst) noexcept {
     // The session's state changes on the control thread without the lock
     // during the handshake; connected_ is set once the rings are mapped.
     if (!session_ || !connected()) {
-      counters_.not_connected.fetch_add(burst.size(), std::memory_order_relaxed);
+      counters_.add(&Counters::not_connected, burst.size());
     } else {
       std::vector<Ring>& rings = session_->tx;
       std::uint32_t sent = 0;
@@ -654,301 +584,11 @@ void Endpoint::input(Interface&, std::span<Frame* const> burst) noexcept {
         broken = !transmit(rings[r], burst.subspan(start, end - start), sent);
         start = end;
       }
-      counters_.sent.fetch_add(sent, std::memory_order_relaxed);
+      counters_.add(&Counters::sent, sent);
       if (broken) signal(wake_.get());
     }
   }
   burst[0]->pool().free_bulk(burst.data(), static_cast<std::uint32_t>(burst.size()));
-}
-
-// --- zero-copy ---
-
-std::optional<std::uint32_t> Endpoint::relay_buffers_free() const {
-  if (!relay_pool_) return std::nullopt;
-  return relay_pool_->free_count(relay_direction_);
-}
-
-std::optional<std::uint32_t> Endpoint::relay_buffers() const {
-  if (!relay_pool_) return std::nullopt;
-  return relay_pool_->per_direction();
-}
-
-// The other end, when frames may cross to it as descriptors: a memif end
-// of the same pool whose session took region 1.
-std::shared_ptr<Endpoint> Endpoint::relay_target() {
-  auto target = std::dynamic_pointer_cast<Endpoint>(ifp_->peer_endpoint());
-  if (!target || target->relay_pool_ != relay_pool_ || !target->relaying()) return nullptr;
-  return target;
-}
-
-// Free relay buffers onto the S2C ring, up to a whole ring given. The
-// pool holds a ring's worth for this ring and as many for the other end's,
-// so a whole ring is always there: the server never sees a ring partly
-// given, and receive() never reads a slot past those given.
-void Endpoint::give_relay_buffers(Session& s) {
-  RelayPool& pool = *relay_pool_;
-  Ring& ring = s.rx[0];
-  const std::uint32_t mask = ring.size - 1;
-  const auto until = static_cast<std::uint16_t>(ring.cursor + ring.size);
-  const auto descriptor = [&](std::uint32_t buffer) {
-    return Descriptor{0, 1, pool.buffer_size(), pool.offset(buffer), 0};
-  };
-  std::uint32_t taken[64];
-  while (s.rx_given != until) {
-    const std::uint32_t want = std::min<std::uint32_t>(static_cast<std::uint16_t>(until - s.rx_given), 64);
-    const std::uint32_t got = pool.take(relay_direction_, {taken, want});
-    for (std::uint32_t i = 0; i < got; ++i) {
-      const std::uint32_t slot = s.rx_given & mask;
-      s.rx_buffers[slot] = taken[i];
-      write_descriptor(descriptor_at(ring.base, slot), descriptor(taken[i]));
-      ++s.rx_given;
-    }
-    if (got < want) break;
-  }
-  // release: publishes the descriptors to the server's acquire of head.
-  ring_index(ring.base, kRingHeadOffset).store(s.rx_given, std::memory_order_release);
-}
-
-// Relay buffers in C2S slots the server's tail has passed go back to the
-// pool. A tail outside the slots in flight is left for transmittable()'s
-// callers to report.
-void Endpoint::reclaim_relayed(Session& s) {
-  Ring& ring = s.tx[0];
-  const std::uint16_t done = ring_index(ring.base, kRingTailOffset).load(std::memory_order_acquire);
-  if (static_cast<std::uint16_t>(done - s.tx_reclaimed) > static_cast<std::uint16_t>(ring.cursor - s.tx_reclaimed)) {
-    return;
-  }
-  return_relayed(s, done);
-}
-
-// Gives back the relay buffers of C2S slots from tx_reclaimed to `until`,
-// counting the frames that start in them with a group destination address
-// (omcasts, imcasts). Counted here rather than as they cross: the program
-// that received them has just read these lines, on this CPU when epaird
-// shares it, where reading them at the crossing waits on the sender's.
-void Endpoint::return_relayed(Session& s, std::uint16_t until) {
-  const std::uint32_t mask = s.tx[0].size - 1;
-  const std::uint8_t* base = s.regions.maps[1].base();
-  std::uint32_t back[64];
-  std::uint32_t n = 0;
-  std::uint64_t mcasts = 0;
-  for (; s.tx_reclaimed != until; ++s.tx_reclaimed) {
-    std::uint32_t& entry = s.tx_relayed[s.tx_reclaimed & mask];
-    if (entry == 0) continue;
-    const std::uint32_t buffer = (entry & ~kFirstHop) - 1;
-    if ((entry & kFirstHop) != 0) mcasts += base[relay_pool_->offset(buffer)] & 0x01;
-    back[n++] = buffer;
-    entry = 0;
-    if (n == 64) {
-      relay_pool_->put(1 - relay_direction_, {back, n});
-      n = 0;
-    }
-  }
-  if (n != 0) relay_pool_->put(1 - relay_direction_, {back, n});
-  if (mcasts != 0) ifp_->count_cut_through_mcasts(mcasts);
-}
-
-// A session that ends gives back every relay buffer it holds: those given
-// to its server and not read, and those on its C2S ring.
-void Endpoint::release_relay_buffers(Session& s) {
-  if (s.rx.empty() || s.tx.empty()) return;
-  std::vector<std::uint32_t> back;
-  const std::uint32_t mask = s.rx[0].size - 1;
-  for (std::uint16_t slot = s.rx[0].cursor; slot != s.rx_given; ++slot) back.push_back(s.rx_buffers[slot & mask]);
-  relay_pool_->put(relay_direction_, back);
-  return_relayed(s, s.tx[0].cursor);
-}
-
-bool Endpoint::relay_in(std::span<const RelayHop> hops, std::span<RelayFrame> frames, bool hold) {
-  const auto crossing = static_cast<std::uint64_t>(
-      std::count_if(frames.begin(), frames.end(), [](const RelayFrame& f) { return f.kind == RelayFrame::kCross; }));
-  std::lock_guard lock(tx_mutex_);
-  if (!session_ || !connected() || !session_->relay) {
-    counters_.not_connected.fetch_add(crossing, std::memory_order_relaxed);
-    return false;
-  }
-  Session& s = *session_;
-  Ring& ring = s.tx[0];
-  // As in transmit(): reclaimed after the count.
-  std::uint32_t free_slots = transmittable(ring, false);
-  reclaim_relayed(s);
-  if (free_slots > ring.size) {
-    tx_problem_ = broken_transmit_ring(ring, free_slots);
-    signal(wake_.get());
-    counters_.not_connected.fetch_add(crossing, std::memory_order_relaxed);
-    return false;
-  }
-  const std::uint32_t mask = ring.size - 1;
-  const RelayPool& pool = *relay_pool_;
-  std::uint16_t slot = ring.cursor;
-  std::uint64_t placed = 0;
-  for (RelayFrame& frame : frames) {
-    if (frame.kind != RelayFrame::kCross) continue;
-    if (frame.hops > free_slots) {
-      if (hold) break;
-      continue;
-    }
-    for (std::uint32_t i = 0; i < frame.hops; ++i) {
-      const RelayHop& hop = hops[frame.first_hop + i];
-      const std::uint16_t flags = i + 1 < frame.hops ? kDescriptorNext : 0;
-      write_descriptor(descriptor_at(ring.base, slot & mask), {flags, 1, hop.length, pool.offset(hop.buffer), 0});
-      s.tx_relayed[slot & mask] = (hop.buffer + 1) | (i == 0 ? kFirstHop : 0);
-      ++slot;
-    }
-    free_slots -= frame.hops;
-    frame.placed = true;
-    ++placed;
-  }
-  if (slot != ring.cursor) publish(ring, false, slot);
-  counters_.sent.fetch_add(placed, std::memory_order_relaxed);
-  if (!hold && placed != crossing) counters_.ring_full.fetch_add(crossing - placed, std::memory_order_relaxed);
-  return true;
-}
-
-// receive() for a session with relay buffers on its S2C ring: each buffer
-// is where this end put it (rx_buffers), whatever the server wrote in the
-// descriptor but its length and flags. A burst crosses to the other end as
-// descriptors while the cable is open for it (Interface::cut_through_open),
-// and is copied into frames for the engine otherwise; either way the
-// buffers it took are given again.
-bool Endpoint::receive_relayed(Ring& ring, std::uint32_t available, std::size_t& budget) {
-  Session& s = *session_;
-  RelayPool& pool = *relay_pool_;
-  const std::uint32_t mask = ring.size - 1;
-  const std::uint8_t* base = s.regions.maps[1].base();
-  const std::shared_ptr<Endpoint> target = relay_target();
-  const std::uint32_t largest = ifp_->mtu() + Interface::kFrameOverhead;
-  bool took = false;
-  while (available > 0) {
-    const std::uint32_t want = next_burst(available, budget);
-    if (want == 0) break;
-    // Gathered first, so that a chain that runs past the descriptors
-    // given leaves nothing half done. frames[i]'s hops are s.hops from
-    // first_hop on, and its slots ring.cursor + first_hop on.
-    RelayFrame frames[kBurst];
-    std::uint32_t taken = 0;
-    std::uint16_t at = ring.cursor;
-    s.hops.clear();
-    for (; taken < want && available > 0; ++taken) {
-      RelayFrame frame{static_cast<std::uint32_t>(s.hops.size()), 0, 0, RelayFrame::kCross, false};
-      bool fits = true;
-      for (;;) {
-        const std::uint32_t slot = (at + frame.hops) & mask;
-        const Descriptor d = read_descriptor(descriptor_at(ring.base, slot));
-        ++frame.hops;
-        fits = fits && d.length <= pool.buffer_size();
-        s.hops.push_back({s.rx_buffers[slot], fits ? d.length : 0});
-        frame.bytes += fits ? d.length : 0;
-        if ((d.flags & kDescriptorNext) == 0) break;
-        if (frame.hops == available) {
-          disconnect("a chain on receive ring " + std::to_string(ring.index) + " runs past the descriptors given",
-                     true);
-          return false;
-        }
-      }
-      at = static_cast<std::uint16_t>(at + frame.hops);
-      available -= frame.hops;
-      if (!fits) {
-        frame.kind = RelayFrame::kBad;
-      } else if (frame.bytes == 0) {
-        frame.kind = RelayFrame::kEmpty;
-      }
-      frames[taken] = frame;
-    }
-    std::uint32_t consumed = taken;  // frames taken off the ring for good
-    std::uint64_t bad = 0, received = 0;
-    if (target && ifp_->cut_through_open()) {
-      // What transmit() would refuse is counted as it would count it.
-      for (std::uint32_t i = 0; i < taken; ++i) {
-        if (frames[i].kind == RelayFrame::kCross &&
-            (frames[i].bytes < ethernet::kHeaderSize || frames[i].bytes > largest)) {
-          frames[i].kind = RelayFrame::kWrongSize;
-        }
-      }
-      // flow-control: a frame that finds the other ring full stays on
-      // this one, with those after it, as the copying path holds back.
-      if (target->relay_in(s.hops, {frames, taken}, config_.flow_control) && config_.flow_control) {
-        for (std::uint32_t i = 0; i < taken; ++i) {
-          if (frames[i].kind == RelayFrame::kCross && !frames[i].placed) {
-            consumed = i;
-            held_back_ = true;
-            counters_.held_back.fetch_add(1, std::memory_order_relaxed);
-            break;
-          }
-        }
-      }
-      std::uint64_t placed = 0, bytes = 0, wrong_size = 0;
-      for (std::uint32_t i = 0; i < consumed; ++i) {
-        const RelayFrame& f = frames[i];
-        bad += f.kind == RelayFrame::kBad;
-        wrong_size += f.kind == RelayFrame::kWrongSize;
-        received += f.kind == RelayFrame::kCross || f.kind == RelayFrame::kWrongSize;
-        if (!f.placed) continue;
-        ++placed;
-        bytes += f.bytes;
-        // Its buffers are the other end's now.
-        for (std::uint32_t h = 0; h < f.hops; ++h) s.hops[f.first_hop + h].length = kRelayed;
-      }
-      if (wrong_size != 0) ifp_->count_output_errors(wrong_size);
-      counters_.relayed.fetch_add(placed, std::memory_order_relaxed);
-      ifp_->count_cut_through(placed, bytes);
-    } else {
-      Frame* burst[kBurst];
-      Frame* ready[kBurst];
-      std::uint32_t copy[kBurst];
-      std::uint32_t ncopy = 0;
-      for (std::uint32_t i = 0; i < taken; ++i) {
-        bad += frames[i].kind == RelayFrame::kBad;
-        if (frames[i].kind == RelayFrame::kCross) copy[ncopy++] = i;
-      }
-      const std::uint32_t fresh = pool_.alloc_bulk(burst, ncopy);
-      if (fresh < ncopy) counters_.no_buffer.fetch_add(ncopy - fresh, std::memory_order_relaxed);
-      std::uint32_t count = 0;
-      for (std::uint32_t i = 0; i < fresh; ++i) {
-        const RelayFrame& f = frames[copy[i]];
-        Frame* frame = burst[i];
-        bool copied = true;
-        for (std::uint32_t h = 0; h < f.hops && copied; ++h) {
-          const RelayHop& hop = s.hops[f.first_hop + h];
-          std::uint8_t* to = frame->append(hop.length);
-          if (to != nullptr) std::memcpy(to, base + pool.offset(hop.buffer), hop.length);
-          copied = to != nullptr;
-        }
-        if (copied) {
-          ready[count++] = frame;
-        } else {
-          ++bad;
-          frame->release();
-        }
-      }
-      received = count;
-      if (count != 0) (void)ifp_->transmit_burst({ready, count});
-    }
-    if (bad != 0) counters_.bad_descriptor.fetch_add(bad, std::memory_order_relaxed);
-    if (received != 0) counters_.received.fetch_add(received, std::memory_order_relaxed);
-    const std::uint32_t hops_taken =
-        consumed < taken ? frames[consumed].first_hop : static_cast<std::uint32_t>(s.hops.size());
-    s.hops.resize(hops_taken);
-    // Every buffer taken off the ring that did not cross goes back, and the
-    // ring is given as many again.
-    std::uint32_t back[kBurst];
-    std::uint32_t nback = 0;
-    for (const RelayHop& hop : s.hops) {
-      if (hop.length == kRelayed) continue;
-      back[nback++] = hop.buffer;
-      if (nback == kBurst) {
-        pool.put(relay_direction_, {back, nback});
-        nback = 0;
-      }
-    }
-    if (nback != 0) pool.put(relay_direction_, {back, nback});
-    ring.cursor = static_cast<std::uint16_t>(ring.cursor + hops_taken);
-    give_relay_buffers(s);
-    budget -= std::min<std::size_t>(budget, consumed);
-    took = took || consumed != 0;
-    if (consumed < taken) break;
-  }
-  return took;
 }
 
 }  // namespace epair::memif

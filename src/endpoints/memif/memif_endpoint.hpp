@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "counter_table.hpp"
 #include "epair/interface.hpp"
 #include "memif_handshake.hpp"
 #include "memif_protocol.hpp"
@@ -49,6 +50,44 @@ struct Counters {
   std::uint64_t relayed = 0;    ///< of received: crossed to the other end's ring uncopied (zero-copy)
 };
 
+// How each counter is shown: key, words, clause, heading, metric, label.
+// connects has no metric of its own; relayed is on its own text line.
+inline constexpr CounterField<Counters> kCounterFields[] = {
+    {&Counters::sent, {"sent", "sent", 0, "", "epair_memif_packets_total", "direction=\"sent\""}},
+    {&Counters::received, {"received", "received", 0, "", "epair_memif_packets_total", "direction=\"received\""}},
+    {&Counters::ring_full,
+     {"ring_full", "ring full", 1, "dropped: ", "epair_memif_dropped_packets_total", "cause=\"ring_full\""}},
+    {&Counters::not_connected,
+     {"not_connected", "not connected", 1, "", "epair_memif_dropped_packets_total", "cause=\"not_connected\""}},
+    {&Counters::bad_descriptor,
+     {"bad_descriptor", "bad descriptors", 1, "", "epair_memif_dropped_packets_total", "cause=\"bad_descriptor\""}},
+    {&Counters::no_buffer,
+     {"no_buffer", "no buffer", 1, "", "epair_memif_dropped_packets_total", "cause=\"no_buffer\""}},
+    {&Counters::connects, {"connects", "connects", 2, "", "", ""}},
+    {&Counters::disconnects, {"disconnects", "disconnects", 2, "", "epair_memif_disconnects_total", ""}},
+    {&Counters::held_back, {"held_back", "reads held back", 3, "", "epair_memif_held_back_total", ""}},
+    {&Counters::relayed, {"relayed", "", 4, "", "epair_memif_relayed_packets_total", ""}},
+};
+
+/// Not a counter but shown with them: 1 while the peer is connected.
+inline constexpr CounterInfo kConnectedInfo{"", "", 5, "", "epair_memif_connected", ""};
+
+inline constexpr MetricFamily kMetricFamilies[] = {
+    {"epair_memif_packets_total", "counter",
+     "Frames a memif end put on its transmit rings and took off its receive rings, by direction. memif ends only."},
+    {"epair_memif_dropped_packets_total", "counter",
+     "What a memif end dropped, by cause: ring_full, not_connected, bad_descriptor, no_buffer."},
+    {"epair_memif_held_back_total", "counter",
+     "Reads of a memif end with flow-control on that left frames on the peer's ring because the other end had no "
+     "room."},
+    {"epair_memif_relayed_packets_total", "counter",
+     "Frames a memif end with zero-copy on took off its receive rings and handed to the other end's ring as "
+     "descriptors, uncopied (a share of the received ones)."},
+    {"epair_memif_connected", "gauge", "1 while a memif end's peer is connected."},
+    {"epair_memif_disconnects_total", "counter",
+     "Control channels of a memif end that ended, for any reason (see epairctl NAME)."},
+};
+
 /// How long a peer has from connecting to CONNECTED before it is
 /// disconnected: a server has one session at a time, and a peer that
 /// stalls must not hold it.
@@ -69,7 +108,10 @@ class Endpoint final : public epair::Endpoint {
   void stop();
 
   const Config& config() const { return config_; }
-  Counters counters() const;
+  Counters counters() const { return counters_.snapshot(); }
+  /// The counters, and whether the peer is connected, as the daemon shows
+  /// them: held_back only in the text of an end with flow-control.
+  CounterTable counter_table() const;
   bool connected() const { return connected_.load(std::memory_order_acquire); }
   /// The peer's name (from its messages) while connected; the last
   /// disconnect's reason.
@@ -89,16 +131,17 @@ class Endpoint final : public epair::Endpoint {
   std::optional<std::uint32_t> relay_buffers() const;
 
  private:
+  // Frames read or written at a time.
+  static constexpr std::uint32_t kBurst = 32;
+
   // A control channel from accept/connect to disconnect, and what it set up.
   struct Session {
     os::UniqueFd control;
-    enum class State { kInit, kSetup, kConnected } state = State::kInit;  // a server's
-    std::optional<ClientHandshake> client;                                // a client's
+    std::optional<ServerHandshake> server;  // a server's, until connected
+    std::optional<ClientHandshake> client;  // a client's, likewise
     std::string peer_name;
     Regions regions;
     Layout layout;  // a client's buffers
-    RingAnnouncements announced;
-    RingInterrupts announced_interrupts;
     std::vector<Ring> rx;
     std::vector<Ring> tx;
     // zero-copy, when the server took region 1: the relay buffer given in
@@ -141,8 +184,14 @@ class Endpoint final : public epair::Endpoint {
   bool transmit(Ring& ring, std::span<Frame* const> frames, std::uint32_t& sent);
   std::uint32_t next_burst(std::uint32_t available, std::size_t budget);
   static std::string broken_transmit_ring(const Ring& ring, std::uint32_t free_slots);
+  // memif_zero_copy.cpp
+  struct RelayBurst;
   // receive() for a session with relay buffers, `available` checked.
   bool receive_relayed(Ring& ring, std::uint32_t available, std::size_t& budget);
+  bool gather_relayed(Ring& ring, std::uint32_t want, std::uint32_t& available, RelayBurst& burst);
+  void cross_relayed(Endpoint& target, RelayBurst& burst);
+  void copy_relayed(RelayBurst& burst);
+  void return_relay_buffers(Ring& ring, const RelayBurst& burst);
   std::shared_ptr<Endpoint> relay_target();
   // On the other end's thread: puts the frames of kind kCross, whose
   // buffers are in relay_pool_, on this end's C2S ring, marking those
@@ -182,11 +231,7 @@ class Endpoint final : public epair::Endpoint {
   std::string peer_name_;
   std::string last_disconnect_;
 
-  struct Atomic {
-    std::atomic<std::uint64_t> sent{0}, received{0}, ring_full{0}, not_connected{0}, bad_descriptor{0}, no_buffer{0},
-        connects{0}, disconnects{0}, held_back{0}, relayed{0};
-  };
-  Atomic counters_;
+  LiveCounters<Counters, kCounterFields> counters_;
 };
 
 }  // namespace epair::memif

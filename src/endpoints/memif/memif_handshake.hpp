@@ -1,7 +1,7 @@
-// The client's half of the memif handshake, without a socket: fed each
-// message the server sends, it says what to send back. epaird's memif end
-// in role client and the client API both drive it, and a fuzzer feeds it
-// any sequence of messages.
+// Both halves of the memif handshake, without a socket: fed each message
+// the other side sends, a half says what to send back. epaird's memif end
+// drives the one of its role, the client API the client's, and a fuzzer
+// feeds the client's any sequence of messages.
 //
 //   server            client
 //   HELLO        ->   (makes region 0, rings, eventfds)  INIT
@@ -18,6 +18,7 @@
 
 #include "memif_protocol.hpp"
 #include "memif_rings.hpp"
+#include "unique_fd.hpp"
 
 namespace epair::memif {
 
@@ -74,6 +75,52 @@ class ClientHandshake {
   std::size_t next_ring_ = 0;
   bool extra_region_ = false;
   bool extra_region_sent_ = false;
+};
+
+/// Region indexes a client may use (HELLO's max_region): DPDK and
+/// libmemif use one or two.
+inline constexpr std::uint16_t kMaxRegionIndex = 15;
+
+/// The server's half: it checks what the client announces (its id and
+/// secret, each region and ring, in order) and maps the regions as they
+/// come. The rings are the caller's to map once ready().
+class ServerHandshake {
+ public:
+  struct Settings {
+    std::uint32_t id = 0;
+    std::string secret;  ///< empty: none asked
+    std::uint16_t queues = 1;
+    std::uint8_t log2_ring_size = 10;
+  };
+
+  explicit ServerHandshake(Settings settings) : settings_(std::move(settings)) {}
+
+  /// The next step, with the descriptor that came with the message: ACK to
+  /// send back, or nothing once CONNECT came (then ready(), and the caller
+  /// maps the rings and answers CONNECTED). EPROTO for a message out of
+  /// turn or one that breaks the protocol's rules, ENOENT for another id,
+  /// EACCES for a wrong secret, errno of a failed mapping otherwise.
+  Result<std::optional<Message>> on_message(const Message& message, os::UniqueFd fd);
+
+  bool ready() const { return state_ == State::kConnected; }
+  /// The client's name from INIT, then "/its interface" from CONNECT.
+  const std::string& peer_name() const { return peer_name_; }
+  Regions& regions() { return regions_; }
+  const RingAnnouncements& rings() const { return rings_; }
+  RingInterrupts& interrupts() { return interrupts_; }
+
+ private:
+  enum class State { kInit, kSetup, kConnected };
+
+  Result<std::optional<Message>> add_region(const AddRegion& region, os::UniqueFd fd);
+  Result<std::optional<Message>> add_ring(const AddRing& ring, os::UniqueFd fd);
+
+  Settings settings_;
+  State state_ = State::kInit;
+  std::string peer_name_;
+  Regions regions_;
+  RingAnnouncements rings_;
+  RingInterrupts interrupts_;
 };
 
 /// ECONNRESET with the reason a DISCONNECT gives.

@@ -16,7 +16,7 @@
 #include "epair/frame.hpp"
 #include "virtio_net.hpp"
 
-namespace epair::os {
+namespace epair::tap {
 
 namespace {
 
@@ -78,9 +78,9 @@ bool insert_vlan_tag(Frame& frame) {
   return true;
 }
 
-Result<TapDevice> TapDevice::open(std::string_view name, bool exclusive) {
+Result<Device> Device::open(std::string_view name, bool exclusive) {
   if (name.empty() || name.size() >= IFNAMSIZ) return Status{EINVAL, "invalid interface name"};
-  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  os::UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return errno_status("/dev/net/tun", "open");
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());
@@ -93,12 +93,12 @@ Result<TapDevice> TapDevice::open(std::string_view name, bool exclusive) {
   }
   int size = kVnetHeaderSize;
   if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &size) != 0) return errno_status(name, "TUNSETVNETHDRSZ");
-  TapDevice device(std::move(fd), std::string(name));
+  Device device(std::move(fd), std::string(name));
   if (Status s = device.set_offloads(true); !s) return s;
   return device;
 }
 
-Status TapDevice::set_offloads(bool on) {
+Status Device::set_offloads(bool on) {
   unsigned offloads = on ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : 0;
 #ifdef TUN_F_USO4
   if (on && ::ioctl(fd_.get(), TUNSETOFFLOAD, offloads | TUN_F_USO4 | TUN_F_USO6) == 0) return {};
@@ -107,7 +107,7 @@ Status TapDevice::set_offloads(bool on) {
   return {};
 }
 
-Result<TapDevice> TapDevice::create(std::string_view name) {
+Result<Device> Device::create(std::string_view name) {
   if (::if_nametoindex(std::string(name).c_str()) != 0) {
     return Status{EEXIST, "interface " + std::string(name) + " already exists"};
   }
@@ -117,30 +117,30 @@ Result<TapDevice> TapDevice::create(std::string_view name) {
   return device;
 }
 
-Result<TapDevice> TapDevice::attach(std::string_view name) {
+Result<Device> Device::attach(std::string_view name) {
   if (::if_nametoindex(std::string(name).c_str()) == 0) {
     return Status{ENODEV, "interface " + std::string(name) + " does not exist"};
   }
   return open(name, false);
 }
 
-Status TapDevice::set_carrier(bool on) {
+Status Device::set_carrier(bool on) {
   int value = on ? 1 : 0;
   if (::ioctl(fd_.get(), TUNSETCARRIER, &value) != 0) return errno_status(name_, "TUNSETCARRIER");
   return {};
 }
 
-Status TapDevice::set_persistent(bool on) {
+Status Device::set_persistent(bool on) {
   if (::ioctl(fd_.get(), TUNSETPERSIST, on ? 1 : 0) != 0) return errno_status(name_, "TUNSETPERSIST");
   return {};
 }
 
-TapEndpoint::TapEndpoint(std::shared_ptr<Interface> ifp, TapDevice device, FramePool& pool)
+Endpoint::Endpoint(std::shared_ptr<Interface> ifp, Device device, FramePool& pool)
     : ifp_(std::move(ifp)), device_(std::move(device)), pool_(pool) {}
 
-TapEndpoint::~TapEndpoint() { stop(); }
+Endpoint::~Endpoint() { stop(); }
 
-Status TapEndpoint::start(GoneHandler on_gone, TapPoller* poller) {
+Status Endpoint::start(GoneHandler on_gone, Poller* poller) {
   on_gone_ = std::move(on_gone);
   if (poller != nullptr) {
     poller_ = poller;
@@ -152,7 +152,7 @@ Status TapEndpoint::start(GoneHandler on_gone, TapPoller* poller) {
   return {};
 }
 
-void TapEndpoint::stop() {
+void Endpoint::stop() {
   std::call_once(stopped_, [this] {
     if (poller_ != nullptr) poller_->remove(*this);
     if (stop_event_) {
@@ -163,7 +163,7 @@ void TapEndpoint::stop() {
   });
 }
 
-void TapEndpoint::read_loop() {
+void Endpoint::read_loop() {
   pollfd fds[2] = {{device_.fd(), POLLIN, 0}, {stop_event_.get(), POLLIN, 0}};
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
@@ -179,7 +179,7 @@ void TapEndpoint::read_loop() {
   }
 }
 
-TapEndpoint::ReadResult TapEndpoint::read_burst() {
+Endpoint::ReadResult Endpoint::read_burst() {
   Frame* batch[kReadBurst];
   std::uint32_t count = 0;
   bool read = false;
@@ -223,11 +223,11 @@ TapEndpoint::ReadResult TapEndpoint::read_burst() {
   return read ? ReadResult::kRead : ReadResult::kEmpty;
 }
 
-TapPoller::TapPoller(std::chrono::microseconds spin) : spin_(spin) {}
+Poller::Poller(std::chrono::microseconds spin) : spin_(spin) {}
 
-TapPoller::~TapPoller() { stop(); }
+Poller::~Poller() { stop(); }
 
-Status TapPoller::start() {
+Status Poller::start() {
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) return errno_status("TAP poller", "epoll_create1");
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -242,7 +242,7 @@ Status TapPoller::start() {
   return {};
 }
 
-void TapPoller::stop() {
+void Poller::stop() {
   std::call_once(stopped_, [this] {
     stopping_.store(true, std::memory_order_relaxed);
     if (wake_) {
@@ -253,7 +253,7 @@ void TapPoller::stop() {
   });
 }
 
-Status TapPoller::add(TapEndpoint& end) {
+Status Poller::add(Endpoint& end) {
   epoll_event event{};
   event.events = EPOLLIN;
   event.data.ptr = &end;
@@ -267,33 +267,33 @@ Status TapPoller::add(TapEndpoint& end) {
   return {};
 }
 
-void TapPoller::remove(TapEndpoint& end) {
+void Poller::remove(Endpoint& end) {
   waiting_.fetch_add(1, std::memory_order_acq_rel);
   std::lock_guard lock(mutex_);
   waiting_.fetch_sub(1, std::memory_order_acq_rel);
   forget(end);
 }
 
-void TapPoller::forget(TapEndpoint& end) {
+void Poller::forget(Endpoint& end) {
   auto it = std::find(ends_.begin(), ends_.end(), &end);
   if (it == ends_.end()) return;
   ends_.erase(it);
   (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, end.device_.fd(), nullptr);
 }
 
-bool TapPoller::pass() {
+bool Poller::pass() {
   bool busy = false;
   for (std::size_t i = 0; i < ends_.size();) {
-    TapEndpoint& end = *ends_[i];
+    Endpoint& end = *ends_[i];
     switch (end.read_burst()) {
-      case TapEndpoint::ReadResult::kRead:
+      case Endpoint::ReadResult::kRead:
         busy = true;
         ++i;
         break;
-      case TapEndpoint::ReadResult::kEmpty:
+      case Endpoint::ReadResult::kEmpty:
         ++i;
         break;
-      case TapEndpoint::ReadResult::kGone:
+      case Endpoint::ReadResult::kGone:
         forget(end);
         break;
     }
@@ -301,7 +301,7 @@ bool TapPoller::pass() {
   return busy;
 }
 
-void TapPoller::run() {
+void Poller::run() {
   using Clock = std::chrono::steady_clock;
   auto last_frame = Clock::now();
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -325,7 +325,7 @@ void TapPoller::run() {
       // A device in error reads as empty forever; only epoll tells. The
       // event may be older than the end's removal, so the end is looked up
       // and its device asked again.
-      auto* end = static_cast<TapEndpoint*>(events[i].data.ptr);
+      auto* end = static_cast<Endpoint*>(events[i].data.ptr);
       std::lock_guard lock(mutex_);
       if (std::find(ends_.begin(), ends_.end(), end) == ends_.end()) continue;
       pollfd check = {end->device_.fd(), POLLIN, 0};
@@ -337,7 +337,7 @@ void TapPoller::run() {
   }
 }
 
-void TapEndpoint::input(Interface& ifp, std::span<Frame* const> burst) noexcept {
+void Endpoint::input(Interface& ifp, std::span<Frame* const> burst) noexcept {
   const std::uint32_t limit = ifp.mtu() + Interface::kFrameOverhead;
   std::uint64_t refused = 0;
   for (Frame* frame : burst) {
@@ -355,4 +355,4 @@ void TapEndpoint::input(Interface& ifp, std::span<Frame* const> burst) noexcept 
   if (refused != 0) ifp.count_input_errors(refused);
 }
 
-}  // namespace epair::os
+}  // namespace epair::tap

@@ -18,17 +18,17 @@
 #include "epair/status.hpp"
 #include "unique_fd.hpp"
 
-namespace epair::os {
+namespace epair::tap {
 
 /// The descriptor of one persistent TAP device, opened with IFF_VNET_HDR.
-class TapDevice {
+class Device {
  public:
   /// Creates a new TAP named name in the calling thread's namespace: EEXIST
   /// ("interface NAME already exists") when a device has that name.
-  static Result<TapDevice> create(std::string_view name);
+  static Result<Device> create(std::string_view name);
   /// Attaches to the persistent TAP name in the calling thread's namespace
   /// (a daemon restart); ENODEV when there is none.
-  static Result<TapDevice> attach(std::string_view name);
+  static Result<Device> attach(std::string_view name);
 
   int fd() const { return fd_.get(); }
   const std::string& name() const { return name_; }
@@ -44,50 +44,50 @@ class TapDevice {
   Status set_offloads(bool on);
 
  private:
-  TapDevice(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
-  static Result<TapDevice> open(std::string_view name, bool exclusive);
+  Device(os::UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  static Result<Device> open(std::string_view name, bool exclusive);
 
-  UniqueFd fd_;
+  os::UniqueFd fd_;
   std::string name_;
 };
 
-class TapPoller;
+class Poller;
 
-/// Connects a TapDevice to an Interface. A reader moves frames from the TAP
-/// to the engine: a thread of the end's own, or a TapPoller shared by all
+/// Connects a Device to an Interface. A reader moves frames from the TAP
+/// to the engine: a thread of the end's own, or a Poller shared by all
 /// ends. The engine's workers write frames into the TAP in
 /// Endpoint::input().
-class TapEndpoint final : public Endpoint {
+class Endpoint final : public epair::Endpoint {
  public:
   /// Called once, on the reading thread (the end's or the poller's), when the TAP device goes away
   /// (deleted, or its namespace destroyed).
   using GoneHandler = std::function<void(const std::string& reason)>;
 
-  TapEndpoint(std::shared_ptr<Interface> ifp, TapDevice device, FramePool& pool);
-  ~TapEndpoint() override;
-  TapEndpoint(const TapEndpoint&) = delete;
-  TapEndpoint& operator=(const TapEndpoint&) = delete;
+  Endpoint(std::shared_ptr<Interface> ifp, Device device, FramePool& pool);
+  ~Endpoint() override;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
 
   /// Starts the end's reader thread, or hands the end to poller when one is
   /// given; the owner attaches the endpoint to the interface
   /// (Interface::attach()) for the other direction.
-  Status start(GoneHandler on_gone, TapPoller* poller = nullptr);
+  Status start(GoneHandler on_gone, Poller* poller = nullptr);
   /// Joins the reader, or takes the end back from the poller; frames still
   /// reach input() until the interface is destroyed or detached. Must not be
   /// called from on_gone.
   void stop();
 
-  TapDevice& device() { return device_; }
+  Device& device() { return device_; }
   /// Stops the endpoint and hands its device over, for another endpoint
   /// to be made with it later; the endpoint must be detached first.
-  TapDevice take_device() {
+  Device take_device() {
     stop();
     return std::move(device_);
   }
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:
-  friend class TapPoller;
+  friend class Poller;
   enum class ReadResult { kEmpty, kRead, kGone };
 
   void read_loop();
@@ -96,11 +96,11 @@ class TapEndpoint final : public Endpoint {
   ReadResult read_burst();
 
   std::shared_ptr<Interface> ifp_;
-  TapDevice device_;
+  Device device_;
   FramePool& pool_;
-  UniqueFd stop_event_;
+  os::UniqueFd stop_event_;
   std::thread reader_;
-  TapPoller* poller_ = nullptr;
+  Poller* poller_ = nullptr;
   GoneHandler on_gone_;
   std::once_flag stopped_;
 };
@@ -110,38 +110,38 @@ class TapEndpoint final : public Endpoint {
 /// epoll once none has come for the spin time (busy polling, as NAPI's
 /// busy_poll or a DPDK polling core do). A frame then costs no thread
 /// wakeup, at the price of a CPU kept busy while traffic flows.
-class TapPoller {
+class Poller {
  public:
-  explicit TapPoller(std::chrono::microseconds spin);
-  ~TapPoller();
-  TapPoller(const TapPoller&) = delete;
-  TapPoller& operator=(const TapPoller&) = delete;
+  explicit Poller(std::chrono::microseconds spin);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
 
   Status start();
   /// Joins the thread; the ends still handed to it are read no more.
   void stop();
 
  private:
-  friend class TapEndpoint;
-  Status add(TapEndpoint& end);
+  friend class Endpoint;
+  Status add(Endpoint& end);
   // Returns once the poller no longer reads end; nothing when it did not.
-  void remove(TapEndpoint& end);
+  void remove(Endpoint& end);
   void run();
   // One read of every end; true when any had frames.
   bool pass();
-  void forget(TapEndpoint& end);  // with mutex_ held
+  void forget(Endpoint& end);  // with mutex_ held
 
   const std::chrono::microseconds spin_;
-  UniqueFd epoll_;
-  UniqueFd wake_;
+  os::UniqueFd epoll_;
+  os::UniqueFd wake_;
   std::mutex mutex_;
   // Callers of add()/remove() waiting for mutex_: the spinning thread lets
   // them in between two passes.
   std::atomic<int> waiting_{0};
   std::atomic<bool> stopping_{false};
-  std::vector<TapEndpoint*> ends_;
+  std::vector<Endpoint*> ends_;
   std::thread thread_;
   std::once_flag stopped_;
 };
 
-}  // namespace epair::os
+}  // namespace epair::tap

@@ -8,7 +8,7 @@
 
 #include "epair/frame.hpp"
 
-namespace epair::os {
+namespace epair::tap {
 
 /// struct virtio_net_hdr of <linux/virtio_net.h>, which C++ cannot include
 /// (it has a member named `class`). Native byte order: TAP's default.
@@ -30,4 +30,4 @@ virtio_net_hdr header_from_meta(const FrameMeta& meta);
 /// frame. False when the frame has no headroom for it.
 bool insert_vlan_tag(Frame& frame);
 
-}  // namespace epair::os
+}  // namespace epair::tap

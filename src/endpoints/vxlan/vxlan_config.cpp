@@ -7,25 +7,12 @@
 #include <cstring>
 #include <vector>
 
+#include "epair/ethernet.hpp"
 #include "epair/words.hpp"
 
 namespace epair::vxlan {
 
 namespace {
-
-std::uint32_t sum16(std::span<const std::uint8_t> bytes, std::uint32_t sum = 0) {
-  std::size_t i = 0;
-  for (; i + 1 < bytes.size(); i += 2) sum += static_cast<std::uint32_t>(bytes[i] << 8 | bytes[i + 1]);
-  if (i < bytes.size()) sum += static_cast<std::uint32_t>(bytes[i] << 8);
-  return sum;
-}
-
-std::uint16_t fold(std::uint64_t sum) {
-  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(sum);
-}
-
-std::uint16_t read16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 
 Status bad(std::string message) { return {EINVAL, "vxlan: " + std::move(message)}; }
 
@@ -128,10 +115,9 @@ void write_header(std::uint8_t* out, std::uint32_t vni) {
 }
 
 Drop check_datagram(std::span<const std::uint8_t> datagram, std::uint32_t vni) {
-  constexpr std::size_t kEthernetHeader = 14;
-  if (datagram.size() < kHeaderSize + kEthernetHeader) return Drop::kShort;
+  if (datagram.size() < kHeaderSize + ethernet::kHeaderSize) return Drop::kShort;
   if ((datagram[0] & 0x08) == 0) return Drop::kFlags;
-  const std::uint32_t got = std::uint32_t{datagram[4]} << 16 | std::uint32_t{datagram[5]} << 8 | datagram[6];
+  const std::uint32_t got = ethernet::load_be32(&datagram[4]) >> 8;  // the VNI, then a reserved byte
   if (got != vni) return Drop::kOtherVni;
   // The inner source address must be a station's, not a group's.
   if ((datagram[kHeaderSize + 6] & 0x01) != 0) return Drop::kBadFrame;
@@ -139,56 +125,54 @@ Drop check_datagram(std::span<const std::uint8_t> datagram, std::uint32_t vni) {
 }
 
 bool fill_offloaded_checksum(std::span<std::uint8_t> frame) {
-  constexpr std::size_t kEthernetHeader = 14;
-  constexpr std::uint8_t kTcp = 6;
-  constexpr std::uint8_t kUdp = 17;
-  if (frame.size() < kEthernetHeader) return false;
-  std::size_t ip = kEthernetHeader;
-  std::uint16_t type = read16(&frame[12]);
-  if ((type == 0x8100 || type == 0x88a8) && frame.size() >= ip + 4) {
-    type = read16(&frame[16]);
+  using namespace ethernet;
+  // Not kHeaderSize: that is VXLAN's own, here.
+  std::size_t ip = ethernet::kHeaderSize;
+  if (frame.size() < ip) return false;
+  std::uint16_t type = load_be16(&frame[kTypeOffset]);
+  if ((type == kTypeVlan || type == kTypeQinQ) && frame.size() >= ip + 4) {
+    type = load_be16(&frame[16]);
     ip += 4;
   }
   std::size_t l4 = 0;
   std::size_t l4_length = 0;
   std::uint8_t protocol = 0;
-  std::uint32_t pseudo = 0;
-  if (type == 0x0800) {
+  std::uint64_t pseudo = 0;
+  if (type == kTypeIpv4) {
     if (frame.size() < ip + 20 || (frame[ip] >> 4) != 4) return false;
     const std::size_t header = std::size_t{frame[ip] & 0x0fu} * 4;
-    const std::size_t total = read16(&frame[ip + 2]);
+    const std::size_t total = load_be16(&frame[ip + 2]);
     // A fragment's checksum covers the whole datagram: not ours to check.
-    if (header < 20 || total < header || ip + total > frame.size() || (read16(&frame[ip + 6]) & 0x3fff) != 0) {
+    if (header < 20 || total < header || ip + total > frame.size() || (load_be16(&frame[ip + 6]) & 0x3fff) != 0) {
       return false;
     }
     protocol = frame[ip + 9];
     l4 = ip + header;
     l4_length = total - header;
-    pseudo = sum16(frame.subspan(ip + 12, 8));
-  } else if (type == 0x86dd) {
+    pseudo = add_words(frame.subspan(ip + 12, 8));
+  } else if (type == kTypeIpv6) {
     if (frame.size() < ip + 40 || (frame[ip] >> 4) != 6) return false;
-    const std::size_t payload = read16(&frame[ip + 4]);
+    const std::size_t payload = load_be16(&frame[ip + 4]);
     if (ip + 40 + payload > frame.size()) return false;
     protocol = frame[ip + 6];
     l4 = ip + 40;
     l4_length = payload;
-    pseudo = sum16(frame.subspan(ip + 8, 32));
+    pseudo = add_words(frame.subspan(ip + 8, 32));
   } else {
     return false;
   }
-  const std::size_t field = protocol == kTcp ? 16 : protocol == kUdp ? 6 : 0;
+  const std::size_t field = protocol == kProtoTcp ? 16 : protocol == kProtoUdp ? 6 : 0;
   if (field == 0 || l4_length < field + 2 || l4_length > 0xffff) return false;
   std::uint8_t* check = &frame[l4 + field];
   // Over IPv4 a UDP checksum of 0 means none was computed.
-  if (protocol == kUdp && type == 0x0800 && read16(check) == 0) return false;
-  const std::uint16_t seed = fold(pseudo + protocol + l4_length);
-  if (read16(check) != seed) return false;
-  const std::uint16_t sum = fold(sum16(frame.subspan(l4, l4_length)));
-  if (fold(std::uint32_t{sum} + seed) == 0xffff) return false;
+  if (protocol == kProtoUdp && type == kTypeIpv4 && load_be16(check) == 0) return false;
+  const std::uint16_t seed = fold_sum(pseudo + protocol + l4_length);
+  if (load_be16(check) != seed) return false;
+  const std::uint16_t sum = fold_sum(add_words(frame.subspan(l4, l4_length)));
+  if (fold_sum(std::uint32_t{sum} + seed) == 0xffff) return false;
   std::uint16_t value = static_cast<std::uint16_t>(~sum);
-  if (protocol == kUdp && value == 0) value = 0xffff;
-  check[0] = static_cast<std::uint8_t>(value >> 8);
-  check[1] = static_cast<std::uint8_t>(value);
+  if (protocol == kProtoUdp && value == 0) value = 0xffff;
+  store_be16(check, value);
   return true;
 }
 

@@ -135,14 +135,6 @@ void Endpoint::stop() {
   receiver_.join();
 }
 
-Counters Endpoint::counters() const {
-  const auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {
-      get(counters_.sent),      get(counters_.received),        get(counters_.too_big),   get(counters_.send_errors),
-      get(counters_.short_),    get(counters_.bad_flags),       get(counters_.other_vni), get(counters_.bad_frame),
-      get(counters_.no_buffer), get(counters_.checksums_filled)};
-}
-
 std::uint16_t Endpoint::source_port(const Frame& frame) const {
   std::uint32_t hash;
   if (auto flow = flow_hash(frame.bytes())) {
@@ -169,7 +161,7 @@ void Endpoint::input(Interface&, std::span<Frame* const> burst) noexcept {
       // A large segment would need segmenting first; epaird turns the
       // peer TAP's offloads off so that none comes.
       if ((frame.meta.flags & kFrameGso) != 0 && frame.wire_size() < frame.size()) {
-        counters_.too_big.fetch_add(1, std::memory_order_relaxed);
+        counters_.add(&Counters::too_big);
         continue;
       }
       frame.complete_checksum();
@@ -194,12 +186,12 @@ void Endpoint::input(Interface&, std::span<Frame* const> burst) noexcept {
     for (unsigned sent = 0; sent < count;) {
       const int n = ::sendmmsg(send_.get(), messages + sent, count - sent, MSG_DONTWAIT);
       if (n > 0) {
-        counters_.sent.fetch_add(static_cast<unsigned>(n), std::memory_order_relaxed);
+        counters_.add(&Counters::sent, static_cast<unsigned>(n));
         sent += static_cast<unsigned>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      (errno == EMSGSIZE ? counters_.too_big : counters_.send_errors).fetch_add(1, std::memory_order_relaxed);
+      counters_.add(errno == EMSGSIZE ? &Counters::too_big : &Counters::send_errors);
       ++sent;
     }
   }
@@ -223,7 +215,7 @@ void Endpoint::receive_loop() {
         // Out of frames: read one datagram away so the socket drains.
         std::uint8_t scratch[1];
         if (::recv(receive_.get(), scratch, sizeof scratch, MSG_DONTWAIT | MSG_TRUNC) < 0) break;
-        counters_.no_buffer.fetch_add(1, std::memory_order_relaxed);
+        counters_.add(&Counters::no_buffer);
         continue;
       }
       for (std::uint32_t i = 0; i < count; ++i) {
@@ -244,23 +236,22 @@ void Endpoint::receive_loop() {
         (void)frame->resize(messages[i].msg_len);
         const Drop drop = truncated ? Drop::kBadFrame : check_datagram(frame->bytes(), config_.vni);
         if (drop != Drop::kNone) {
-          auto& counter = drop == Drop::kShort      ? counters_.short_
-                          : drop == Drop::kFlags    ? counters_.bad_flags
-                          : drop == Drop::kOtherVni ? counters_.other_vni
-                                                    : counters_.bad_frame;
-          counter.fetch_add(1, std::memory_order_relaxed);
+          counters_.add(drop == Drop::kShort      ? &Counters::short_
+                        : drop == Drop::kFlags    ? &Counters::bad_flags
+                        : drop == Drop::kOtherVni ? &Counters::other_vni
+                                                  : &Counters::bad_frame);
           frame->release();
           continue;
         }
         (void)frame->trim_front(kHeaderSize);
         if (fill_offloaded_checksum(frame->bytes())) {
-          counters_.checksums_filled.fetch_add(1, std::memory_order_relaxed);
+          counters_.add(&Counters::checksums_filled);
         }
         frames[ready++] = frame;
       }
       if (got < count) pool_.free_bulk(frames + got, count - got);
       if (ready != 0) {
-        counters_.received.fetch_add(ready, std::memory_order_relaxed);
+        counters_.add(&Counters::received, ready);
         (void)ifp_->transmit_burst({frames, ready});
       }
       if (got < count) break;

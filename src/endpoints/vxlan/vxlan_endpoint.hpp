@@ -15,6 +15,7 @@
 #include <memory>
 #include <thread>
 
+#include "counter_table.hpp"
 #include "epair/interface.hpp"
 #include "unique_fd.hpp"
 #include "vxlan_config.hpp"
@@ -35,6 +36,38 @@ struct Counters {
   std::uint64_t checksums_filled = 0;
 };
 
+// How each counter is shown: key, words, clause, heading, metric, label.
+inline constexpr CounterField<Counters> kCounterFields[] = {
+    {&Counters::sent, {"sent", "sent", 0, "", "epair_vxlan_packets_total", "direction=\"sent\""}},
+    {&Counters::received, {"received", "received", 0, "", "epair_vxlan_packets_total", "direction=\"received\""}},
+    {&Counters::too_big,
+     {"too_big", "too big", 1, "dropped: ", "epair_vxlan_dropped_packets_total", "cause=\"too_big\""}},
+    {&Counters::send_errors,
+     {"send_errors", "send errors", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"send_error\""}},
+    {&Counters::short_, {"short", "short", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"short\""}},
+    {&Counters::bad_flags,
+     {"bad_flags", "bad flags", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"bad_flags\""}},
+    {&Counters::other_vni,
+     {"other_vni", "other VNI", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"other_vni\""}},
+    {&Counters::bad_frame,
+     {"bad_frame", "bad frames", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"bad_frame\""}},
+    {&Counters::no_buffer,
+     {"no_buffer", "no buffer", 1, "", "epair_vxlan_dropped_packets_total", "cause=\"no_buffer\""}},
+    {&Counters::checksums_filled,
+     {"checksums_filled", "checksums filled", 2, "", "epair_vxlan_checksums_filled_total", ""}},
+};
+
+inline constexpr MetricFamily kMetricFamilies[] = {
+    {"epair_vxlan_packets_total", "counter",
+     "Frames a VXLAN end sent to its remote and received from it, by direction. VXLAN ends only."},
+    {"epair_vxlan_checksums_filled_total", "counter",
+     "Frames a VXLAN end received with an inner checksum its sender left to offload, filled in by epaird. VXLAN "
+     "ends only."},
+    {"epair_vxlan_dropped_packets_total", "counter",
+     "What a VXLAN end dropped, by cause: too_big (for the underlay's MTU), send_error, short, bad_flags (no I "
+     "flag), other_vni, bad_frame, no_buffer (frame pool empty)."},
+};
+
 class Endpoint final : public epair::Endpoint {
  public:
   /// Opens the sockets in the calling thread's namespace: EADDRINUSE when
@@ -50,7 +83,10 @@ class Endpoint final : public epair::Endpoint {
   void stop();
 
   const Config& config() const { return config_; }
-  Counters counters() const;
+  Counters counters() const { return counters_.snapshot(); }
+  CounterTable counter_table() const {
+    return tabulate<Counters>("vxlan", counters(), kCounterFields, kMetricFamilies);
+  }
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:
@@ -66,11 +102,7 @@ class Endpoint final : public epair::Endpoint {
   os::UniqueFd stop_event_;
   std::thread receiver_;
 
-  struct Atomic {
-    std::atomic<std::uint64_t> sent{0}, received{0}, too_big{0}, send_errors{0}, short_{0}, bad_flags{0}, other_vni{0},
-        bad_frame{0}, no_buffer{0}, checksums_filled{0};
-  };
-  Atomic counters_;
+  LiveCounters<Counters, kCounterFields> counters_;
 };
 
 }  // namespace epair::vxlan

@@ -5,16 +5,16 @@
 #include <cstdio>
 #include <ctime>
 
-namespace epair::capture {
+#include "epair/ethernet.hpp"
+
+namespace epair::pcap {
 
 namespace {
 
 using Bytes = std::span<const std::uint8_t>;
 
-std::uint16_t be16(Bytes b, std::size_t at) { return static_cast<std::uint16_t>(b[at] << 8 | b[at + 1]); }
-std::uint32_t be32(Bytes b, std::size_t at) {
-  return std::uint32_t{b[at]} << 24 | std::uint32_t{b[at + 1]} << 16 | std::uint32_t{b[at + 2]} << 8 | b[at + 3];
-}
+std::uint16_t be16(Bytes b, std::size_t at) { return ethernet::load_be16(&b[at]); }
+std::uint32_t be32(Bytes b, std::size_t at) { return ethernet::load_be32(&b[at]); }
 
 std::string mac(Bytes b, std::size_t at) {
   char text[18];
@@ -100,7 +100,7 @@ std::string ipv6(Bytes ip) {
 }
 
 std::string arp(Bytes a) {
-  if (a.size() < 28 || be16(a, 0) != 1 || be16(a, 2) != 0x0800) return "ARP";
+  if (a.size() < 28 || be16(a, 0) != 1 || be16(a, 2) != ethernet::kTypeIpv4) return "ARP";
   const std::string sender = address(AF_INET, &a[14]), target = address(AF_INET, &a[24]);
   switch (be16(a, 6)) {
     case 1:
@@ -115,11 +115,11 @@ std::string arp(Bytes a) {
 }  // namespace
 
 std::string summarize(Bytes data, std::uint32_t wire_length) {
-  if (data.size() < 14) return "truncated frame, length " + std::to_string(wire_length);
+  if (data.size() < ethernet::kHeaderSize) return "truncated frame, length " + std::to_string(wire_length);
   std::string line = mac(data, 6) + " > " + mac(data, 0) + ", ";
-  std::size_t at = 12;
+  std::size_t at = ethernet::kTypeOffset;
   std::uint16_t type = be16(data, at);
-  while ((type == 0x8100 || type == 0x88a8) && data.size() >= at + 6) {
+  while ((type == ethernet::kTypeVlan || type == ethernet::kTypeQinQ) && data.size() >= at + 6) {
     line += "vlan " + std::to_string(be16(data, at + 2) & 0x0fff) + ", ";
     at += 4;
     type = be16(data, at);
@@ -127,11 +127,11 @@ std::string summarize(Bytes data, std::uint32_t wire_length) {
   const Bytes payload = data.subspan(at + 2);
   const std::string length = ", length " + std::to_string(wire_length) + ": ";
   switch (type) {
-    case 0x0800:
+    case ethernet::kTypeIpv4:
       return line + "IPv4" + length + ipv4(payload);
-    case 0x86dd:
+    case ethernet::kTypeIpv6:
       return line + "IPv6" + length + ipv6(payload);
-    case 0x0806:
+    case ethernet::kTypeArp:
       return line + "ARP" + length + arp(payload);
     default: {
       char text[32];
@@ -151,4 +151,4 @@ std::string format_time(std::uint64_t timestamp_ns) {
   return text;
 }
 
-}  // namespace epair::capture
+}  // namespace epair::pcap

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace epair::capture::pcapng {
+namespace epair::pcapng {
 
 inline constexpr std::uint32_t kSectionHeader = 0x0A0D0D0A;
 inline constexpr std::uint32_t kInterfaceDescription = 1;
@@ -74,4 +74,4 @@ std::optional<Statistics> parse_statistics(const Block& block, std::uint32_t* in
 /// if_name of an interface description block (empty when it has none).
 std::string parse_interface_name(const Block& block);
 
-}  // namespace epair::capture::pcapng
+}  // namespace epair::pcapng

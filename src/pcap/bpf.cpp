@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace epair::capture {
+namespace epair::pcap {
 
 namespace {
 
@@ -38,4 +38,4 @@ Result<std::shared_ptr<const CaptureFilter>> compile_filter(std::string_view exp
   return std::shared_ptr<const CaptureFilter>(std::make_shared<BpfFilter>(program));
 }
 
-}  // namespace epair::capture
+}  // namespace epair::pcap

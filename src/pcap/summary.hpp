@@ -7,7 +7,7 @@
 #include <span>
 #include <string>
 
-namespace epair::capture {
+namespace epair::pcap {
 
 /// "02:00:00:00:00:0a > 02:00:00:00:00:0b, IPv4, length 98: 10.0.0.1 >
 /// 10.0.0.2: ICMP echo request, id 7, seq 1". data may be cut short
@@ -17,4 +17,4 @@ std::string summarize(std::span<const std::uint8_t> data, std::uint32_t wire_len
 /// "20:49:44.123456789" in local time.
 std::string format_time(std::uint64_t timestamp_ns);
 
-}  // namespace epair::capture
+}  // namespace epair::pcap

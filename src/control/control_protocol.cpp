@@ -1,4 +1,4 @@
-#include "protocol.hpp"
+#include "control_protocol.hpp"
 
 #include <algorithm>
 #include <map>
@@ -8,7 +8,7 @@
 #include "memif_protocol.hpp"
 #include "vxlan_config.hpp"
 
-namespace epair::daemon {
+namespace epair::control {
 
 namespace {
 
@@ -147,7 +147,7 @@ std::string printable(std::string_view text) {
 Status check_attach(std::string_view value) {
   if (vxlan::is_vxlan_attach(value)) return vxlan::parse_config(value.substr(5)).status();
   if (memif::is_memif_attach(value)) return memif::parse_config(value.substr(5)).status();
-  return Status{EINVAL, "attach: unknown kind (vxlan or memif)"};
+  return Status{EINVAL, "'attach' needs a kind: attach vxlan remote ADDR ... or attach memif socket PATH ..."};
 }
 
 Status check_interface_name(std::string_view name) {
@@ -260,4 +260,4 @@ json error_response(const Status& status) {
           {"error", {{"errno", status.value()}, {"code", errno_name(status.value())}, {"message", status.message()}}}};
 }
 
-}  // namespace epair::daemon
+}  // namespace epair::control

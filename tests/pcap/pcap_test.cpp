@@ -9,7 +9,7 @@
 #include "pcapng.hpp"
 #include "summary.hpp"
 
-namespace epair::capture {
+namespace epair::pcap {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
@@ -193,4 +193,4 @@ TEST(Summary, LikeTcpdump) {
 }
 
 }  // namespace
-}  // namespace epair::capture
+}  // namespace epair::pcap

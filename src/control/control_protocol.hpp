@@ -12,7 +12,7 @@
 
 #include "epair/status.hpp"
 
-namespace epair::daemon {
+namespace epair::control {
 
 using json = nlohmann::json;
 
@@ -40,7 +40,8 @@ struct Action {
 Status check_interface_name(std::string_view name);
 
 /// Checks the value of an `attach` action: a kind (vxlan, memif) and its
-/// settings. EINVAL with the settings parser's one line.
+/// settings. EINVAL with the settings parser's one line, or one naming the
+/// kinds.
 Status check_attach(std::string_view value);
 
 /// text with control characters as \xNN, cut at 64 bytes: safe in one line.
@@ -77,4 +78,4 @@ Result<Request> parse_request(std::string_view line);
 json ok_response(json result);
 json error_response(const Status& status);
 
-}  // namespace epair::daemon
+}  // namespace epair::control

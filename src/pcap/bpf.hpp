@@ -8,11 +8,11 @@
 #include "epair/capture.hpp"
 #include "epair/status.hpp"
 
-namespace epair::capture {
+namespace epair::pcap {
 
 /// Compiles expression (e.g. "icmp or tcp port 80") for frames cut to
 /// snaplen bytes. EINVAL with libpcap's message when it does not compile;
 /// an empty expression keeps every frame (null filter).
 Result<std::shared_ptr<const CaptureFilter>> compile_filter(std::string_view expression, std::uint32_t snaplen);
 
-}  // namespace epair::capture
+}  // namespace epair::pcap

@@ -1,4 +1,4 @@
-// TapPoller with real TAP devices, each test in a network namespace of its
+// tap::Poller with real TAP devices, each test in a network namespace of its
 // own: frames the kernel sends out of a TAP reach the engine whether the
 // poller spins or sleeps, an end taken back is read no more, and a deleted
 // device is reported once while the other ends go on. Needs root; skipped
@@ -66,22 +66,22 @@ class KernelSender {
 
 // A pair whose end a is a TAP read by the poller and whose end b collects.
 struct TapPair {
-  TapPair(Engine& engine, RouteSocket& route, TapPoller& poller, const std::string& tap_name) {
+  TapPair(Engine& engine, RouteSocket& route, tap::Poller& poller, const std::string& tap_name) {
     test::UpPair pair(engine);
     b = pair.b;
     b->attach(collector);
-    auto device = TapDevice::create(tap_name);
+    auto device = tap::Device::create(tap_name);
     EXPECT_TRUE(device) << device.status().message();
     if (!device) return;
     EXPECT_TRUE(device->set_carrier(true));
     EXPECT_TRUE(route.set_up(tap_name, true));
-    tap = std::make_unique<TapEndpoint>(pair.a, std::move(*device), engine.pool());
+    tap = std::make_unique<tap::Endpoint>(pair.a, std::move(*device), engine.pool());
     EXPECT_TRUE(tap->start([this](const std::string&) { ++gone; }, &poller));
     sender = std::make_unique<KernelSender>(tap_name);
   }
   std::shared_ptr<Interface> b;
   std::shared_ptr<test::Collector> collector = std::make_shared<test::Collector>();
-  std::unique_ptr<TapEndpoint> tap;
+  std::unique_ptr<tap::Endpoint> tap;
   std::unique_ptr<KernelSender> sender;
   std::atomic<int> gone{0};
 };
@@ -102,7 +102,7 @@ struct Lab {
   }
   Engine engine{small_engine()};
   Result<RouteSocket> route;
-  TapPoller poller;
+  tap::Poller poller;
   bool started = false;
 };
 
@@ -120,7 +120,7 @@ TEST_P(TapPollerTest, KernelFramesReachTheEngine) {
     ASSERT_TRUE(lab.started);
     Engine& engine = lab.engine;
     RouteSocket& route = *lab.route;
-    TapPoller& poller = lab.poller;
+    tap::Poller& poller = lab.poller;
     TapPair one(engine, route, poller, "tp0");
     TapPair two(engine, route, poller, "tp1");
     ASSERT_TRUE(one.tap && two.tap);
@@ -152,7 +152,7 @@ TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
     ASSERT_TRUE(lab.started);
     Engine& engine = lab.engine;
     RouteSocket& route = *lab.route;
-    TapPoller& poller = lab.poller;
+    tap::Poller& poller = lab.poller;
     TapPair pair(engine, route, poller, "tp0");
     ASSERT_TRUE(pair.tap);
     ASSERT_TRUE(pair.sender->send(1));
@@ -177,7 +177,7 @@ TEST_P(TapPollerTest, ADeletedDeviceIsReportedOnceAndTheOthersGoOn) {
     ASSERT_TRUE(lab.started);
     Engine& engine = lab.engine;
     RouteSocket& route = *lab.route;
-    TapPoller& poller = lab.poller;
+    tap::Poller& poller = lab.poller;
     TapPair doomed(engine, route, poller, "tp0");
     TapPair other(engine, route, poller, "tp1");
     ASSERT_TRUE(doomed.tap && other.tap);

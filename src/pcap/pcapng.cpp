@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace epair::capture::pcapng {
+namespace epair::pcapng {
 
 namespace {
 
@@ -192,4 +192,4 @@ std::string parse_interface_name(const Block& block) {
   return name;
 }
 
-}  // namespace epair::capture::pcapng
+}  // namespace epair::pcapng

@@ -1,11 +1,11 @@
 // parse_request(): what epaird refuses before anything acts on a request.
-#include "protocol.hpp"
-
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace epair::daemon {
+#include "control_protocol.hpp"
+
+namespace epair::control {
 namespace {
 
 struct Refused {
@@ -131,5 +131,23 @@ TEST(ParseRequest, AcceptsEveryOp) {
   }
 }
 
+TEST(ParseActions, ValuesAndVerbs) {
+  auto actions = parse_actions(json::parse(R"([{"action":"up"},{"action":"mtu","value":9000},
+      {"action":"vnet","value":"ns1"},{"action":"description","value":""}])"));
+  ASSERT_TRUE(actions);
+  ASSERT_EQ(actions->size(), 4u);
+  EXPECT_EQ((*actions)[1].value, "9000");
+  EXPECT_EQ((*actions)[2].verb, "vnet");
+}
+
+TEST(ParseActions, Errors) {
+  EXPECT_FALSE(parse_actions(json::parse(R"({"action":"up"})")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"fly"}])")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu"}])")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu","value":-1}])")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([7])")));
+  EXPECT_TRUE(parse_actions(json()));
+}
+
 }  // namespace
-}  // namespace epair::daemon
+}  // namespace epair::control

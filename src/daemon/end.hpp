@@ -1,0 +1,93 @@
+// One end of a pair as epaird holds it: the engine's interface, its Linux
+// device (a persistent TAP) and at most one attachment.
+//
+// Guarantees:
+// - The TAP device exists as long as the End: a tap::Endpoint carries it
+//   while the end is not attached; an attachment parks it, without carrier,
+//   for detach to bring back. device() reaches it either way.
+// - An End is used from the daemon's control thread only.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "epair/interface.hpp"
+#include "memif_endpoint.hpp"
+#include "netlink.hpp"
+#include "tap_endpoint.hpp"
+#include "vxlan_endpoint.hpp"
+
+namespace epair::daemon {
+
+/// What an attached end's frames go to instead of its TAP.
+using Attachment = std::variant<std::shared_ptr<vxlan::Endpoint>, std::shared_ptr<memif::Endpoint>>;
+
+/// The metric families of every kind of attachment, in the order the
+/// metrics show them.
+inline constexpr std::span<const MetricFamily> kAttachmentMetricFamilies[] = {memif::kMetricFamilies,
+                                                                              vxlan::kMetricFamilies};
+
+/// An attachment with the TAP it replaced, kept for detach.
+struct Attached {
+  tap::Device parked;
+  Attachment endpoint;
+};
+
+/// The name of the other end of ifname's pair: epair0a for epair0b.
+inline std::string peer_name_of(std::string_view ifname) {
+  std::string other(ifname);
+  other.back() = other.back() == 'a' ? 'b' : 'a';
+  return other;
+}
+
+struct End {
+  std::shared_ptr<Interface> ifp;
+  /// The TAP's endpoint (null only before start), or the attachment.
+  std::variant<std::shared_ptr<tap::Endpoint>, Attached> transport;
+  Subscription carrier;
+  std::vector<os::AddressInfo> addresses;
+  int ifindex = 0;  ///< the TAP's index in its namespace; 0 until read
+
+  tap::Device& device() {
+    if (auto* attached = std::get_if<Attached>(&transport)) return attached->parked;
+    return std::get<std::shared_ptr<tap::Endpoint>>(transport)->device();
+  }
+  /// The TAP's endpoint; null while attached.
+  tap::Endpoint* tap() const {
+    auto* tap = std::get_if<std::shared_ptr<tap::Endpoint>>(&transport);
+    return tap != nullptr ? tap->get() : nullptr;
+  }
+  const Attachment* attachment() const {
+    auto* attached = std::get_if<Attached>(&transport);
+    return attached != nullptr ? &attached->endpoint : nullptr;
+  }
+  vxlan::Endpoint* vxlan() const { return attached_as<vxlan::Endpoint>(); }
+  memif::Endpoint* memif() const { return attached_as<memif::Endpoint>(); }
+  /// "vxlan" or "memif"; empty when not attached.
+  std::string_view attachment_kind() const {
+    if (vxlan() != nullptr) return "vxlan";
+    if (memif() != nullptr) return "memif";
+    return {};
+  }
+  /// The attachment's own counters; none when not attached.
+  std::optional<CounterTable> counter_table() const {
+    const Attachment* attachment = this->attachment();
+    if (attachment == nullptr) return std::nullopt;
+    return std::visit([](const auto& endpoint) { return endpoint->counter_table(); }, *attachment);
+  }
+
+ private:
+  template <typename Kind>
+  Kind* attached_as() const {
+    const Attachment* attachment = this->attachment();
+    if (attachment == nullptr) return nullptr;
+    auto* endpoint = std::get_if<std::shared_ptr<Kind>>(attachment);
+    return endpoint != nullptr ? endpoint->get() : nullptr;
+  }
+};
+
+}  // namespace epair::daemon
