@@ -137,8 +137,8 @@ class Endpoint final : public epair::Endpoint {
   // A control channel from accept/connect to disconnect, and what it set up.
   struct Session {
     os::UniqueFd control;
-    std::optional<ServerHandshake> server;  // a server's, until connected
-    std::optional<ClientHandshake> client;  // a client's, likewise
+    std::optional<ServerHandshake> server;  // a server's; after CONNECT it refuses all but DISCONNECT
+    std::optional<ClientHandshake> client;  // a client's
     std::string peer_name;
     Regions regions;
     Layout layout;  // a client's buffers
