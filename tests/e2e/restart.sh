@@ -1,6 +1,6 @@
 #!/bin/bash
 # A restarted daemon loses nothing; devices and namespaces removed behind its
-# back are noticed and their pairs torn down.
+# back are noticed and their pairs torn down, attached ends too.
 source "$(dirname "$0")/lib.sh"
 start_daemon
 connect_pair
@@ -68,4 +68,14 @@ start_daemon
 wait_no_interfaces && ok "not re-adopted" || fail "listed: $(ctl -l)"
 ip link show "${D%a}b" >/dev/null 2>&1 && fail "${D%a}b leaked" || ok "its host end was deleted"
 grep -q "cannot re-adopt ${D%a}" "$WORK/epaird.log" && ok "reported" || fail "not reported"
+
+log "a pair whose attached end is re-adopted, and whose other end vanished while the daemon was down"
+F=$(ctl epair create) && G=${F%a}b
+ctl "$F" attach memif socket "$WORK/restart-memif.sock" || fail "attach $F"
+stop_daemon KILL
+ip link del "$G"
+start_daemon
+wait_no_interfaces && ok "not re-adopted" || fail "listed: $(ctl -l)"
+ip link show "$F" >/dev/null 2>&1 && fail "$F leaked" || ok "the attached end's parked TAP was deleted"
+grep -q "cannot re-adopt ${F%a}" "$WORK/epaird.log" && ok "reported" || fail "not reported"
 finish
