@@ -132,8 +132,8 @@ class Controller {
   // Writes the state file; an error is logged.
   void save() const;
   std::string state_text() const;
-  // Re-adopts one pair of the state file; what went wrong, or empty.
-  std::string adopt_pair(const json& pair);
+  // Re-adopts one pair of the state file, epairN; what went wrong, or empty.
+  std::string adopt_pair(const json& pair, const std::string& name);
   void drop_pair(const json& pair, const std::string& name);
 
   ControllerConfig config_;

@@ -41,6 +41,7 @@ class Family {
 // An end as its samples need it: its labels, counters read once.
 struct Row {
   std::string labels;
+  const End* end;
   const Interface* ifp;
   InterfaceCounters counters;
 };
@@ -121,11 +122,10 @@ void render_impairments(std::string& out, const std::vector<Row>& rows) {
 
 // Every family of every kind of attachment, with the samples of the ends
 // attached to one, from their counter tables.
-void render_attachments(std::string& out, const std::vector<Row>& rows,
-                        const std::map<std::string, End, std::less<>>& ends) {
+void render_attachments(std::string& out, const std::vector<Row>& rows) {
   std::vector<std::pair<const Row*, CounterTable>> tables;
   for (const Row& row : rows) {
-    if (auto table = ends.find(row.ifp->name())->second.counter_table()) tables.emplace_back(&row, std::move(*table));
+    if (auto table = row.end->counter_table()) tables.emplace_back(&row, std::move(*table));
   }
   for (std::span<const MetricFamily> families : kAttachmentMetricFamilies) {
     for (const MetricFamily& f : families) {
@@ -150,13 +150,13 @@ std::string render_metrics(Engine& engine, const std::map<std::string, End, std:
   std::vector<Row> rows;
   for (const auto& [name, end] : ends) {
     pairs += end.ifp->side() == 'a';
-    rows.push_back({"interface=\"" + label_value(name) + "\",vnet=\"" + label_value(end.ifp->vnet_name()) + "\"",
+    rows.push_back({"interface=\"" + label_value(name) + "\",vnet=\"" + label_value(end.ifp->vnet_name()) + "\"", &end,
                     end.ifp.get(), end.ifp->counters()});
   }
   render_engine(out, engine, pairs);
   render_interfaces(out, rows, captures);
   render_impairments(out, rows);
-  render_attachments(out, rows, ends);
+  render_attachments(out, rows);
   return out;
 }
 

@@ -44,7 +44,7 @@ void Controller::restore() {
   const json state = std::exchange(saved_, json::object());
   for (const json& pair : state.value("pairs", json::array())) {
     const std::string name = "epair" + std::to_string(pair.value("unit", -1));
-    if (std::string problem = adopt_pair(pair); !problem.empty()) {
+    if (std::string problem = adopt_pair(pair, name); !problem.empty()) {
       spdlog::error("cannot re-adopt {}: {}; destroying it", name, problem);
       drop_pair(pair, name);
       continue;
@@ -56,8 +56,7 @@ void Controller::restore() {
   save();
 }
 
-std::string Controller::adopt_pair(const json& pair) {
-  const std::string name = "epair" + std::to_string(pair.value("unit", -1));
+std::string Controller::adopt_pair(const json& pair, const std::string& name) {
   if (auto created = engine_->create(name); !created) return created.status().message();
   int placed = 0;
   for (const json& e : pair.value("ends", json::array())) {

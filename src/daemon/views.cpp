@@ -37,7 +37,7 @@ json counters_json(const CounterTable& table) {
   return j;
 }
 
-void show_interface(json& j, const Interface& ifp) {
+void show_interface(json& j, const Interface& ifp, const InterfaceCounters& counters) {
   j["name"] = ifp.name();
   j["unit"] = ifp.unit();
   j["side"] = std::string(1, ifp.side());
@@ -53,7 +53,7 @@ void show_interface(json& j, const Interface& ifp) {
   j["groups"] = ifp.groups();
   j["media"] = std::string(Interface::media());
   j["status"] = std::string(ifp.media_status());
-  j["counters"] = counters_json(ifp.counters());
+  j["counters"] = counters_json(counters);
   j["queue"] = {{"frames", ifp.queued_frames()}, {"capacity", ifp.queue_capacity()}};
 }
 
@@ -90,8 +90,9 @@ void show_impairment(json& j, Lines& lines, const Interface& ifp) {
   }
   const ImpairmentConfig& c = *impairment;
   const ImpairmentCounters n = ifp.impairment_counters();
+  const std::string text = format_impairment(c);
   const char* distributions[] = {"uniform", "normal", "pareto"};
-  json impair = {{"text", format_impairment(c)},
+  json impair = {{"text", text},
                  {"rate_bps", c.rate_bps},
                  {"burst_bytes", c.burst_bytes},
                  {"limit", c.limit},
@@ -119,7 +120,7 @@ void show_impairment(json& j, Lines& lines, const Interface& ifp) {
                          {"one_minus_k_percent", c.ge_1k_percent}};
   }
   j["impair"] = std::move(impair);
-  lines.push_back("\timpair: " + format_impairment(c));
+  lines.push_back("\timpair: " + text);
   lines.push_back("\timpaired: " + std::to_string(n.lost) + " lost, " + std::to_string(n.duplicated) + " duplicated, " +
                   std::to_string(n.corrupted) + " corrupted, " + std::to_string(n.reordered) + " reordered, " +
                   std::to_string(n.dropped) + " dropped at the limit, " + std::to_string(n.delayed) + " delayed, " +
@@ -128,8 +129,9 @@ void show_impairment(json& j, Lines& lines, const Interface& ifp) {
 
 void show_vxlan(json& j, Lines& lines, const vxlan::Endpoint& tunnel) {
   const vxlan::Config& c = tunnel.config();
+  const std::string text = vxlan::format_config(c);
   const CounterTable counters = tunnel.counter_table();
-  j["vxlan"] = {{"text", vxlan::format_config(c)},
+  j["vxlan"] = {{"text", text},
                 {"remote", c.remote.text},
                 {"local", c.local ? json(c.local->text) : json()},
                 {"vni", c.vni},
@@ -140,17 +142,21 @@ void show_vxlan(json& j, Lines& lines, const vxlan::Endpoint& tunnel) {
                 {"df", c.dont_fragment ? "set" : "unset"},
                 {"overhead", c.overhead()},
                 {"counters", counters_json(counters)}};
-  lines.push_back("\tvxlan: " + vxlan::format_config(c));
+  lines.push_back("\tvxlan: " + text);
   lines.push_back("\tvxlan frames: " + counters.text());
 }
 
 void show_memif(json& j, Lines& lines, const memif::Endpoint& peer) {
   const memif::Config& c = peer.config();
+  const std::string text = memif::format_config(c, false);
   const CounterTable counters = peer.counter_table();
   const bool connected = peer.connected();
   const std::string name = peer.peer_name();
   const std::string last = peer.last_disconnect();
-  j["memif"] = {{"text", memif::format_config(c, false)},
+  const bool relaying = peer.relaying();
+  const std::optional<std::uint32_t> relay_buffers = peer.relay_buffers();
+  const std::optional<std::uint32_t> relay_buffers_free = peer.relay_buffers_free();
+  j["memif"] = {{"text", text},
                 {"socket", c.socket},
                 {"role", c.role == memif::Role::kServer ? "server" : "client"},
                 {"id", c.id},
@@ -162,23 +168,23 @@ void show_memif(json& j, Lines& lines, const memif::Endpoint& peer) {
                 {"rx_usecs", c.rx_usecs},
                 {"flow_control", c.flow_control},
                 {"zero_copy", c.zero_copy},
-                {"relaying", peer.relaying()},
-                {"relay_buffers", peer.relay_buffers() ? json(*peer.relay_buffers()) : json()},
-                {"relay_buffers_free", peer.relay_buffers_free() ? json(*peer.relay_buffers_free()) : json()},
+                {"relaying", relaying},
+                {"relay_buffers", relay_buffers ? json(*relay_buffers) : json()},
+                {"relay_buffers_free", relay_buffers_free ? json(*relay_buffers_free) : json()},
                 {"connected", connected},
                 {"peer", connected ? json(name) : json()},
                 {"last_disconnect", last.empty() ? json() : json(last)},
                 {"counters", counters_json(counters)}};
-  lines.push_back("\tmemif: " + memif::format_config(c, false));
+  lines.push_back("\tmemif: " + text);
   lines.push_back(std::string("\tmemif link: ") +
                   (connected ? "connected to " + name
                              : "not connected" + (last.empty() ? std::string() : " (last: " + last + ")")));
   lines.push_back("\tmemif frames: " + counters.text());
   if (c.zero_copy) {
-    lines.push_back("\tmemif zero-copy: " + std::string(peer.relaying() ? "relaying" : "not relaying") + ", " +
+    lines.push_back("\tmemif zero-copy: " + std::string(relaying ? "relaying" : "not relaying") + ", " +
                     std::to_string(counters.value("relayed")) + " frames crossed uncopied; " +
-                    std::to_string(peer.relay_buffers_free().value_or(0)) + " of " +
-                    std::to_string(peer.relay_buffers().value_or(0)) + " relay buffers free");
+                    std::to_string(relay_buffers_free.value_or(0)) + " of " +
+                    std::to_string(relay_buffers.value_or(0)) + " relay buffers free");
   }
 }
 
@@ -188,7 +194,9 @@ json describe_end(const End& end, const std::optional<os::LinkInfo>& link) {
   const Interface& ifp = *end.ifp;
   json j;
   Lines lines;
-  show_interface(j, ifp);
+  // Read once: the JSON and the text show the same figures.
+  const InterfaceCounters counters = ifp.counters();
+  show_interface(j, ifp, counters);
   show_addresses(j, lines, ifp.name(), end.addresses);
   if (link) j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
   show_impairment(j, lines, ifp);
@@ -198,7 +206,7 @@ json describe_end(const End& end, const std::optional<os::LinkInfo>& link) {
   if (const memif::Endpoint* peer = end.memif()) show_memif(j, lines, *peer);
   lines.push_back("\tvnet: " + ifp.vnet_name());
   j["ifconfig"] = format_ifconfig(ifp, lines);
-  j["counters_text"] = format_counters(ifp.counters());
+  j["counters_text"] = format_counters(counters);
   return j;
 }
 

@@ -57,8 +57,6 @@ struct CounterTable {
     std::uint64_t value;
     bool in_text;  ///< shown in the text line (a kind may leave one out by its settings)
   };
-  std::string_view kind;  ///< "vxlan", "memif": the text line is "KIND frames: ..."
-  std::span<const MetricFamily> families;
   std::vector<Row> rows;
 
   /// "1 sent, 2 received; dropped: 0 too big, ..."
@@ -89,9 +87,8 @@ struct CounterTable {
 };
 
 template <typename Counters>
-CounterTable tabulate(std::string_view kind, const Counters& values, std::span<const CounterField<Counters>> fields,
-                      std::span<const MetricFamily> families) {
-  CounterTable table{kind, families, {}};
+CounterTable tabulate(const Counters& values, std::span<const CounterField<Counters>> fields) {
+  CounterTable table;
   table.rows.reserve(fields.size());
   for (const CounterField<Counters>& f : fields)
     table.rows.push_back({&f.info, values.*f.field, !f.info.words.empty()});

@@ -104,7 +104,7 @@ void Endpoint::stop() {
 }
 
 CounterTable Endpoint::counter_table() const {
-  CounterTable table = tabulate<Counters>("memif", counters(), kCounterFields, kMetricFamilies);
+  CounterTable table = tabulate<Counters>(counters(), kCounterFields);
   if (!config_.flow_control) table.hide_in_text("held_back");
   table.rows.push_back({&kConnectedInfo, connected() ? 1u : 0u, false});
   return table;

@@ -84,9 +84,7 @@ class Endpoint final : public epair::Endpoint {
 
   const Config& config() const { return config_; }
   Counters counters() const { return counters_.snapshot(); }
-  CounterTable counter_table() const {
-    return tabulate<Counters>("vxlan", counters(), kCounterFields, kMetricFamilies);
-  }
+  CounterTable counter_table() const { return tabulate<Counters>(counters(), kCounterFields); }
   void input(Interface& ifp, std::span<Frame* const> burst) noexcept override;
 
  private:
