@@ -102,16 +102,22 @@ wait_no_interfaces() { wait_for 5 bash -c "[[ -z \$('$EPAIRCTL' -l) ]]"; }
 # A counter of an interface from `epairctl --json`.
 counter() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['counters']['$2'])"; }
 field() { ctl --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['interfaces'][0]['$2'])"; }
-# A field of an interface from `epairctl --json` by a dotted path
-# (vxlan.counters.sent); None from a null on.
-show_field() {
-  ctl --json "$1" | python3 -c "
+# show_fields NAME PATH...: fields of an interface from one `epairctl
+# --json`, each by a dotted path (vxlan.counters.sent), one a line; None
+# from a null on. show_field NAME PATH: one of them.
+show_fields() {
+  local name=$1
+  shift
+  ctl --json "$name" | python3 -c "
 import json, sys
-value = json.load(sys.stdin)['interfaces'][0]
-for key in '$2'.split('.'):
-    value = value[key] if value is not None else None
-print(value)"
+interface = json.load(sys.stdin)['interfaces'][0]
+for path in sys.argv[1:]:
+    value = interface
+    for key in path.split('.'):
+        value = value[key] if value is not None else None
+    print(value)" "$@"
 }
+show_field() { show_fields "$1" "$2"; }
 
 # The command must fail with exactly one line on stderr containing $1.
 expect_error() {
