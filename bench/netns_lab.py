@@ -35,9 +35,10 @@ def run(*args, check=True, **kwargs):
 class Lab:
     """Namespaces, a veth pair, and a private epaird with one epair."""
 
-    def __init__(self, epaird, epairctl, delivery, busy_poll):
+    def __init__(self, epaird, epairctl, delivery, busy_poll, datapath="tap"):
         self.delivery = delivery
         self.busy_poll = busy_poll
+        self.datapath = datapath
         self.tag = f"nvv{os.getpid()}"
         self.work = tempfile.mkdtemp(prefix="epair-bench.")
         self.env = dict(os.environ, EPAIR_SOCKET=os.path.join(self.work, "epaird.sock"))
@@ -60,7 +61,7 @@ class Lab:
         self.daemon = subprocess.Popen(
             [self.epaird, "--socket", self.env["EPAIR_SOCKET"], "--state-dir", os.path.join(self.work, "state"),
              "--log-level", "warn", "--delivery", self.delivery,
-             "--busy-poll", str(self.busy_poll)], stderr=subprocess.DEVNULL)
+             "--busy-poll", str(self.busy_poll), "--datapath", self.datapath], stderr=subprocess.DEVNULL)
         for _ in range(100):
             if os.path.exists(self.env["EPAIR_SOCKET"]):
                 break
@@ -95,6 +96,8 @@ class Lab:
             self.daemon.wait()
         for name in self.namespaces:
             run("ip", "netns", "del", name, check=False)
+        # The kernel data path's hidden namespace goes with its mount.
+        run("umount", os.path.join(self.work, "state", "hidden.netns"), check=False)
         subprocess.run(["rm", "-rf", self.work], check=False)
 
     def iperf(self, path, seconds, udp):

@@ -83,6 +83,7 @@ enum class InterfaceEvent {
   kMulticast,   ///< a multicast group was joined for the first time or left for good
   kMoved,       ///< now in another vnet (vnet_name())
   kImpairment,  ///< impairment() was set, changed or cleared
+  kTaps,        ///< a capture tap was added or removed (tapped())
   kDestroyed,   ///< the pair is gone; the last event
 };
 
@@ -287,6 +288,8 @@ class Interface {
   /// tap once after, so what tap uses must be owned by it (a shared_ptr
   /// captured by value), not borrowed.
   Subscription add_tap(Tap tap);
+  /// Whether a capture tap is attached.
+  bool tapped() const { return tap_count_.load(std::memory_order_relaxed) != 0; }
 
  private:
   friend class Engine;

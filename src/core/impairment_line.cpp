@@ -113,13 +113,15 @@ void ImpairmentLine::admit(std::span<Frame* const> frames) {
   // so an empty line means every earlier frame is in the peer's queue.
   Frame* now_frames[kNowCapacity];
   std::size_t now_count = 0;
+  bool closed = false;
   {
     std::lock_guard lock(mutex_);
     const std::int64_t now = now_ns();
-    for (Frame* frame : frames) {
+    closed = closed_;
+    for (Frame* frame : closed ? std::span<Frame* const>() : frames) {
       const ImpairmentModel::Decision decision = model_.decide();
-      if (closed_ || decision.lost) {
-        counters_.lost += !closed_;
+      if (decision.lost) {
+        ++counters_.lost;
         frame->release();
         continue;
       }
@@ -131,6 +133,17 @@ void ImpairmentLine::admit(std::span<Frame* const> frames) {
       }
     }
     release_due_locked(now);
+  }
+  // Closed while these frames were on their way in. Cleared: the impairment
+  // is gone for the frames to come, and they are such frames. Torn down:
+  // they go with the pair.
+  if (closed) {
+    auto pair = pair_.lock();
+    if (pair && !pair->destroyed.load(std::memory_order_acquire)) {
+      owner_.cross_to_peer(frames);
+    } else {
+      for (Frame* frame : frames) frame->release();
+    }
   }
   if (now_count != 0) owner_.cross_to_peer({now_frames, now_count});
 }

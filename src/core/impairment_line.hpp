@@ -52,8 +52,9 @@ class ImpairmentLine : public std::enable_shared_from_this<ImpairmentLine> {
   /// The limit may fall below the frames held: no new one is taken until
   /// they drain below it.
   void reconfigure(const ImpairmentConfig& config, std::uint64_t seed);
-  /// Frees every frame held; later admits free theirs. For teardown and
-  /// for clearing the impairment.
+  /// Frees every frame held. For teardown and for clearing the
+  /// impairment: frames admitted later (by a thread that took the line just
+  /// before) cross at once, unimpaired, while the pair lives.
   void close();
   /// Called by the clock's thread: lets due frames cross, re-arms.
   void fire(std::int64_t armed_for);

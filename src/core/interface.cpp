@@ -620,16 +620,23 @@ Subscription Interface::subscribe(Observer observer) {
 }
 
 Subscription Interface::add_tap(Tap tap) {
-  std::lock_guard lock(mutex_);
-  const std::uint64_t id = next_subscription_id_++;
-  taps_.push_back({id, std::make_shared<const Tap>(std::move(tap))});
-  publish_taps_locked();
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_subscription_id_++;
+    taps_.push_back({id, std::make_shared<const Tap>(std::move(tap))});
+    publish_taps_locked();
+  }
+  notify(InterfaceEvent::kTaps);
   std::weak_ptr<Pair> weak = pair_.weak_from_this();
   return Subscription([weak, this, id] {
     if (auto pair = weak.lock()) {
-      std::lock_guard guard(mutex_);
-      std::erase_if(taps_, [id](const TapEntry& e) { return e.id == id; });
-      publish_taps_locked();
+      {
+        std::lock_guard guard(mutex_);
+        std::erase_if(taps_, [id](const TapEntry& e) { return e.id == id; });
+        publish_taps_locked();
+      }
+      if (!pair->destroyed.load(std::memory_order_acquire)) notify(InterfaceEvent::kTaps);
     }
   });
 }

@@ -46,7 +46,9 @@ void Controller::park_tap(End& end, Attachment attachment) {
   tap::Device device = end.tap()->take_device();
   (void)device.set_carrier(false);
   end.transport = Attached{std::move(device), std::move(attachment)};
+  if (end.kernel) park_in_kernel(end);
   if (End* peer = find(peer_name_of(end.ifp->name()))) update_offloads(*peer);
+  update_ways_of_pair(end.ifp->name());
 }
 
 Status Controller::open_tunnel(End& end, const vxlan::Config& config) {
@@ -89,6 +91,7 @@ Status Controller::detach(End& end) {
   end.ifp->set_endpoint_link(true);
   if (Status s = start_end(end, std::move(device)); !s) return s;
   if (End* peer = find(peer_name_of(name))) update_offloads(*peer);
+  update_ways_of_pair(name);
   spdlog::info("{}: detached from {}", name, kind);
   return {};
 }

@@ -17,6 +17,15 @@ namespace {
 
 std::string pair_name(const Interface& ifp) { return "epair" + std::to_string(ifp.unit()); }
 
+bool kernel_pairs_in(const json& state) {
+  for (const json& pair : state.value("pairs", json::array())) {
+    for (const json& e : pair.value("ends", json::array())) {
+      if (e.value("datapath", "tap") == "kernel") return true;
+    }
+  }
+  return false;
+}
+
 EngineConfig continued(EngineConfig config, const json& state) {
   config.mac_index_start = state.value("mac_index", 0u);
   return config;
@@ -33,6 +42,19 @@ Controller::Controller(ControllerConfig config)
   if (config_.busy_poll.count() > 0) {
     poller_ = std::make_unique<tap::Poller>(config_.busy_poll);
     if (Status s = poller_->start(); !s) throw std::runtime_error(s.message());
+  }
+  // The kernel path opens for new pairs unless told not to, and for the
+  // state file's pairs on it whatever new ones take.
+  if (config_.datapath != DatapathChoice::kTap || kernel_pairs_in(saved_)) {
+    if (Status s = open_kernel_path(); !s) {
+      if (config_.datapath == DatapathChoice::kKernel) throw std::runtime_error(s.message());
+      spdlog::warn("{}; new pairs take the tap data path", s.message());
+      datapath_.reset();
+    }
+  }
+  new_pairs_in_kernel_ = datapath_ != nullptr && config_.datapath != DatapathChoice::kTap;
+  if (config_.datapath != DatapathChoice::kTap) {
+    spdlog::info("new pairs take the {} data path", new_pairs_in_kernel_ ? "kernel" : "tap");
   }
 }
 
@@ -93,7 +115,11 @@ Status Controller::start_end(End& end, tap::Device device) {
     return s;
   }
   end.ifp->attach(tap);
-  follow_carrier(end);
+  if (end.kernel) {
+    follow_carrier_in_kernel(end);
+  } else {
+    follow_carrier(end);
+  }
   return {};
 }
 
@@ -104,23 +130,47 @@ void Controller::stop_end(End& end) {
   if (memif::Endpoint* peer = end.memif()) peer->stop();
 }
 
+// A pair, in this order:
+// 1. The engine makes its interfaces: the name, unit and addresses.
+// 2. Each end gets its Linux devices: a TAP with its name, or on the kernel
+//    path a veth with its name and the hidden devices behind it. When the
+//    second end's cannot be made, the first's go and the engine forgets
+//    the pair.
+// 3. On the kernel path, the program learns both ends.
+// 4. Each end takes its Ethernet address and starts: its TAP read, its
+//    carrier following its peer.
 Result<std::string> Controller::create_pair(std::string_view name) {
   auto created = engine_->create(name);
   if (!created) return created;
   const std::string names[2] = {*created, peer_name_of(*created)};
+  End made[2];
   std::optional<tap::Device> devices[2];
   for (int i = 0; i < 2; ++i) {
-    auto device = tap::Device::create(names[i]);
+    made[i].ifp = engine_->find(names[i]);
+    auto device = new_pairs_in_kernel_ ? make_kernel_end(made[i]) : tap::Device::create(names[i]);
     if (!device) {
       if (devices[0]) (void)devices[0]->set_persistent(false);
+      remove_kernel_end(made[0]);
       (void)engine_->destroy(names[0]);
       return device.status();
     }
     devices[i] = std::move(*device);
   }
+  if (new_pairs_in_kernel_) {
+    for (int i = 0; i < 2; ++i) {
+      if (Status s = datapath_->add_end(made[i].kernel->hidden, made[1 - i].kernel->hidden, made[i].ifp->mtu()); !s) {
+        for (int j = 0; j < 2; ++j) {
+          remove_kernel_end(made[j]);
+          (void)devices[j]->set_persistent(false);
+        }
+        (void)engine_->destroy(names[0]);
+        return s;
+      }
+    }
+  }
   for (int i = 0; i < 2; ++i) {
     End& end = ends_[names[i]];
-    end.ifp = engine_->find(names[i]);
+    end = std::move(made[i]);
     if (Status s = netns_->host().control->set_mac(names[i], end.ifp->mac()); !s) spdlog::warn("{}", s.message());
     if (Status s = start_end(end, std::move(*devices[i])); !s) spdlog::error("{}", s.message());
   }
@@ -310,7 +360,8 @@ Status Controller::destroy(std::string_view name) {
 //    engine's interfaces after this.
 // 2. The engine destroys the pair (it drains what its queues hold).
 // 3. Each TAP is made not persistent, so the kernel deletes it when its
-//    descriptor closes with the End.
+//    descriptor closes with the End; on the kernel path the program forgets
+//    the ends and the veths are deleted.
 // 4. Namespaces no end lives in any more are closed, and the state saved.
 void Controller::teardown(const std::string& ifname, const std::string& reason) {
   End* end = find(ifname);
@@ -324,6 +375,7 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
   if (Status s = engine_->destroy(ifname, vnet); !s) spdlog::warn("{}", s.message());
   for (const std::string& n : names) {
     if (End* e = find(n)) {
+      remove_kernel_end(*e);
       if (Status s = e->device().set_persistent(false); !s) spdlog::warn("{}", s.message());
     }
     ends_.erase(n);

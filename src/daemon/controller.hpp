@@ -38,9 +38,19 @@ struct StartedCapture {
   std::uint64_t count = 0;  ///< frames to deliver; 0 for no limit
 };
 
+/// Which data path new pairs take (docs/epaird.md, DATA PATHS).
+enum class DatapathChoice {
+  kAuto,    ///< kernel where the kernel and privileges allow it, else tap
+  kKernel,  ///< kernel, or epaird does not start
+  kTap,
+};
+
 struct ControllerConfig {
   EngineConfig engine;
   std::filesystem::path state_file;
+  DatapathChoice datapath = DatapathChoice::kTap;
+  /// Where the hidden namespace of the kernel data path is mounted.
+  std::filesystem::path hidden_netns;
   /// Zero: a reader thread per TAP end. Otherwise one tap::Poller reads all
   /// ends and spins this long after the last frame before it sleeps.
   std::chrono::microseconds busy_poll{0};
@@ -121,6 +131,22 @@ class Controller {
   void update_offloads(End& end);
   void follow_carrier(End& end);
 
+  // kernel_path.cpp: ends as veths whose hidden peers' program carries the
+  // frames, through the engine when the cable needs user space.
+  Status open_kernel_path();
+  Result<tap::Device> make_kernel_end(End& end);
+  void remove_kernel_end(End& end);
+  // The hidden devices of an end that could not be adopted.
+  void forget_kernel_devices(const std::string& name);
+  Status adopt_kernel_end(End& end, std::optional<tap::Device>& device);
+  void follow_carrier_in_kernel(End& end);
+  // The end's own device loses carrier while an attachment stands in for it.
+  void park_in_kernel(End& end);
+  // The way X's frames go: the engine when X is impaired, either end is
+  // captured or attached; the kernel's otherwise.
+  void update_way(End& end);
+  void update_ways_of_pair(const std::string& ifname);
+
   // kernel_events.cpp
   // Brings the ends in vnet in line with the kernel: those whose links are
   // in only, or every one when only is null or their index is not known.
@@ -142,6 +168,10 @@ class Controller {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<NetnsRegistry> netns_;
   std::unique_ptr<tap::Poller> poller_;
+  os::UniqueFd hidden_netns_;
+  std::unique_ptr<os::RouteSocket> hidden_control_;
+  std::unique_ptr<kernel::Datapath> datapath_;
+  bool new_pairs_in_kernel_ = false;
   std::map<std::string, End, std::less<>> ends_;
   int wake_fd_ = -1;
 

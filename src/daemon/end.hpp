@@ -1,10 +1,15 @@
 // One end of a pair as epaird holds it: the engine's interface, its Linux
-// device (a persistent TAP) and at most one attachment.
+// device and at most one attachment. On the TAP data path the device is a
+// persistent TAP with the end's name; on the kernel data path it is a veth
+// with the end's name, whose peer and a TAP beside it are hidden in
+// epaird's namespace, and the program there moves the frames.
 //
 // Guarantees:
 // - The TAP device exists as long as the End: a tap::Endpoint carries it
 //   while the end is not attached; an attachment parks it, without carrier,
 //   for detach to bring back. device() reaches it either way.
+// - counters() are what the engine and, on the kernel path, the program
+//   counted: each frame counted by the one that carried it.
 // - An End is used from the daemon's control thread only.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "datapath.hpp"
 #include "epair/interface.hpp"
 #include "memif_endpoint.hpp"
 #include "netlink.hpp"
@@ -44,13 +50,44 @@ inline std::string peer_name_of(std::string_view ifname) {
   return other;
 }
 
+/// An end on the kernel data path: the program and the end's hidden devices.
+struct KernelPath {
+  kernel::Datapath* datapath = nullptr;
+  kernel::HiddenEnd hidden;
+  /// Which way frames the end transmits go now, and why the engine's.
+  epair_way way = EPAIR_WAY_KERNEL;
+  std::string engine_reason;
+};
+
 struct End {
   std::shared_ptr<Interface> ifp;
   /// The TAP's endpoint (null only before start), or the attachment.
   std::variant<std::shared_ptr<tap::Endpoint>, Attached> transport;
   Subscription carrier;
   std::vector<os::AddressInfo> addresses;
-  int ifindex = 0;  ///< the TAP's index in its namespace; 0 until read
+  int ifindex = 0;                   ///< the device's index in its namespace; 0 until read
+  std::optional<KernelPath> kernel;  ///< set on the kernel data path
+
+  /// "tap", "kernel" or "engine (impair)": the way the end's frames go.
+  std::string datapath() const {
+    if (!kernel) return "tap";
+    return kernel->way == EPAIR_WAY_KERNEL ? "kernel" : "engine (" + kernel->engine_reason + ")";
+  }
+
+  InterfaceCounters counters() const {
+    InterfaceCounters sum = ifp->counters();
+    if (!kernel) return sum;
+    const kernel::Counters more = kernel->datapath->counters(kernel->hidden);
+    sum.ipackets += more.ipackets;
+    sum.ibytes += more.ibytes;
+    sum.imcasts += more.imcasts;
+    sum.opackets += more.opackets;
+    sum.obytes += more.obytes;
+    sum.omcasts += more.omcasts;
+    sum.oerrors += more.oerrors;
+    sum.ierrors += more.ierrors;
+    return sum;
+  }
 
   tap::Device& device() {
     if (auto* attached = std::get_if<Attached>(&transport)) return attached->parked;

@@ -22,7 +22,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: epaird [options]
 
-Runs the epair daemon in the foreground: it owns the epair engine and the TAP
+Runs the epair daemon in the foreground: it owns the epair engine and the
 devices of the ends, keeps its state under --state-dir so that a restarted
 daemon re-adopts every pair, and answers epairctl on a Unix socket.
 
@@ -37,6 +37,11 @@ options:
   -m, --mac-mode MODE     legacy (default) or stable addresses for new pairs
   -D, --delivery MODE     inline (default): a TAP reader delivers into an idle
                           peer itself; deferred: always through a worker
+  -P, --datapath WAY      what carries new pairs' frames: kernel (veth ends and
+                          an eBPF program; epaird does not start when the
+                          kernel cannot run it), tap (TAP ends read by the
+                          engine) or auto (kernel where it can, else tap);
+                          default tap
   -b, --busy-poll USEC    one thread reads every TAP end and spins USEC
                           microseconds after the last frame before it sleeps:
                           lower latency for a CPU kept busy (default 0: a
@@ -75,6 +80,7 @@ struct Options {
   std::string readers = "all";
   std::chrono::microseconds busy_poll{0};
   std::string metrics;
+  epair::daemon::DatapathChoice datapath = epair::daemon::DatapathChoice::kTap;
 
   static epair::EngineConfig default_engine() {
     epair::EngineConfig engine;
@@ -143,6 +149,17 @@ void apply_option(int c, char** argv, Options& o) {
     case 'M':
       o.metrics = optarg;
       break;
+    case 'P':
+      if (std::strcmp(optarg, "kernel") == 0) {
+        o.datapath = epair::daemon::DatapathChoice::kKernel;
+      } else if (std::strcmp(optarg, "tap") == 0) {
+        o.datapath = epair::daemon::DatapathChoice::kTap;
+      } else if (std::strcmp(optarg, "auto") == 0) {
+        o.datapath = epair::daemon::DatapathChoice::kAuto;
+      } else {
+        usage_error(std::string("invalid --datapath '") + optarg + "' (kernel, tap or auto)");
+      }
+      break;
     case 'l':
       o.log_level = optarg;
       break;
@@ -160,24 +177,18 @@ void apply_option(int c, char** argv, Options& o) {
 }
 
 Options parse_options(int argc, char** argv) {
-  static const option options[] = {{"socket", required_argument, nullptr, 's'},
-                                   {"state-dir", required_argument, nullptr, 'd'},
-                                   {"group", required_argument, nullptr, 'g'},
-                                   {"readers", required_argument, nullptr, 'r'},
-                                   {"workers", required_argument, nullptr, 'w'},
-                                   {"queue-depth", required_argument, nullptr, 'q'},
-                                   {"frames", required_argument, nullptr, 'f'},
-                                   {"mac-mode", required_argument, nullptr, 'm'},
-                                   {"delivery", required_argument, nullptr, 'D'},
-                                   {"busy-poll", required_argument, nullptr, 'b'},
-                                   {"metrics", required_argument, nullptr, 'M'},
-                                   {"log-level", required_argument, nullptr, 'l'},
-                                   {"help", no_argument, nullptr, 'h'},
-                                   {"version", no_argument, nullptr, 'V'},
-                                   {nullptr, 0, nullptr, 0}};
+  static const option options[] = {
+      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
+      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
+      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
+      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
+      {"delivery", required_argument, nullptr, 'D'},  {"busy-poll", required_argument, nullptr, 'b'},
+      {"metrics", required_argument, nullptr, 'M'},   {"datapath", required_argument, nullptr, 'P'},
+      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
   Options o;
   opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:M:l:hV", options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:M:P:l:hV", options, nullptr)) != -1;) {
     apply_option(c, argv, o);
   }
   if (optind != argc) usage_error(std::string("unexpected argument '") + argv[optind] + "'");
@@ -243,7 +254,8 @@ int main(int argc, char** argv) {
   daemon::block_stop_signals();
 
   try {
-    daemon::Controller controller({o.engine, o.state_dir / "state.json", o.busy_poll});
+    daemon::Controller controller(
+        {o.engine, o.state_dir / "state.json", o.datapath, o.state_dir / "hidden.netns", o.busy_poll});
     daemon::Server server(controller, {o.socket_path, o.policy, o.metrics});
     if (Status s = server.listen(); !s) fail(s.message());
     controller.restore();

@@ -65,6 +65,10 @@ void render_interfaces(std::string& out, const std::vector<Row>& rows, const Cap
   per_end("epair_carrier", "gauge", "1 when the end has carrier (its peer is UP).",
           [](const Row& r) { return r.ifp->link_state() == LinkState::kUp ? 1u : 0u; });
   per_end("epair_mtu_bytes", "gauge", "MTU of the end.", [](const Row& r) { return r.ifp->mtu(); });
+  Family datapath(out, "epair_datapath_info", "gauge",
+                  "1, labelled with the way the end's frames go now: tap, kernel or engine (and why).");
+  for (const Row& row : rows)
+    datapath.sample(1u, row.labels + ",datapath=\"" + label_value(row.end->datapath()) + "\"");
   per_end("epair_receive_packets_total", "counter", "Frames queued to the end (ipackets).",
           [](const Row& r) { return r.counters.ipackets; });
   per_end("epair_receive_bytes_total", "counter", "Bytes the end received (ibytes).",
@@ -151,7 +155,7 @@ std::string render_metrics(Engine& engine, const std::map<std::string, End, std:
   for (const auto& [name, end] : ends) {
     pairs += end.ifp->side() == 'a';
     rows.push_back({"interface=\"" + label_value(name) + "\",vnet=\"" + label_value(end.ifp->vnet_name()) + "\"", &end,
-                    end.ifp.get(), end.ifp->counters()});
+                    end.ifp.get(), end.counters()});
   }
   render_engine(out, engine, pairs);
   render_interfaces(out, rows, captures);

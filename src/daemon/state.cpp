@@ -22,6 +22,7 @@ std::string Controller::state_text() const {
     e["addresses"] = os::cidrs_of(end.addresses);
     if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
     if (const std::string words = attachment_words(end); !words.empty()) e["attach"] = words;
+    e["datapath"] = end.kernel ? "kernel" : "tap";
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -52,6 +53,7 @@ void Controller::restore() {
     spdlog::info("re-adopted {}", name);
   }
   for (const std::string& vnet : netns_->vnets()) resync(vnet);
+  for (auto& [name, end] : ends_) update_way(end);
   release_unused_netns();
   save();
 }
@@ -74,20 +76,23 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
     }
     ++placed;
     std::optional<tap::Device> device;
-    Status attached = os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
-      auto tap = tap::Device::attach(ifname);
-      if (!tap) return tap.status();
-      device = std::move(*tap);
-      return {};
-    });
+    End adopted;
+    adopted.ifp = engine_->find(ifname, vnet);
+    Status attached = e.value("datapath", "tap") == "kernel" ? adopt_kernel_end(adopted, device)
+                                                             : os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
+                                                                 auto tap = tap::Device::attach(ifname);
+                                                                 if (!tap) return tap.status();
+                                                                 device = std::move(*tap);
+                                                                 return {};
+                                                               });
     if (!attached) return attached.message();
-    auto ifp = engine_->find(ifname, vnet);
-    if (auto mac = MacAddress::parse(e.value("ether", "")); mac) (void)ifp->set_mac(*mac);
-    (void)ifp->set_mtu(e.value("mtu", Interface::kDefaultMtu));
-    (void)ifp->set_description(e.value("description", ""));
-    (void)ifp->set_up(e.value("up", false));
+    Interface& ifp = *adopted.ifp;
+    if (auto mac = MacAddress::parse(e.value("ether", "")); mac) (void)ifp.set_mac(*mac);
+    (void)ifp.set_mtu(e.value("mtu", Interface::kDefaultMtu));
+    (void)ifp.set_description(e.value("description", ""));
+    (void)ifp.set_up(e.value("up", false));
     End& end = ends_[ifname];
-    end.ifp = ifp;
+    end = std::move(adopted);
     if (Status s = start_end(end, std::move(*device)); !s) return s.message();
     if (const std::string words = e.value("impair", ""); !words.empty()) {
       if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
@@ -111,6 +116,7 @@ void Controller::drop_pair(const json& pair, const std::string& name) {
     if (auto ns = netns_->open(e.value("vnet", std::string(kHostVnet))); ns) {
       (void)(*ns)->control->remove(e.value("name", ""));
     }
+    if (e.value("datapath", "tap") == "kernel") forget_kernel_devices(e.value("name", ""));
   }
   for (const std::string& vnet : engine_->vnets()) {
     if (engine_->find(name + "a", vnet)) (void)engine_->destroy(name + "a", vnet);

@@ -195,8 +195,9 @@ json describe_end(const End& end, const std::optional<os::LinkInfo>& link) {
   json j;
   Lines lines;
   // Read once: the JSON and the text show the same figures.
-  const InterfaceCounters counters = ifp.counters();
+  const InterfaceCounters counters = end.counters();
   show_interface(j, ifp, counters);
+  j["datapath"] = end.datapath();
   show_addresses(j, lines, ifp.name(), end.addresses);
   if (link) j["linux"] = {{"ifindex", link->index}, {"flags", link->flags}, {"carrier", link->carrier}};
   show_impairment(j, lines, ifp);
@@ -205,6 +206,7 @@ json describe_end(const End& end, const std::optional<os::LinkInfo>& link) {
   if (const vxlan::Endpoint* tunnel = end.vxlan()) show_vxlan(j, lines, *tunnel);
   if (const memif::Endpoint* peer = end.memif()) show_memif(j, lines, *peer);
   lines.push_back("\tvnet: " + ifp.vnet_name());
+  lines.push_back("\tdatapath: " + end.datapath());
   j["ifconfig"] = format_ifconfig(ifp, lines);
   j["counters_text"] = format_counters(counters);
   return j;

@@ -8,6 +8,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
 #include <netlink/socket.h>
 
 #include <cstring>
@@ -174,8 +175,26 @@ Status RouteSocket::set_alias(std::string_view name, const std::string& alias) {
   return change(name, "SIOCSIFDESCR", [&alias](rtnl_link* link) { rtnl_link_set_ifalias(link, alias.c_str()); });
 }
 
+Status RouteSocket::set_tx_queue_length(std::string_view name, std::uint32_t frames) {
+  return change(name, "SIOCSIFTXQLEN", [frames](rtnl_link* link) { rtnl_link_set_txqlen(link, frames); });
+}
+
 Status RouteSocket::move(std::string_view name, int netns_fd) {
   return change(name, "SIOCSIFVNET", [netns_fd](rtnl_link* link) { rtnl_link_set_ns_fd(link, netns_fd); });
+}
+
+Status RouteSocket::add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd) {
+  LinkPtr link(rtnl_link_veth_alloc());
+  if (!link) return Status{ENOMEM, "netlink: out of memory"};
+  rtnl_link_set_name(link.get(), std::string(name).c_str());
+  rtnl_link* peer = rtnl_link_veth_get_peer(link.get());
+  rtnl_link_set_name(peer, std::string(peer_name).c_str());
+  rtnl_link_set_ns_fd(peer, peer_netns_fd);
+  rtnl_link_put(peer);
+  if (int error = rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); error < 0) {
+    return nl_status(error, name, "RTM_NEWLINK veth");
+  }
+  return {};
 }
 
 Status RouteSocket::remove(std::string_view name) {

@@ -65,11 +65,16 @@ class RouteSocket {
   Result<LinkInfo> link(std::string_view name);
   Status set_up(std::string_view name, bool up);
   Status set_mtu(std::string_view name, std::uint32_t mtu);
+  /// The length of the device's transmit queue (txqueuelen), in frames.
+  Status set_tx_queue_length(std::string_view name, std::uint32_t frames);
   Status set_mac(std::string_view name, const MacAddress& mac);
   /// The link's alias (`ip link set NAME alias TEXT`); empty clears it.
   Status set_alias(std::string_view name, const std::string& alias);
   /// Moves the link into the namespace of netns_fd.
   Status move(std::string_view name, int netns_fd);
+  /// A veth pair: name here, peer_name in the namespace of peer_netns_fd,
+  /// both down. EEXIST when either name is taken.
+  Status add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd);
   Status remove(std::string_view name);
 
   /// Adds "A/L" (or A alone: /32, /128) of family AF_INET or AF_INET6.

@@ -157,6 +157,7 @@ cleanup() {
     trap - EXIT
     cat "$WORK/epaird.log"
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    umount "$STATE_DIR/hidden.netns" 2>/dev/null
     rm -rf "$WORK"
     exit 1
   fi
@@ -167,6 +168,9 @@ cleanup() {
     echo "=== epaird log"
     cat "$WORK/epaird.log"
   fi
+  # The kernel data path's hidden namespace, and the devices in it, go
+  # with its mount.
+  umount "$STATE_DIR/hidden.netns" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -329,5 +329,18 @@ TEST_F(CarrierTest, PeerDestroyedDropsCarrier) {
   EXPECT_FALSE(a->flags() & kFlagLowerUp);
 }
 
+TEST_F(CarrierTest, AddingAndRemovingACaptureTapIsAnEvent) {
+  std::vector<InterfaceEvent> events;
+  auto sub = a->subscribe([&](Interface&, InterfaceEvent e) { events.push_back(e); });
+  EXPECT_FALSE(a->tapped());
+  auto tap = a->add_tap([](const Interface&, std::span<Frame* const>, TapDirection) {});
+  EXPECT_TRUE(a->tapped());
+  EXPECT_FALSE(b->tapped());
+  EXPECT_EQ(events, std::vector{InterfaceEvent::kTaps});
+  tap.reset();
+  EXPECT_FALSE(a->tapped());
+  EXPECT_EQ(events, (std::vector{InterfaceEvent::kTaps, InterfaceEvent::kTaps}));
+}
+
 }  // namespace
 }  // namespace epair

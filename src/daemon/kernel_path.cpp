@@ -1,0 +1,226 @@
+// The kernel data path: each end is a veth with the end's name, whose peer
+// ("v" and the end's name) and a TAP ("t" and the end's name) sit in
+// epaird's hidden namespace. The program on the hidden veth carries what
+// the end transmits into the peer end, or to the engine through the TAP
+// when the cable needs user space; what the engine delivers to an end is
+// written into the end's TAP, whose program hands it to the end.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "controller.hpp"
+#include "hidden_netns.hpp"
+
+namespace epair::daemon {
+
+namespace {
+
+std::string hidden_veth_name(const std::string& name) { return "v" + name; }
+// A veth takes nothing longer than its MTU from its peer: the hidden one
+// takes anything the end may send, and the program judges the length.
+constexpr std::uint32_t kHiddenVethMtu = 65535;
+// What an end sends on the engine's way waits in its hidden TAP's queue for
+// epaird to read it: as deep as an end's receive queue (SPEC.md), so that a
+// reader held up for a moment loses nothing the engine would have kept.
+constexpr std::uint32_t kHiddenTapQueue = 4096;
+std::string hidden_tap_name(const std::string& name) { return "t" + name; }
+
+// The first end of the state file on the kernel path, whose hidden devices
+// hold the programs a previous epaird attached.
+std::optional<std::string> first_kernel_end(const json& state) {
+  for (const json& pair : state.value("pairs", json::array())) {
+    for (const json& e : pair.value("ends", json::array())) {
+      if (e.value("datapath", "tap") == "kernel") return e.value("name", "");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Opening, in this order:
+// 1. The hidden namespace is opened where the state directory keeps it, or
+//    made there, with a route socket in it.
+// 2. The programs a previous epaird attached to the first kernel end of the
+//    state file are adopted, maps and counters with them; when there is
+//    none, or they are gone, the programs are loaded afresh, which proves
+//    that the kernel can run them.
+Status Controller::open_kernel_path() {
+  auto fd = kernel::open_hidden_netns(config_.hidden_netns);
+  if (!fd) return fd.status();
+  hidden_netns_ = std::move(*fd);
+  Status opened = os::run_in_netns(hidden_netns_.get(), [this]() -> Status {
+    // No IPv6 there: a hidden device's own router solicitations and
+    // listener reports would reach the ends as frames no end sent.
+    for (const char* knob :
+         {"/proc/sys/net/ipv6/conf/default/disable_ipv6", "/proc/sys/net/ipv6/conf/all/disable_ipv6"}) {
+      if (std::FILE* file = std::fopen(knob, "w")) {
+        std::fputs("1\n", file);
+        std::fclose(file);
+      }
+    }
+    auto socket = os::RouteSocket::open();
+    if (!socket) return socket.status();
+    hidden_control_ = std::make_unique<os::RouteSocket>(std::move(*socket));
+    return hidden_control_->set_up("lo", true);
+  });
+  if (!opened) return opened;
+  if (auto name = first_kernel_end(saved_)) {
+    auto veth = hidden_control_->link(hidden_veth_name(*name));
+    auto tap = hidden_control_->link(hidden_tap_name(*name));
+    if (veth && tap) {
+      auto adopted = kernel::Datapath::adopt(hidden_netns_.get(), {veth->index, tap->index});
+      if (adopted) {
+        datapath_ = std::move(*adopted);
+        spdlog::info("kernel data path: adopted the programs and counters on {}'s hidden devices", *name);
+        return {};
+      }
+      spdlog::warn("{}; loading the programs afresh", adopted.status().message());
+    }
+  }
+  auto loaded = kernel::Datapath::load(hidden_netns_.get());
+  if (!loaded) return loaded.status();
+  datapath_ = std::move(*loaded);
+  return {};
+}
+
+// An end's devices, in this order:
+// 1. The TAP, made in the hidden namespace, its queue deep, UP: the
+//    engine's way in and out.
+// 2. The veth: the end's name in the host's namespace, its peer hidden,
+//    both down until the end is configured and its peer comes up.
+// 3. Their indexes in the hidden namespace, for the program's maps; the
+//    hidden veth's MTU the largest there is.
+// What was made is taken away again when a step fails.
+Result<tap::Device> Controller::make_kernel_end(End& end) {
+  const std::string& name = end.ifp->name();
+  std::optional<tap::Device> device;
+  Status made = os::run_in_netns(hidden_netns_.get(), [&]() -> Status {
+    auto tap = tap::Device::create(hidden_tap_name(name));
+    if (!tap) return tap.status();
+    device = std::move(*tap);
+    return {};
+  });
+  if (!made) return Status{made.value(), name + ": hidden TAP: " + made.message()};
+  auto undo = [&]() { (void)device->set_persistent(false); };
+  if (Status s = device->set_carrier(true); !s) spdlog::warn("{}", s.message());
+  if (Status s = hidden_control_->set_tx_queue_length(hidden_tap_name(name), kHiddenTapQueue); !s) {
+    undo();
+    return s;
+  }
+  if (Status s = hidden_control_->set_up(hidden_tap_name(name), true); !s) {
+    undo();
+    return s;
+  }
+  if (Status s = netns_->host().control->add_veth(name, hidden_veth_name(name), hidden_netns_.get()); !s) {
+    undo();
+    return s.value() == EEXIST ? Status{EEXIST, "interface " + name + " already exists"} : s;
+  }
+  auto veth = hidden_control_->link(hidden_veth_name(name));
+  auto tap = hidden_control_->link(hidden_tap_name(name));
+  Status sized = veth ? hidden_control_->set_mtu(hidden_veth_name(name), kHiddenVethMtu) : veth.status();
+  if (!veth || !tap || !sized) {
+    (void)hidden_control_->remove(hidden_veth_name(name));
+    undo();
+    return !sized ? sized : tap.status();
+  }
+  end.kernel = KernelPath{datapath_.get(), {veth->index, tap->index}, EPAIR_WAY_KERNEL, {}};
+  return std::move(*device);
+}
+
+void Controller::remove_kernel_end(End& end) {
+  if (!end.kernel) return;
+  datapath_->remove_end(end.kernel->hidden);
+  // The veth goes whole with its hidden side, wherever the end is.
+  (void)hidden_control_->remove(hidden_veth_name(end.ifp->name()));
+}
+
+void Controller::forget_kernel_devices(const std::string& name) {
+  if (!hidden_control_) return;
+  (void)hidden_control_->remove(hidden_veth_name(name));
+  (void)hidden_control_->remove(hidden_tap_name(name));
+}
+
+Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device) {
+  const std::string& name = end.ifp->name();
+  if (!datapath_) return Status{ENOTSUP, "the kernel data path is not open"};
+  auto veth = hidden_control_->link(hidden_veth_name(name));
+  if (!veth) return Status{ENODEV, name + ": its hidden veth is gone"};
+  Status attached = os::run_in_netns(hidden_netns_.get(), [&]() -> Status {
+    auto tap = tap::Device::attach(hidden_tap_name(name));
+    if (!tap) return tap.status();
+    device = std::move(*tap);
+    return {};
+  });
+  if (!attached) return attached;
+  auto tap = hidden_control_->link(hidden_tap_name(name));
+  if (!tap) return tap.status();
+  end.kernel = KernelPath{datapath_.get(), {veth->index, tap->index}, EPAIR_WAY_KERNEL, {}};
+  return {};
+}
+
+// Carrier as veth's: the end has it while its peer is UP, because epaird
+// sets the end's hidden veth up only then; the program is told the same,
+// so that what the end sends meanwhile is dropped and counted.
+void Controller::follow_carrier_in_kernel(End& end) {
+  const std::string hidden = hidden_veth_name(end.ifp->name());
+  const kernel::HiddenEnd devices = end.kernel->hidden;
+  auto update = [this, hidden, devices](const Interface& ifp) {
+    const bool up = ifp.link_state() == LinkState::kUp;
+    if (Status s = datapath_->set_peer_up(devices, up); !s) spdlog::warn("{}", s.message());
+    if (Status s = hidden_control_->set_up(hidden, up); !s) spdlog::warn("{}", s.message());
+  };
+  // The engine's writes into the TAP need it; parking took it away.
+  if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());
+  end.carrier = end.ifp->subscribe([this, update, name = end.ifp->name()](Interface& ifp, InterfaceEvent event) {
+    if (event == InterfaceEvent::kLinkState) update(ifp);
+    if (event == InterfaceEvent::kMtu) {
+      if (End* e = find(name); e != nullptr && e->kernel) {
+        if (Status s = datapath_->set_mtu(e->kernel->hidden, ifp.mtu()); !s) {
+          spdlog::warn("{}", s.message());
+        }
+      }
+    }
+    if (event == InterfaceEvent::kImpairment || event == InterfaceEvent::kTaps) update_ways_of_pair(name);
+  });
+  update(*end.ifp);
+}
+
+void Controller::park_in_kernel(End& end) {
+  if (Status s = datapath_->set_peer_up(end.kernel->hidden, false); !s) spdlog::warn("{}", s.message());
+  if (Status s = hidden_control_->set_up(hidden_veth_name(end.ifp->name()), false); !s) spdlog::warn("{}", s.message());
+}
+
+void Controller::update_way(End& end) {
+  if (!end.kernel) return;
+  const End* peer = find(peer_name_of(end.ifp->name()));
+  std::string reason;
+  if (end.ifp->impairment()) {
+    reason = "impair";
+  } else if (end.ifp->tapped() || (peer != nullptr && peer->ifp->tapped())) {
+    reason = "capture";
+  } else if (end.attachment() != nullptr) {
+    reason = end.attachment_kind();
+  } else if (peer != nullptr && peer->attachment() != nullptr) {
+    reason = "peer " + std::string(peer->attachment_kind());
+  }
+  const epair_way way = reason.empty() ? EPAIR_WAY_KERNEL : EPAIR_WAY_ENGINE;
+  // Written even when unchanged here: an adopted end's map entry may say
+  // what a previous epaird wanted.
+  if (Status s = datapath_->set_way(end.kernel->hidden, way); !s) {
+    spdlog::error("{}", s.message());
+    return;
+  }
+  const bool changed = way != end.kernel->way || reason != end.kernel->engine_reason;
+  end.kernel->way = way;
+  end.kernel->engine_reason = reason;
+  if (changed) spdlog::info("{}: datapath {}", end.ifp->name(), end.datapath());
+}
+
+void Controller::update_ways_of_pair(const std::string& ifname) {
+  for (const std::string& name : {ifname, peer_name_of(ifname)}) {
+    if (End* end = find(name)) update_way(*end);
+  }
+}
+
+}  // namespace epair::daemon

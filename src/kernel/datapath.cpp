@@ -1,0 +1,290 @@
+#include "datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <net/if.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "datapath_object.hpp"
+#include "netns.hpp"
+
+namespace epair::kernel {
+
+namespace {
+
+// Every filter epaird makes is this one of its hook, so that adopt() can
+// ask for it by name.
+constexpr std::uint32_t kFilterHandle = 1;
+constexpr std::uint32_t kFilterPriority = 1;
+// An Ethernet and a VLAN header beyond the MTU.
+constexpr std::uint32_t kFrameOverMtu = 18;
+
+Status bpf_error(int error, const std::string& what) {
+  return Status{error, "kernel data path: " + what + ": " + std::strerror(error)};
+}
+
+// libbpf's warnings go to stderr, as epaird's log does; its debug chatter
+// does not.
+int print_warnings(libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+bpf_tc_hook ingress_hook(int ifindex) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof hook;
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  return hook;
+}
+
+bpf_tc_opts filter_opts(int program_fd) {
+  bpf_tc_opts opts{};
+  opts.sz = sizeof opts;
+  opts.prog_fd = program_fd;
+  opts.handle = kFilterHandle;
+  opts.priority = kFilterPriority;
+  return opts;
+}
+
+Result<os::UniqueFd> take_fd(int fd, const std::string& what) {
+  if (fd < 0) return bpf_error(ENOENT, what + " missing from the object");
+  os::UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) return bpf_error(errno, what);
+  return copy;
+}
+
+// The id of the program in ifindex's epaird filter, asked in netns_fd.
+Result<std::uint32_t> attached_program(int netns_fd, int ifindex) {
+  std::uint32_t id = 0;
+  Status s = os::run_in_netns(netns_fd, [&]() -> Status {
+    bpf_tc_hook hook = ingress_hook(ifindex);
+    bpf_tc_opts opts = filter_opts(0);
+    opts.prog_fd = 0;
+    if (int err = bpf_tc_query(&hook, &opts); err < 0) {
+      return bpf_error(-err, "no epaird filter on hidden device " + std::to_string(ifindex));
+    }
+    id = opts.prog_id;
+    return {};
+  });
+  if (!s) return s;
+  return id;
+}
+
+Result<std::vector<std::uint32_t>> map_ids_of(int program_fd) {
+  bpf_prog_info info{};
+  std::uint32_t length = sizeof info;
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) return bpf_error(errno, "program info");
+  std::vector<std::uint32_t> ids(info.nr_map_ids);
+  info = bpf_prog_info{};
+  info.nr_map_ids = static_cast<std::uint32_t>(ids.size());
+  info.map_ids = reinterpret_cast<std::uint64_t>(ids.data());
+  length = sizeof info;
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) return bpf_error(errno, "program maps");
+  ids.resize(info.nr_map_ids);
+  return ids;
+}
+
+}  // namespace
+
+Datapath::~Datapath() = default;
+
+// Loading, in this order:
+// 1. The object built into epaird is opened and loaded: the verifier
+//    accepts the programs or the kernel says why not.
+// 2. Each program and map is kept by a descriptor of our own; the object
+//    goes.
+// 3. A filter with the transmit program is attached to the hidden
+//    namespace's loopback and taken away again: tc's clsact and cls_bpf
+//    are there.
+Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
+  libbpf_set_print(print_warnings);
+  std::unique_ptr<Datapath> path(new Datapath(netns_fd));
+  const auto bytes = datapath_object();
+  bpf_object_open_opts open_opts{};
+  open_opts.sz = sizeof open_opts;
+  open_opts.object_name = "epair_datapath";
+  bpf_object* object = bpf_object__open_mem(bytes.data(), bytes.size(), &open_opts);
+  if (object == nullptr) return bpf_error(errno, "opening the eBPF object");
+  const auto close_object = [object]() { bpf_object__close(object); };
+  if (int err = bpf_object__load(object); err < 0) {
+    close_object();
+    return bpf_error(-err, "loading the eBPF programs");
+  }
+  struct Part {
+    os::UniqueFd* into;
+    const char* name;
+    bool program;
+  };
+  const Part parts[] = {{&path->transmit_, "transmit", true},
+                        {&path->deliver_, "deliver", true},
+                        {&path->ends_, "ends", false},
+                        {&path->from_engine_, "from_engine", false},
+                        {&path->counters_, "counters", false}};
+  for (const Part& part : parts) {
+    int fd = -1;
+    if (part.program) {
+      bpf_program* program = bpf_object__find_program_by_name(object, part.name);
+      fd = program != nullptr ? bpf_program__fd(program) : -1;
+    } else {
+      fd = bpf_object__find_map_fd_by_name(object, part.name);
+    }
+    auto taken = take_fd(fd, part.name);
+    if (!taken) {
+      close_object();
+      return taken.status();
+    }
+    *part.into = std::move(*taken);
+  }
+  close_object();
+
+  Status probed = os::run_in_netns(netns_fd, [&]() -> Status {
+    const int lo = static_cast<int>(::if_nametoindex("lo"));
+    bpf_tc_hook hook = ingress_hook(lo);
+    if (int err = bpf_tc_hook_create(&hook); err < 0 && err != -EEXIST) {
+      return bpf_error(-err, "tc clsact qdisc (CONFIG_NET_SCH_INGRESS)");
+    }
+    bpf_tc_opts opts = filter_opts(path->transmit_.get());
+    int err = bpf_tc_attach(&hook, &opts);
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook);
+    return err < 0 ? bpf_error(-err, "tc eBPF filter (CONFIG_NET_CLS_BPF)") : Status{};
+  });
+  if (!probed) return probed;
+  return path;
+}
+
+// Adopting, in this order:
+// 1. The filters on end's veth and TAP name their programs' ids.
+// 2. The programs are opened by id; the transmit program's maps, and the
+//    deliver program's, are opened by id and told apart by name.
+Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd& end) {
+  libbpf_set_print(print_warnings);
+  std::unique_ptr<Datapath> path(new Datapath(netns_fd));
+  const std::pair<int, os::UniqueFd*> programs[] = {{end.veth, &path->transmit_}, {end.tap, &path->deliver_}};
+  for (const auto& [ifindex, into] : programs) {
+    auto id = attached_program(netns_fd, ifindex);
+    if (!id) return id.status();
+    into->reset(bpf_prog_get_fd_by_id(*id));
+    if (!*into) return bpf_error(errno, "program " + std::to_string(*id));
+    auto map_ids = map_ids_of(into->get());
+    if (!map_ids) return map_ids.status();
+    for (std::uint32_t map_id : *map_ids) {
+      os::UniqueFd map(bpf_map_get_fd_by_id(map_id));
+      if (!map) return bpf_error(errno, "map " + std::to_string(map_id));
+      bpf_map_info info{};
+      std::uint32_t length = sizeof info;
+      if (bpf_obj_get_info_by_fd(map.get(), &info, &length) != 0) return bpf_error(errno, "map info");
+      const std::string name = info.name;
+      if (name == "ends") {
+        path->ends_ = std::move(map);
+      } else if (name == "from_engine") {
+        path->from_engine_ = std::move(map);
+      } else if (name == "counters") {
+        path->counters_ = std::move(map);
+      }
+    }
+  }
+  if (!path->ends_ || !path->from_engine_ || !path->counters_) {
+    return bpf_error(ENOENT, "the adopted programs lack a map");
+  }
+  return path;
+}
+
+Status Datapath::attach(int ifindex, int program_fd) const {
+  return os::run_in_netns(netns_fd_, [&]() -> Status {
+    bpf_tc_hook hook = ingress_hook(ifindex);
+    if (int err = bpf_tc_hook_create(&hook); err < 0 && err != -EEXIST) return bpf_error(-err, "clsact qdisc");
+    bpf_tc_opts opts = filter_opts(program_fd);
+    opts.flags = BPF_TC_F_REPLACE;
+    if (int err = bpf_tc_attach(&hook, &opts); err < 0) return bpf_error(-err, "tc filter");
+    return {};
+  });
+}
+
+Status Datapath::add_end(const HiddenEnd& end, const HiddenEnd& peer, std::uint32_t mtu) {
+  const std::vector<Counters> zero(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+  const auto veth = static_cast<std::uint32_t>(end.veth);
+  const auto tap = static_cast<std::uint32_t>(end.tap);
+  if (bpf_map_update_elem(counters_.get(), &veth, zero.data(), BPF_ANY) != 0) return bpf_error(errno, "counters");
+  const epair_tap_config to_end{veth};
+  if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_ANY) != 0) return bpf_error(errno, "from_engine");
+  epair_end_config config{};
+  config.peer_veth = static_cast<std::uint32_t>(peer.veth);
+  config.tap = tap;
+  config.max_frame = mtu + kFrameOverMtu;
+  config.way = EPAIR_WAY_KERNEL;
+  if (Status s = update_end(end, config); !s) return s;
+  if (Status s = attach(end.tap, deliver_.get()); !s) return s;
+  return attach(end.veth, transmit_.get());
+}
+
+void Datapath::remove_end(const HiddenEnd& end) {
+  const auto veth = static_cast<std::uint32_t>(end.veth);
+  const auto tap = static_cast<std::uint32_t>(end.tap);
+  bpf_map_delete_elem(ends_.get(), &veth);
+  bpf_map_delete_elem(counters_.get(), &veth);
+  bpf_map_delete_elem(from_engine_.get(), &tap);
+}
+
+Status Datapath::update_end(const HiddenEnd& end, const epair_end_config& config) {
+  const auto veth = static_cast<std::uint32_t>(end.veth);
+  if (bpf_map_update_elem(ends_.get(), &veth, &config, BPF_ANY) != 0) return bpf_error(errno, "ends");
+  return {};
+}
+
+Result<epair_end_config> Datapath::config(const HiddenEnd& end) const {
+  const auto veth = static_cast<std::uint32_t>(end.veth);
+  epair_end_config config{};
+  if (bpf_map_lookup_elem(ends_.get(), &veth, &config) != 0) {
+    return bpf_error(errno, "no end with hidden veth " + std::to_string(end.veth));
+  }
+  return config;
+}
+
+Status Datapath::set_peer_up(const HiddenEnd& end, bool up) {
+  auto config = this->config(end);
+  if (!config) return config.status();
+  config->peer_up = up ? 1 : 0;
+  return update_end(end, *config);
+}
+
+Status Datapath::set_mtu(const HiddenEnd& end, std::uint32_t mtu) {
+  auto config = this->config(end);
+  if (!config) return config.status();
+  config->max_frame = mtu + kFrameOverMtu;
+  return update_end(end, *config);
+}
+
+Status Datapath::set_way(const HiddenEnd& end, epair_way way) {
+  auto config = this->config(end);
+  if (!config) return config.status();
+  config->way = static_cast<std::uint8_t>(way);
+  return update_end(end, *config);
+}
+
+Counters Datapath::counters(const HiddenEnd& end) const {
+  std::vector<Counters> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+  const auto veth = static_cast<std::uint32_t>(end.veth);
+  Counters sum{};
+  if (bpf_map_lookup_elem(counters_.get(), &veth, per_cpu.data()) != 0) return sum;
+  for (const Counters& cpu : per_cpu) {
+    sum.opackets += cpu.opackets;
+    sum.obytes += cpu.obytes;
+    sum.omcasts += cpu.omcasts;
+    sum.oerrors += cpu.oerrors;
+    sum.ipackets += cpu.ipackets;
+    sum.ibytes += cpu.ibytes;
+    sum.imcasts += cpu.imcasts;
+    sum.ierrors += cpu.ierrors;
+  }
+  return sum;
+}
+
+}  // namespace epair::kernel

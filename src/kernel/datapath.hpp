@@ -1,0 +1,78 @@
+// The kernel data path's programs and maps (datapath.bpf.c): loaded once by
+// the first epaird, adopted by the next one from the hidden devices the
+// first left behind.
+//
+// Guarantees:
+// - What an end transmits flows without epaird: the tc filters on the
+//   hidden devices hold the programs, and the programs their maps, while no
+//   epaird runs.
+// - Adopting takes over the running programs and maps themselves, so the
+//   counters go on from where they were and nothing is counted twice.
+// - A kernel that cannot run the data path is found by load(): it loads the
+//   programs and attaches one to a device of the hidden namespace, or says
+//   what it could not do.
+// - Not thread-safe: the daemon's control thread makes every call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "datapath_abi.h"
+#include "epair/status.hpp"
+#include "unique_fd.hpp"
+
+namespace epair::kernel {
+
+/// An end's devices in the hidden namespace, by ifindex there: the veth
+/// whose peer is the end, and the TAP that leads to and from the engine.
+struct HiddenEnd {
+  int veth = 0;
+  int tap = 0;
+};
+
+/// The counters of one end as the kernel path keeps them, summed over the
+/// CPUs.
+using Counters = epair_end_counters;
+
+class Datapath {
+ public:
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  /// Loads the programs and maps into the kernel and proves that a tc
+  /// filter can hold them in the namespace of netns_fd.
+  static Result<std::unique_ptr<Datapath>> load(int netns_fd);
+  /// The programs and maps a previous epaird attached to end's devices.
+  static Result<std::unique_ptr<Datapath>> adopt(int netns_fd, const HiddenEnd& end);
+
+  /// Attaches the programs to end's devices and describes the end in the
+  /// maps: frames go the kernel's way, those longer than set_mtu() says
+  /// are dropped, and the peer counts as down until set_peer_up() says
+  /// otherwise.
+  Status add_end(const HiddenEnd& end, const HiddenEnd& peer, std::uint32_t mtu);
+  /// Forgets the end's map entries; the filters go with its devices.
+  void remove_end(const HiddenEnd& end);
+  Status set_peer_up(const HiddenEnd& end, bool up);
+  /// Frames longer than mtu + 18 (Ethernet and a VLAN header) the end
+  /// sends are dropped and counted (SPEC.md, transmit step 1).
+  Status set_mtu(const HiddenEnd& end, std::uint32_t mtu);
+  Status set_way(const HiddenEnd& end, epair_way way);
+  /// What the program says of the end: its peer's veth and its settings.
+  Result<epair_end_config> config(const HiddenEnd& end) const;
+  Counters counters(const HiddenEnd& end) const;
+
+ private:
+  explicit Datapath(int netns_fd) : netns_fd_(netns_fd) {}
+  Status attach(int ifindex, int program_fd) const;
+  Status update_end(const HiddenEnd& end, const epair_end_config& config);
+
+  int netns_fd_;
+  os::UniqueFd transmit_;
+  os::UniqueFd deliver_;
+  os::UniqueFd ends_;
+  os::UniqueFd from_engine_;
+  os::UniqueFd counters_;
+};
+
+}  // namespace epair::kernel

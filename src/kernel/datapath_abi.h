@@ -1,0 +1,53 @@
+/* What the kernel data path's eBPF program and epaird share: the maps'
+ * keys and values. C, so that both the program (clang, bpf target) and
+ * epaird (C++) compile it.
+ *
+ * Guarantees:
+ * - Every map is keyed by an ifindex in epaird's hidden namespace: a hidden
+ *   veth (the visible end's peer) or a hidden TAP (the end's way into and
+ *   out of the engine).
+ * - Counters are per CPU; a reader adds the CPUs' values. */
+#ifndef EPAIR_KERNEL_DATAPATH_ABI_H
+#define EPAIR_KERNEL_DATAPATH_ABI_H
+
+#include <linux/types.h>
+
+/* Pairs the maps hold at most: two ends each, and a TAP beside each end. */
+#define EPAIR_KERNEL_MAX_ENDS 8192
+
+enum epair_way {
+  EPAIR_WAY_KERNEL = 0, /* redirected into the peer end by the program */
+  EPAIR_WAY_ENGINE = 1, /* handed to epaird's engine through the end's TAP */
+};
+
+/* ends[hidden veth of X]: what X transmits meets this. */
+struct epair_end_config {
+  __u32 peer_veth; /* hidden veth of X's peer Y: bpf_redirect_peer() lands in Y */
+  __u32 tap;       /* X's hidden TAP, read by the engine */
+  __u32 max_frame; /* X's MTU + 18 (Ethernet and a VLAN header) */
+  __u8 way;        /* enum epair_way */
+  __u8 peer_up;    /* Y is UP and RUNNING */
+  __u8 pad[2];
+};
+
+/* from_engine[hidden TAP of Y]: what the engine delivers to Y goes to the
+ * hidden veth whose peer Y is. */
+struct epair_tap_config {
+  __u32 veth;
+};
+
+/* counters[hidden veth of X]: what the kernel path counted for X, in
+ * SPEC.md's words; a GSO packet counts its segments. ierrors: frames longer
+ * than X's MTU + 18 its peer sent, which Linux would not take in. */
+struct epair_end_counters {
+  __u64 opackets;
+  __u64 obytes;
+  __u64 omcasts;
+  __u64 oerrors;
+  __u64 ipackets;
+  __u64 ibytes;
+  __u64 imcasts;
+  __u64 ierrors;
+};
+
+#endif

@@ -1,0 +1,246 @@
+#!/bin/bash
+# The kernel data path (epaird --datapath kernel): veth ends whose hidden
+# peers stay out of the host's `ip link` and `ip netns list`; the views say
+# which way frames go; counters exact after iperf3 TCP and UDP; a frame
+# longer than MTU + 18 dropped and counted; carrier follows the peer; frames
+# go on flowing while epaird is killed, and the counters go on from where
+# they were; an impairment or a capture sends frames through the engine,
+# and switching ways under traffic loses and repeats none; destroy takes
+# every device.
+source "$(dirname "$0")/lib.sh"
+start_daemon --datapath kernel
+connect_pair
+HIDDEN="$STATE_DIR/hidden.netns"
+hidden() { nsenter --net="$HIDDEN" "$@"; }
+# read_counters KEY...: "A.opackets B.ipackets B.rx_packets" now, into NOW;
+# rx_packets is Linux's count on the device.
+declare -A NOW LAST
+read_counters() {
+  local key end value
+  for key in "$@"; do
+    end=${key%%.*}
+    if [[ $key == *.rx_packets ]]; then
+      value=$(ip netns exec "$(ns_of "$end")" cat "/sys/class/net/${!end}/statistics/rx_packets")
+    else
+      value=$(counter "${!end}" "${key#*.}")
+    fi
+    NOW[$key]=$value
+  done
+}
+ns_of() { [[ $1 == A ]] && echo "$NS_A" || echo "$NS_B"; }
+# deltas KEY...: sets D_<end>_<counter> to the change since the last call.
+# The counters are read until two readings agree, so that no straggler (a
+# TCP FIN, a neighbour probe) crosses between the reads of one end and the
+# other's.
+deltas() {
+  local key round stable
+  local -A before
+  for round in $(seq 20); do
+    read_counters "$@"
+    stable=1
+    for key in "$@"; do
+      [[ ${NOW[$key]} == "${before[$key]:-}" ]] || stable=0
+      before[$key]=${NOW[$key]}
+    done
+    ((stable)) && break
+    sleep 0.2
+  done
+  for key in "$@"; do
+    printf -v "D_${key%%.*}_${key#*.}" '%s' $((NOW[$key] - ${LAST[$key]:-0}))
+    LAST[$key]=${NOW[$key]}
+  done
+}
+
+log "devices: veth ends, their peers hidden"
+ip -d -n "$NS_A" link show "$A" | grep -q "veth" && ok "$A is a veth" || fail "$A: $(ip -d -n "$NS_A" link show "$A")"
+[[ -z $(ip -o link show | grep -E "v$A|t$A|v$B|t$B") ]] && ok "no hidden device in epaird's namespace" \
+  || fail "hidden devices seen: $(ip -o link show)"
+[[ $(ip netns list) != *hidden* ]] && ok "the hidden namespace is not in ip netns list" || fail "$(ip netns list)"
+[[ $(hidden ip -o link show | grep -cE "(v|t)$PAIR[ab]") == 4 ]] && ok "4 hidden devices in $HIDDEN" \
+  || fail "hidden: $(hidden ip -o link show)"
+[[ $(show_field "$A" datapath) == kernel && $(ctl "$A") == *"datapath: kernel"* ]] && ok "shown: datapath kernel" \
+  || fail "datapath: $(show_field "$A" datapath)"
+
+log "ping both ways"
+ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.99.0.2 >/dev/null && ok "IPv4 a->b" || fail "IPv4 a->b"
+ip netns exec "$NS_B" ping -c 3 -i 0.2 -W 2 10.99.0.1 >/dev/null && ok "IPv4 b->a" || fail "IPv4 b->a"
+
+log "counters exact: iperf3 TCP, then UDP with 64-byte datagrams"
+COUNTERS=(A.opackets A.obytes B.ipackets B.ibytes B.opackets A.ipackets B.rx_packets)
+deltas "${COUNTERS[@]}"
+ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s.log"
+wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5201'"
+ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -t 2 >/dev/null || fail "iperf3 TCP"
+deltas "${COUNTERS[@]}"
+((D_A_opackets > 10000 && D_A_opackets == D_B_ipackets && D_A_obytes == D_B_ibytes && D_B_opackets == D_A_ipackets)) \
+  && ok "TCP: $A sent $D_A_opackets frames ($D_A_obytes bytes) = $B received; $D_B_opackets back" \
+  || fail "TCP: $A opackets $D_A_opackets obytes $D_A_obytes, $B ipackets $D_B_ipackets ibytes $D_B_ibytes; back $D_B_opackets/$D_A_ipackets"
+ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s2.log"
+wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5201'"
+ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -u -l 22 -b 20M -t 1 >/dev/null || fail "iperf3 UDP"
+deltas "${COUNTERS[@]}"
+((D_A_opackets > 10000 && D_A_opackets == D_B_ipackets && D_A_obytes == D_B_ibytes && D_B_rx_packets == D_B_ipackets)) \
+  && ok "UDP: $A sent $D_A_opackets frames = $B received = Linux's rx_packets on $B" \
+  || fail "UDP: $A opackets $D_A_opackets, $B ipackets $D_B_ipackets, Linux rx_packets $D_B_rx_packets"
+
+log "MTU + 18: the longest frame passes, a GSO segment longer is dropped and counted"
+# send_frames COUNT LENGTH GSO_SIZE: frames from a packet socket on $A, TCP
+# segments to 10.99.0.2 with a VLAN tag (which lets a packet socket send
+# MTU + 18); with a GSO_SIZE, untagged, GSO packets of segments that long.
+send_frames() {
+  ip netns exec "$NS_A" python3 - "$A" "$1" "$2" "$3" <<'PY'
+import socket, struct, sys
+ifname, count, length, gso_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.setsockopt(263, 15, 1)  # SOL_PACKET, PACKET_VNET_HDR
+s.bind((ifname, 0))
+tag = b"" if gso_size else b"\x81\x00\x00\x07"
+payload = bytes(length - 14 - len(tag) - 20 - 20)
+tcp = struct.pack("!HHIIBBHHH", 40000, 9, 0, 0, 5 << 4, 0x10, 65535, 0, 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
+                 socket.inet_aton("10.99.0.1"), socket.inet_aton("10.99.0.2"))
+frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + tag + b"\x08\x00" + ip + tcp
+# virtio_net_hdr: checksum to complete from the TCP header; TCPv4 GSO if asked.
+l3 = 14 + len(tag)
+hdr = struct.pack("=BBHHHH", 1, 1 if gso_size else 0, l3 + 40, gso_size, l3 + 20, 16)
+for _ in range(count):
+    s.send(hdr + frame)
+PY
+}
+# The namespace's own frames (neighbour discovery) may cross meanwhile: the
+# sums are at least what was sent, the errors exactly.
+deltas A.opackets A.obytes A.oerrors
+send_frames 100 1518 0 || fail "send 1518-byte frames"
+deltas A.opackets A.obytes A.oerrors
+((D_A_opackets >= 100 && D_A_obytes >= 151800 && D_A_oerrors == 0)) \
+  && ok "100 frames of 1518 bytes (MTU 1500 + 18) sent and counted" \
+  || fail "1518 bytes: opackets +$D_A_opackets, obytes +$D_A_obytes, oerrors +$D_A_oerrors"
+send_frames 100 4054 2000 || fail "send GSO packets"
+deltas A.opackets A.obytes A.oerrors
+((D_A_oerrors == 100 && D_A_obytes < 100 * 4054)) && ok "100 GSO packets of 2000-byte segments: dropped, oerrors +100" \
+  || fail "GSO 2000: opackets +$D_A_opackets, obytes +$D_A_obytes, oerrors +$D_A_oerrors"
+
+log "carrier follows the peer"
+ctl "$B" down || fail "down $B"
+wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q NO-CARRIER" && ok "$B down: $A has NO-CARRIER" \
+  || fail "$A: $(ip -n "$NS_A" link show "$A")"
+ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 >/dev/null && fail "ping through a pair whose peer is down" \
+  || ok "no ping while $B is down"
+ctl "$B" up || fail "up $B"
+wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q LOWER_UP" && ok "$B up: carrier back on $A" \
+  || fail "$A: $(ip -n "$NS_A" link show "$A")"
+wait_for 5 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 && ok "ping again" || fail "no ping after up"
+
+log "kill -9 epaird during a ping every 10 ms: none lost; counters go on"
+ip netns exec "$NS_A" ping -c 300 -i 0.01 -W 1 10.99.0.2 >"$WORK/ping.log" 2>&1 &
+PING=$!
+HELPER_PIDS+=($PING)
+sleep 0.5
+before=$(counter "$A" opackets)
+stop_daemon KILL
+sleep 1
+start_daemon
+wait "$PING"
+lost=$(grep -o "[0-9]*% packet loss" "$WORK/ping.log")
+[[ $lost == "0% packet loss" ]] && ok "300 pings across the restart: $lost" || fail "ping: $(tail -2 "$WORK/ping.log")"
+after=$(counter "$A" opackets)
+((after >= before + 200)) && ok "$A opackets went on: $before before the kill, $after after" \
+  || fail "$A opackets $before -> $after"
+[[ $(show_field "$A" datapath) == kernel ]] && ok "re-adopted on the kernel path" || fail "$(show_field "$A" datapath)"
+grep -q "adopted the programs and counters" "$WORK/epaird.log" && ok "programs and counters adopted" \
+  || fail "not adopted: $(grep -i kernel "$WORK/epaird.log")"
+
+log "through the engine: an impairment, a capture"
+ctl "$A" impair delay 5ms || fail "impair"
+[[ $(show_field "$A" datapath) == "engine (impair)" && $(show_field "$B" datapath) == kernel ]] \
+  && ok "$A impaired: $A's frames through the engine, $B's not" \
+  || fail "datapath $A: $(show_field "$A" datapath), $B: $(show_field "$B" datapath)"
+rtt=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.99.0.2 | grep -o "rtt.*" | cut -d/ -f5)
+[[ -n $rtt ]] && (($(printf '%.0f' "$rtt") >= 5)) && ok "ping through the impairment: $rtt ms" || fail "ping: $rtt"
+ctl "$A" impair clear || fail "impair clear"
+[[ $(show_field "$A" datapath) == kernel ]] && ok "cleared: the kernel's way again" || fail "$(show_field "$A" datapath)"
+"$EPAIRCTL" capture "$B" -c 4 -w "$WORK/b.pcap" 2>"$WORK/cap.err" &
+CAP=$!
+HELPER_PIDS+=($CAP)
+wait_for 5 grep -q "^capturing on" "$WORK/cap.err" || fail "capture did not start: $(cat "$WORK/cap.err")"
+[[ $(show_field "$A" datapath) == "engine (capture)" && $(show_field "$B" datapath) == "engine (capture)" ]] \
+  && ok "a capture on $B: both ways through the engine" || fail "datapath: $(show_field "$A" datapath)"
+ip netns exec "$NS_A" ping -c 2 -i 0.2 -W 2 10.99.0.2 >/dev/null && ok "ping while captured" || fail "ping captured"
+wait "$CAP" && [[ $(tcpdump -r "$WORK/b.pcap" 2>/dev/null | grep -c ICMP) -ge 2 ]] && ok "the capture saw the pings" \
+  || fail "capture: $(tcpdump -r "$WORK/b.pcap" 2>&1)"
+wait_for 5 bash -c "[[ \$('$EPAIRCTL' $A) == *'datapath: kernel'* ]]" && ok "capture over: the kernel's way again" \
+  || fail "after the capture: $(show_field "$A" datapath)"
+
+# The impairment holds no frame (clearing one drops what it holds, as
+# removing a qdisc does); the capture reads nothing.
+log "switching under traffic: 20 impairments and captures set and cleared, every datagram once"
+ip netns exec "$NS_B" python3 - >"$WORK/seq.txt" <<'PY' &
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+s.bind(("10.99.0.2", 9999))
+s.settimeout(3)
+seen = {}
+try:
+    while True:
+        seq = struct.unpack("!I", s.recv(64)[:4])[0]
+        seen[seq] = seen.get(seq, 0) + 1
+except socket.timeout:
+    pass
+order = sorted(seen)
+print(len(seen), sum(1 for n in seen.values() if n > 1), order[-1] + 1 if order else 0)
+PY
+RECEIVER=$!
+HELPER_PIDS+=($RECEIVER)
+wait_for 5 ip netns exec "$NS_B" bash -c "ss -lun | grep -q ':9999'"
+ip netns exec "$NS_A" python3 - <<'PY' &
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for seq in range(50000):
+    s.sendto(struct.pack("!I", seq) + bytes(28), ("10.99.0.2", 9999))
+    if seq % 32 == 31:
+        time.sleep(0.002)
+PY
+SENDER=$!
+HELPER_PIDS+=($SENDER)
+for round in $(seq 20); do
+  ctl "$A" impair limit 1000 || fail "impair, round $round"
+  "$EPAIRCTL" capture "$A" -w /dev/null 2>/dev/null &
+  capture=$!
+  sleep 0.05
+  ctl "$A" impair clear || fail "clear, round $round"
+  kill -INT "$capture"
+  wait "$capture"
+done
+wait "$SENDER"
+wait "$RECEIVER"
+read -r distinct twice top <"$WORK/seq.txt"
+((distinct == 50000 && twice == 0 && top == 50000)) \
+  && ok "50,000 datagrams across 20 switches: each arrived once" \
+  || fail "switches: $distinct distinct of 50000 (highest $top), $twice twice; $(ctl "$A" | grep -E 'drop|errors')"
+
+log "a kernel path that cannot open: kernel refuses to start, auto takes tap"
+mkdir -p "$WORK/s2/hidden.netns"
+err=$("$EPAIRD" --socket "$WORK/s2.sock" --state-dir "$WORK/s2" --datapath kernel 2>&1 >/dev/null)
+status=$?
+((status == 1)) && [[ $(grep -c '' <<<"$err") == 1 && $err == *"hidden namespace $WORK/s2/hidden.netns"* ]] \
+  && ok "--datapath kernel: exit 1, $err" || fail "--datapath kernel: exit $status, '$err'"
+"$EPAIRD" --socket "$WORK/s2.sock" --state-dir "$WORK/s2" --datapath auto >"$WORK/s2.log" 2>&1 &
+AUTO=$!
+HELPER_PIDS+=($AUTO)
+wait_for 5 bash -c "EPAIR_SOCKET='$WORK/s2.sock' '$EPAIRCTL' -C" || fail "--datapath auto did not start: $(cat "$WORK/s2.log")"
+made=$(EPAIR_SOCKET="$WORK/s2.sock" "$EPAIRCTL" epair create)
+[[ $(EPAIR_SOCKET="$WORK/s2.sock" "$EPAIRCTL" "$made") == *"datapath: tap"* ]] \
+  && grep -q "new pairs take the tap data path" "$WORK/s2.log" && ok "--datapath auto: a TAP pair, and the log says why" \
+  || fail "auto: $(cat "$WORK/s2.log")"
+EPAIR_SOCKET="$WORK/s2.sock" "$EPAIRCTL" "$made" destroy
+kill "$AUTO"
+wait "$AUTO"
+
+log "destroy: the ends and their hidden devices go"
+ctl "$A" destroy || fail "destroy"
+ip -n "$NS_A" link show "$A" >/dev/null 2>&1 && fail "$A still exists" || ok "$A is gone"
+ip -n "$NS_B" link show "$B" >/dev/null 2>&1 && fail "$B still exists" || ok "$B is gone"
+wait_for 5 bash -c "[[ -z \$(nsenter --net='$HIDDEN' ip -o link show | grep -E '(v|t)$PAIR[ab]') ]]" \
+  && ok "no hidden device left" || fail "left: $(hidden ip -o link show)"
+finish
