@@ -157,15 +157,13 @@ Result<std::string> Controller::create_pair(std::string_view name) {
     devices[i] = std::move(*device);
   }
   if (new_pairs_in_kernel_) {
-    for (int i = 0; i < 2; ++i) {
-      if (Status s = datapath_->add_end(made[i].kernel->hidden, made[1 - i].kernel->hidden, made[i].ifp->mtu()); !s) {
-        for (int j = 0; j < 2; ++j) {
-          remove_kernel_end(made[j]);
-          (void)devices[j]->set_persistent(false);
-        }
-        (void)engine_->destroy(names[0]);
-        return s;
+    if (Status s = datapath_->add_pair(made[0].kernel->hidden, made[1].kernel->hidden, made[0].ifp->mtu()); !s) {
+      for (int j = 0; j < 2; ++j) {
+        remove_kernel_end(made[j]);
+        (void)devices[j]->set_persistent(false);
       }
+      (void)engine_->destroy(names[0]);
+      return s;
     }
   }
   for (int i = 0; i < 2; ++i) {

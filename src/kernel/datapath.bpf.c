@@ -40,7 +40,7 @@ struct {
 } from_engine SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, EPAIR_KERNEL_MAX_ENDS);
   __type(key, __u32);
   __type(value, struct epair_end_counters);
@@ -81,14 +81,6 @@ static __always_inline __u32 segment_length(struct __sk_buff* skb) {
   return at + tag_length(skb) + skb->gso_size;
 }
 
-static __always_inline struct epair_end_counters* counters_of(__u32 ifindex) {
-  struct epair_end_counters* c = bpf_map_lookup_elem(&counters, &ifindex);
-  if (c) return c;
-  struct epair_end_counters zero = {};
-  bpf_map_update_elem(&counters, &ifindex, &zero, BPF_NOEXIST);
-  return bpf_map_lookup_elem(&counters, &ifindex);
-}
-
 SEC("tc")
 int transmit(struct __sk_buff* skb) {
   __u32 self = skb->ifindex;
@@ -98,8 +90,11 @@ int transmit(struct __sk_buff* skb) {
   __u8 way = *(volatile __u8*)&end->way;
   if (way == EPAIR_WAY_ENGINE) return bpf_redirect(end->tap, 0);
 
-  struct epair_end_counters* out = counters_of(self);
-  if (!out) return TC_ACT_SHOT;
+  __u32 slot = end->slot;
+  struct epair_end_counters* out = bpf_map_lookup_elem(&counters, &slot);
+  __u32 peer_slot = end->peer_slot;
+  struct epair_end_counters* in = bpf_map_lookup_elem(&counters, &peer_slot);
+  if (!out || !in) return TC_ACT_SHOT;
   __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
   __u32 bytes = skb->len + tag_length(skb);
   __u32 length = bytes;
@@ -113,18 +108,20 @@ int transmit(struct __sk_buff* skb) {
     out->oerrors += 1;
     return TC_ACT_SHOT;
   }
-  __u8 first = 0;
-  bpf_skb_load_bytes(skb, 0, &first, 1);
-  __u32 mcasts = (first & 1) ? segments : 0;
-  __u32 peer = end->peer_veth;
-  struct epair_end_counters* in = counters_of(peer);
-  if (!in) return TC_ACT_SHOT;
   /* Linux takes no frame longer than the receiving end's MTU + 18 in. */
-  struct epair_end_config* far = bpf_map_lookup_elem(&ends, &peer);
-  if (far && length > far->max_frame) {
+  if (length > end->peer_max_frame) {
     in->ierrors += 1;
     return TC_ACT_SHOT;
   }
+  void* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
+  __u8 first = 0;
+  if (data + 1 <= data_end) {
+    first = *(__u8*)data;
+  } else {
+    bpf_skb_load_bytes(skb, 0, &first, 1);
+  }
+  __u32 mcasts = (first & 1) ? segments : 0;
   /* 7. Both ends' counters. */
   out->opackets += segments;
   out->obytes += bytes;
@@ -137,7 +134,7 @@ int transmit(struct __sk_buff* skb) {
   skb->mark = 0;
   skb->priority = 0;
   skb->tc_index = 0;
-  return bpf_redirect_peer(peer, 0);
+  return bpf_redirect_peer(end->peer_veth, 0);
 }
 
 SEC("tc")

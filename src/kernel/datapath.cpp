@@ -194,6 +194,7 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
   if (!path->ends_ || !path->from_engine_ || !path->counters_) {
     return bpf_error(ENOENT, "the adopted programs lack a map");
   }
+  if (Status s = path->mark_used_slots(); !s) return s;
   return path;
 }
 
@@ -208,34 +209,80 @@ Status Datapath::attach(int ifindex, int program_fd) const {
   });
 }
 
-Status Datapath::add_end(const HiddenEnd& end, const HiddenEnd& peer, std::uint32_t mtu) {
+Status Datapath::mark_used_slots() {
+  std::uint32_t key = 0;
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(ends_.get(), previous, &key) == 0) {
+    epair_end_config config{};
+    if (bpf_map_lookup_elem(ends_.get(), &key, &config) == 0 && config.slot < slot_used_.size()) {
+      slot_used_[config.slot] = true;
+    }
+    previous = &key;
+  }
+  return errno == ENOENT ? Status{} : bpf_error(errno, "reading the ends");
+}
+
+std::optional<std::uint32_t> Datapath::take_slot() {
+  for (std::uint32_t slot = 0; slot < slot_used_.size(); ++slot) {
+    if (!slot_used_[slot]) {
+      slot_used_[slot] = true;
+      return slot;
+    }
+  }
+  return std::nullopt;
+}
+
+// A pair, in this order:
+// 1. A slot for each end, its counters at zero.
+// 2. Both ends in the maps, each knowing its peer's veth, slot and MTU.
+// 3. The deliver program on each TAP, then the transmit program on each
+//    veth: an end's frames meet the program only once both ends are known.
+Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu) {
+  const HiddenEnd ends[2] = {a, b};
+  std::optional<std::uint32_t> slots[2] = {take_slot(), take_slot()};
+  if (!slots[0] || !slots[1]) {
+    for (const auto& slot : slots) {
+      if (slot) slot_used_[*slot] = false;
+    }
+    return Status{ENOSPC, "kernel data path: no room for another pair"};
+  }
   const std::vector<Counters> zero(static_cast<std::size_t>(libbpf_num_possible_cpus()));
-  const auto veth = static_cast<std::uint32_t>(end.veth);
-  const auto tap = static_cast<std::uint32_t>(end.tap);
-  if (bpf_map_update_elem(counters_.get(), &veth, zero.data(), BPF_ANY) != 0) return bpf_error(errno, "counters");
-  const epair_tap_config to_end{veth};
-  if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_ANY) != 0) return bpf_error(errno, "from_engine");
-  epair_end_config config{};
-  config.peer_veth = static_cast<std::uint32_t>(peer.veth);
-  config.tap = tap;
-  config.max_frame = mtu + kFrameOverMtu;
-  config.way = EPAIR_WAY_KERNEL;
-  if (Status s = update_end(end, config); !s) return s;
-  if (Status s = attach(end.tap, deliver_.get()); !s) return s;
-  return attach(end.veth, transmit_.get());
+  for (int i = 0; i < 2; ++i) {
+    const std::uint32_t slot = *slots[i];
+    if (bpf_map_update_elem(counters_.get(), &slot, zero.data(), BPF_ANY) != 0) return bpf_error(errno, "counters");
+    const auto tap = static_cast<std::uint32_t>(ends[i].tap);
+    const epair_tap_config to_end{static_cast<std::uint32_t>(ends[i].veth)};
+    if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_ANY) != 0) return bpf_error(errno, "from_engine");
+    epair_end_config config{};
+    config.peer_veth = static_cast<std::uint32_t>(ends[1 - i].veth);
+    config.tap = tap;
+    config.max_frame = mtu + kFrameOverMtu;
+    config.peer_max_frame = mtu + kFrameOverMtu;
+    config.slot = slot;
+    config.peer_slot = *slots[1 - i];
+    config.way = EPAIR_WAY_KERNEL;
+    if (Status s = update_end(ends[i].veth, config); !s) return s;
+  }
+  for (const HiddenEnd& end : ends) {
+    if (Status s = attach(end.tap, deliver_.get()); !s) return s;
+  }
+  for (const HiddenEnd& end : ends) {
+    if (Status s = attach(end.veth, transmit_.get()); !s) return s;
+  }
+  return {};
 }
 
 void Datapath::remove_end(const HiddenEnd& end) {
   const auto veth = static_cast<std::uint32_t>(end.veth);
   const auto tap = static_cast<std::uint32_t>(end.tap);
+  if (auto config = this->config(end); config && config->slot < slot_used_.size()) slot_used_[config->slot] = false;
   bpf_map_delete_elem(ends_.get(), &veth);
-  bpf_map_delete_elem(counters_.get(), &veth);
   bpf_map_delete_elem(from_engine_.get(), &tap);
 }
 
-Status Datapath::update_end(const HiddenEnd& end, const epair_end_config& config) {
-  const auto veth = static_cast<std::uint32_t>(end.veth);
-  if (bpf_map_update_elem(ends_.get(), &veth, &config, BPF_ANY) != 0) return bpf_error(errno, "ends");
+Status Datapath::update_end(int veth, const epair_end_config& config) {
+  const auto key = static_cast<std::uint32_t>(veth);
+  if (bpf_map_update_elem(ends_.get(), &key, &config, BPF_ANY) != 0) return bpf_error(errno, "ends");
   return {};
 }
 
@@ -252,28 +299,32 @@ Status Datapath::set_peer_up(const HiddenEnd& end, bool up) {
   auto config = this->config(end);
   if (!config) return config.status();
   config->peer_up = up ? 1 : 0;
-  return update_end(end, *config);
+  return update_end(end.veth, *config);
 }
 
 Status Datapath::set_mtu(const HiddenEnd& end, std::uint32_t mtu) {
   auto config = this->config(end);
   if (!config) return config.status();
   config->max_frame = mtu + kFrameOverMtu;
-  return update_end(end, *config);
+  if (Status s = update_end(end.veth, *config); !s) return s;
+  auto peer = this->config(HiddenEnd{static_cast<int>(config->peer_veth), 0});
+  if (!peer) return peer.status();
+  peer->peer_max_frame = mtu + kFrameOverMtu;
+  return update_end(static_cast<int>(config->peer_veth), *peer);
 }
 
 Status Datapath::set_way(const HiddenEnd& end, epair_way way) {
   auto config = this->config(end);
   if (!config) return config.status();
   config->way = static_cast<std::uint8_t>(way);
-  return update_end(end, *config);
+  return update_end(end.veth, *config);
 }
 
 Counters Datapath::counters(const HiddenEnd& end) const {
   std::vector<Counters> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
-  const auto veth = static_cast<std::uint32_t>(end.veth);
   Counters sum{};
-  if (bpf_map_lookup_elem(counters_.get(), &veth, per_cpu.data()) != 0) return sum;
+  auto config = this->config(end);
+  if (!config || bpf_map_lookup_elem(counters_.get(), &config->slot, per_cpu.data()) != 0) return sum;
   for (const Counters& cpu : per_cpu) {
     sum.opackets += cpu.opackets;
     sum.obytes += cpu.obytes;

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "datapath_abi.h"
 #include "epair/status.hpp"
@@ -46,16 +48,19 @@ class Datapath {
   /// The programs and maps a previous epaird attached to end's devices.
   static Result<std::unique_ptr<Datapath>> adopt(int netns_fd, const HiddenEnd& end);
 
-  /// Attaches the programs to end's devices and describes the end in the
-  /// maps: frames go the kernel's way, those longer than set_mtu() says
-  /// are dropped, and the peer counts as down until set_peer_up() says
-  /// otherwise.
-  Status add_end(const HiddenEnd& end, const HiddenEnd& peer, std::uint32_t mtu);
-  /// Forgets the end's map entries; the filters go with its devices.
+  /// Gives each end a slot in the counters, at zero, describes both in the
+  /// maps and attaches the programs to their devices: frames go the
+  /// kernel's way, those longer than an end's MTU + 18 are dropped, and
+  /// each end's peer counts as down until set_peer_up() says otherwise.
+  /// ENOSPC when the counters have no two free slots.
+  Status add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu);
+  /// Forgets the end's map entries and frees its slot; the filters go with
+  /// its devices.
   void remove_end(const HiddenEnd& end);
   Status set_peer_up(const HiddenEnd& end, bool up);
   /// Frames longer than mtu + 18 (Ethernet and a VLAN header) the end
-  /// sends are dropped and counted (SPEC.md, transmit step 1).
+  /// sends are dropped and counted in its oerrors (SPEC.md, transmit step
+  /// 1), those its peer sends in its ierrors.
   Status set_mtu(const HiddenEnd& end, std::uint32_t mtu);
   Status set_way(const HiddenEnd& end, epair_way way);
   /// What the program says of the end: its peer's veth and its settings.
@@ -65,7 +70,10 @@ class Datapath {
  private:
   explicit Datapath(int netns_fd) : netns_fd_(netns_fd) {}
   Status attach(int ifindex, int program_fd) const;
-  Status update_end(const HiddenEnd& end, const epair_end_config& config);
+  Status update_end(int veth, const epair_end_config& config);
+  // The slots the ends in the map hold, read when adopting.
+  Status mark_used_slots();
+  std::optional<std::uint32_t> take_slot();
 
   int netns_fd_;
   os::UniqueFd transmit_;
@@ -73,6 +81,7 @@ class Datapath {
   os::UniqueFd ends_;
   os::UniqueFd from_engine_;
   os::UniqueFd counters_;
+  std::vector<bool> slot_used_ = std::vector<bool>(EPAIR_KERNEL_MAX_ENDS);
 };
 
 }  // namespace epair::kernel

@@ -3,16 +3,17 @@
  * epaird (C++) compile it.
  *
  * Guarantees:
- * - Every map is keyed by an ifindex in epaird's hidden namespace: a hidden
- *   veth (the visible end's peer) or a hidden TAP (the end's way into and
- *   out of the engine).
+ * - ends and from_engine are keyed by an ifindex in epaird's hidden
+ *   namespace: a hidden veth (the visible end's peer) or a hidden TAP (the
+ *   end's way into and out of the engine). counters is an array indexed by
+ *   the slot epaird gave the end, so that a frame costs one hash lookup.
  * - Counters are per CPU; a reader adds the CPUs' values. */
 #ifndef EPAIR_KERNEL_DATAPATH_ABI_H
 #define EPAIR_KERNEL_DATAPATH_ABI_H
 
 #include <linux/types.h>
 
-/* Pairs the maps hold at most: two ends each, and a TAP beside each end. */
+/* Ends the maps hold at most; each has a slot in the counters. */
 #define EPAIR_KERNEL_MAX_ENDS 8192
 
 enum epair_way {
@@ -20,13 +21,16 @@ enum epair_way {
   EPAIR_WAY_ENGINE = 1, /* handed to epaird's engine through the end's TAP */
 };
 
-/* ends[hidden veth of X]: what X transmits meets this. */
+/* ends[hidden veth of X]: what X transmits meets this, in one lookup. */
 struct epair_end_config {
-  __u32 peer_veth; /* hidden veth of X's peer Y: bpf_redirect_peer() lands in Y */
-  __u32 tap;       /* X's hidden TAP, read by the engine */
-  __u32 max_frame; /* X's MTU + 18 (Ethernet and a VLAN header) */
-  __u8 way;        /* enum epair_way */
-  __u8 peer_up;    /* Y is UP and RUNNING */
+  __u32 peer_veth;      /* hidden veth of X's peer Y: bpf_redirect_peer() lands in Y */
+  __u32 tap;            /* X's hidden TAP, read by the engine */
+  __u32 max_frame;      /* X's MTU + 18 (Ethernet and a VLAN header) */
+  __u32 peer_max_frame; /* Y's */
+  __u32 slot;           /* X's counters */
+  __u32 peer_slot;      /* Y's */
+  __u8 way;             /* enum epair_way */
+  __u8 peer_up;         /* Y is UP and RUNNING */
   __u8 pad[2];
 };
 
@@ -36,7 +40,7 @@ struct epair_tap_config {
   __u32 veth;
 };
 
-/* counters[hidden veth of X]: what the kernel path counted for X, in
+/* counters[slot of X]: what the kernel path counted for X, in
  * SPEC.md's words; a GSO packet counts its segments. ierrors: frames longer
  * than X's MTU + 18 its peer sent, which Linux would not take in. */
 struct epair_end_counters {
