@@ -64,6 +64,7 @@ Controller::~Controller() {
   for (auto& [name, end] : ends_) stop_end(end);
   ends_.clear();
   poller_.reset();
+  hidden_poller_.reset();
   netns_.reset();
   engine_.reset();
 }
@@ -109,8 +110,8 @@ Status Controller::start_end(End& end, tap::Device device) {
   const std::string name = end.ifp->name();
   auto tap = std::make_shared<tap::Endpoint>(end.ifp, std::move(device), engine_->pool());
   end.transport = tap;
-  if (Status s =
-          tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); }, poller_.get());
+  if (Status s = tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); },
+                            end.kernel && hidden_poller_ ? hidden_poller_.get() : poller_.get());
       !s) {
     return s;
   }

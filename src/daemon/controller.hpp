@@ -134,6 +134,7 @@ class Controller {
   // kernel_path.cpp: ends as veths whose hidden peers' program carries the
   // frames, through the engine when the cable needs user space.
   Status open_kernel_path();
+  Status start_hidden_poller();
   Result<tap::Device> make_kernel_end(End& end);
   void remove_kernel_end(End& end);
   // The hidden devices of an end that could not be adopted.
@@ -168,6 +169,9 @@ class Controller {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<NetnsRegistry> netns_;
   std::unique_ptr<tap::Poller> poller_;
+  // Reads every kernel end's hidden TAP, which carries frames only while
+  // the end goes the engine's way: one thread for all, asleep otherwise.
+  std::unique_ptr<tap::Poller> hidden_poller_;
   os::UniqueFd hidden_netns_;
   std::unique_ptr<os::RouteSocket> hidden_control_;
   std::unique_ptr<kernel::Datapath> datapath_;

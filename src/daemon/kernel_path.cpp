@@ -45,6 +45,7 @@ std::optional<std::string> first_kernel_end(const json& state) {
 //    state file are adopted, maps and counters with them; when there is
 //    none, or they are gone, the programs are loaded afresh, which proves
 //    that the kernel can run them.
+// 3. One thread is started to read the hidden TAPs of all kernel ends.
 Status Controller::open_kernel_path() {
   auto fd = kernel::open_hidden_netns(config_.hidden_netns);
   if (!fd) return fd.status();
@@ -73,7 +74,7 @@ Status Controller::open_kernel_path() {
       if (adopted) {
         datapath_ = std::move(*adopted);
         spdlog::info("kernel data path: adopted the programs and counters on {}'s hidden devices", *name);
-        return {};
+        return start_hidden_poller();
       }
       spdlog::warn("{}; loading the programs afresh", adopted.status().message());
     }
@@ -81,7 +82,14 @@ Status Controller::open_kernel_path() {
   auto loaded = kernel::Datapath::load(hidden_netns_.get());
   if (!loaded) return loaded.status();
   datapath_ = std::move(*loaded);
-  return {};
+  return start_hidden_poller();
+}
+
+// With --busy-poll, its thread reads every TAP, hidden ones too.
+Status Controller::start_hidden_poller() {
+  if (poller_) return {};
+  hidden_poller_ = std::make_unique<tap::Poller>(std::chrono::microseconds(0));
+  return hidden_poller_->start();
 }
 
 // An end's devices, in this order:

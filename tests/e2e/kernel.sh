@@ -75,9 +75,10 @@ deltas "${COUNTERS[@]}"
 ((D_A_opackets > 10000 && D_A_opackets == D_B_ipackets && D_A_obytes == D_B_ibytes && D_B_opackets == D_A_ipackets)) \
   && ok "TCP: $A sent $D_A_opackets frames ($D_A_obytes bytes) = $B received; $D_B_opackets back" \
   || fail "TCP: $A opackets $D_A_opackets obytes $D_A_obytes, $B ipackets $D_B_ipackets ibytes $D_B_ibytes; back $D_B_opackets/$D_A_ipackets"
-ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s2.log"
-wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5201'"
-ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -u -l 22 -b 20M -t 1 >/dev/null || fail "iperf3 UDP"
+# A port of its own: the first server may still be on its way out.
+ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 -p 5202 --logfile "$WORK/iperf-s2.log"
+wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5202'"
+ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -p 5202 -u -l 22 -b 20M -t 1 >/dev/null || fail "iperf3 UDP"
 deltas "${COUNTERS[@]}"
 ((D_A_opackets > 10000 && D_A_opackets == D_B_ipackets && D_A_obytes == D_B_ibytes && D_B_rx_packets == D_B_ipackets)) \
   && ok "UDP: $A sent $D_A_opackets frames = $B received = Linux's rx_packets on $B" \
@@ -130,6 +131,22 @@ ctl "$B" up || fail "up $B"
 wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q LOWER_UP" && ok "$B up: carrier back on $A" \
   || fail "$A: $(ip -n "$NS_A" link show "$A")"
 wait_for 5 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 && ok "ping again" || fail "no ping after up"
+
+log "no thread an end, no CPU while idle; the devices of pairs made and destroyed go"
+threads=$(ls "/proc/$DAEMON_PID/task" | wc -l)
+hidden_before=$(hidden ip -o link show | wc -l)
+made=()
+for _ in $(seq 20); do made+=("$(ctl epair create)") || fail "create"; done
+for name in "${made[@]}"; do ctl "$name" up && ctl "${name%a}b" up || fail "up $name"; done
+more=$(ls "/proc/$DAEMON_PID/task" | wc -l)
+((more == threads)) && ok "21 pairs, $more threads, as with one" || fail "threads: $threads with one pair, $more with 21"
+ticks0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+sleep 1
+ticks=$(($(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat") - ticks0))
+((ticks <= 2)) && ok "idle: $ticks ticks of epaird CPU in 1 s" || fail "idle: $ticks ticks in 1 s"
+for name in "${made[@]}"; do ctl "$name" destroy || fail "destroy $name"; done
+[[ $(hidden ip -o link show | wc -l) == "$hidden_before" ]] && ok "20 pairs destroyed: their 80 hidden devices gone" \
+  || fail "hidden devices: $hidden_before before, $(hidden ip -o link show | wc -l) after"
 
 log "kill -9 epaird during a ping every 10 ms: none lost; counters go on"
 ip netns exec "$NS_A" ping -c 300 -i 0.01 -W 1 10.99.0.2 >"$WORK/ping.log" 2>&1 &
