@@ -41,7 +41,13 @@ not_listed() {
   [[ " $names " != *" $1 "* ]]
 }
 
-iperf_server() { ip netns exec "$1" iperf3 -s -1 -D -B "$2" --logfile "$WORK/iperf-s-$1.log"; wait_for 5 ip netns exec "$1" bash -c "ss -ltn | grep -q ':5201'"; }
+iperf_server() {
+  ip netns exec "$1" iperf3 -s -1 -D -B "$2" --logfile "$WORK/iperf-s-$1.log" --pidfile "$WORK/iperf-s-$1.pid"
+  wait_for 5 ip netns exec "$1" bash -c "ss -ltn | grep -q ':5201'"
+}
+# stop_iperf_server NS: this scenario's server in NS, not another's: the
+# machine's processes are one set, whatever the namespace.
+stop_iperf_server() { kill "$(cat "$WORK/iperf-s-$1.pid" 2>/dev/null)" 2>/dev/null; }
 
 log "kill -9 in the middle of a TCP transfer, then restart"
 iperf_server "$NS_B" 10.99.0.2
@@ -83,7 +89,7 @@ wait_for 5 bash -c "! ip -n '$NS_A' link show '$A'" && ok "the peer device went 
 wait_for 5 not_listed "$A" && ok "pair torn down" || fail "still listed: $(ctl -l)"
 kill "$client" 2>/dev/null
 wait "$client" 2>/dev/null
-ip netns exec "$NS_B" pkill -f "iperf3 -s" 2>/dev/null
+stop_iperf_server "$NS_B"
 other_pair_unhurt
 ctl -C >/dev/null && ok "epaird still answers" || fail "epaird died"
 
@@ -181,5 +187,5 @@ for _ in $(seq 50); do
 done
 ((free == 64)) && ok "every frame back in the pool" || fail "$free of 64 frames free"
 ip netns exec "$NS_C" ping -c 5 -i 0.1 -W 1 10.98.0.2 >/dev/null && ok "traffic recovers" || fail "no traffic after"
-ip netns exec "$NS_D" pkill -f "iperf3 -s" 2>/dev/null
+stop_iperf_server "$NS_D"
 finish

@@ -62,7 +62,7 @@ after=$(counter "$B" ierrors)
 ctl "$A" mtu 1500
 
 log "destroy while iperf3 runs"
-ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s2.log"
+ip netns exec "$NS_B" iperf3 -s -1 -D -B 10.99.0.2 --logfile "$WORK/iperf-s2.log" --pidfile "$WORK/iperf-s2.pid"
 wait_for 5 ip netns exec "$NS_B" bash -c "ss -ltn | grep -q ':5201'"
 ip netns exec "$NS_A" iperf3 -c 10.99.0.2 -t 20 -P 2 >"$WORK/iperf2.log" 2>&1 &
 client=$!
@@ -77,5 +77,6 @@ ctl -C >/dev/null && ok "epaird still answers" || fail "epaird died"
 ip -n "$NS_A" link show "$A" >/dev/null 2>&1 && fail "$A still exists" || ok "$A is gone"
 ip -n "$NS_B" link show "$B" >/dev/null 2>&1 && fail "$B still exists" || ok "$B is gone"
 [[ -z $(ctl -l) ]] && ok "no interfaces left" || fail "left: $(ctl -l)"
-ip netns exec "$NS_B" pkill -f "iperf3 -s" 2>/dev/null
+# This scenario's server, not another's: pkill would see every namespace's.
+kill "$(cat "$WORK/iperf-s2.pid")" 2>/dev/null
 finish
