@@ -77,15 +77,7 @@ struct End {
   InterfaceCounters counters() const {
     InterfaceCounters sum = ifp->counters();
     if (!kernel) return sum;
-    const kernel::Counters more = kernel->datapath->counters(kernel->hidden);
-    sum.ipackets += more.ipackets;
-    sum.ibytes += more.ibytes;
-    sum.imcasts += more.imcasts;
-    sum.opackets += more.opackets;
-    sum.obytes += more.obytes;
-    sum.omcasts += more.omcasts;
-    sum.oerrors += more.oerrors;
-    sum.ierrors += more.ierrors;
+    kernel::add_counters(sum, kernel->datapath->counters(kernel->hidden));
     return sum;
   }
 

@@ -325,16 +325,7 @@ Counters Datapath::counters(const HiddenEnd& end) const {
   Counters sum{};
   auto config = this->config(end);
   if (!config || bpf_map_lookup_elem(counters_.get(), &config->slot, per_cpu.data()) != 0) return sum;
-  for (const Counters& cpu : per_cpu) {
-    sum.opackets += cpu.opackets;
-    sum.obytes += cpu.obytes;
-    sum.omcasts += cpu.omcasts;
-    sum.oerrors += cpu.oerrors;
-    sum.ipackets += cpu.ipackets;
-    sum.ibytes += cpu.ibytes;
-    sum.imcasts += cpu.imcasts;
-    sum.ierrors += cpu.ierrors;
-  }
+  for (const Counters& cpu : per_cpu) add_counters(sum, cpu);
   return sum;
 }
 

@@ -36,6 +36,20 @@ struct HiddenEnd {
 /// CPUs.
 using Counters = epair_end_counters;
 
+/// Adds what the kernel path counted to into: another CPU's share, or the
+/// engine's InterfaceCounters, whose fields have the same names.
+template <typename Into>
+void add_counters(Into& into, const Counters& more) {
+  into.opackets += more.opackets;
+  into.obytes += more.obytes;
+  into.omcasts += more.omcasts;
+  into.oerrors += more.oerrors;
+  into.ipackets += more.ipackets;
+  into.ibytes += more.ibytes;
+  into.imcasts += more.imcasts;
+  into.ierrors += more.ierrors;
+}
+
 class Datapath {
  public:
   ~Datapath();
