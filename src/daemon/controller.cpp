@@ -17,15 +17,6 @@ namespace {
 
 std::string pair_name(const Interface& ifp) { return "epair" + std::to_string(ifp.unit()); }
 
-bool kernel_pairs_in(const json& state) {
-  for (const json& pair : state.value("pairs", json::array())) {
-    for (const json& e : pair.value("ends", json::array())) {
-      if (e.value("datapath", "tap") == "kernel") return true;
-    }
-  }
-  return false;
-}
-
 EngineConfig continued(EngineConfig config, const json& state) {
   config.mac_index_start = state.value("mac_index", 0u);
   return config;
@@ -43,11 +34,14 @@ Controller::Controller(ControllerConfig config)
     poller_ = std::make_unique<tap::Poller>(config_.busy_poll);
     if (Status s = poller_->start(); !s) throw std::runtime_error(s.message());
   }
+}
+
+Status Controller::open_datapath() {
   // The kernel path opens for new pairs unless told not to, and for the
   // state file's pairs on it whatever new ones take.
-  if (config_.datapath != DatapathChoice::kTap || kernel_pairs_in(saved_)) {
+  if (config_.datapath != DatapathChoice::kTap || saved_kernel_pairs()) {
     if (Status s = open_kernel_path(); !s) {
-      if (config_.datapath == DatapathChoice::kKernel) throw std::runtime_error(s.message());
+      if (config_.datapath == DatapathChoice::kKernel) return s;
       spdlog::warn("{}; new pairs take the tap data path", s.message());
       datapath_.reset();
     }
@@ -56,6 +50,7 @@ Controller::Controller(ControllerConfig config)
   if (config_.datapath != DatapathChoice::kTap) {
     spdlog::info("new pairs take the {} data path", new_pairs_in_kernel_ ? "kernel" : "tap");
   }
+  return {};
 }
 
 Controller::~Controller() {

@@ -8,7 +8,9 @@
 //   state.cpp          what the state file holds, and re-adoption from it
 // with netns_registry, state_file, views and metrics beside them.
 // Every call is made from the daemon's control thread, except
-// report_device_gone(), which reader threads call.
+// report_device_gone(), which reader threads call. What other threads
+// change in an end (a memif peer's carrier, a capture ending) reaches a
+// kernel end's hidden devices through the control thread too.
 #pragma once
 
 #include <chrono>
@@ -19,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control_protocol.hpp"
@@ -38,7 +41,7 @@ struct StartedCapture {
   std::uint64_t count = 0;  ///< frames to deliver; 0 for no limit
 };
 
-/// Which data path new pairs take (docs/epaird.md, DATA PATHS).
+/// Which data path new pairs take (epaird(8), DATA PATHS).
 enum class DatapathChoice {
   kAuto,    ///< kernel where the kernel and privileges allow it, else tap
   kKernel,  ///< kernel, or epaird does not start
@@ -48,7 +51,7 @@ enum class DatapathChoice {
 struct ControllerConfig {
   EngineConfig engine;
   std::filesystem::path state_file;
-  DatapathChoice datapath = DatapathChoice::kTap;
+  DatapathChoice datapath = DatapathChoice::kAuto;
   /// Where the hidden namespace of the kernel data path is mounted.
   std::filesystem::path hidden_netns;
   /// Zero: a reader thread per TAP end. Otherwise one tap::Poller reads all
@@ -65,6 +68,11 @@ class Controller {
   /// Reads the state file (throws std::runtime_error when it is unreadable)
   /// and starts the engine where the last run left its MAC index.
   explicit Controller(ControllerConfig config);
+  /// Opens the kernel data path when the configuration asks for it, or the
+  /// state file has pairs on it; until then new pairs take the TAP path.
+  /// An error only when --datapath kernel cannot be had; with auto, the
+  /// reason is logged and new pairs take the TAP path.
+  Status open_datapath();
   /// Re-adopts the pairs of the state file; pairs whose devices or
   /// namespaces are gone are torn down and reported.
   void restore();
@@ -97,7 +105,9 @@ class Controller {
   /// Called from any thread when a TAP reader finds its device gone;
   /// check() does the teardown. wake_fd is written to so the poll wakes.
   void report_device_gone(const std::string& ifname, const std::string& reason);
-  void set_wake_fd(int fd) { wake_fd_ = fd; }
+  /// What was posted before it was set is applied at the first wake; -1
+  /// before the descriptor is closed, so that no thread writes to it then.
+  void set_wake_fd(int fd);
 
  private:
   // controller.cpp
@@ -134,6 +144,8 @@ class Controller {
   // kernel_path.cpp: ends as veths whose hidden peers' program carries the
   // frames, through the engine when the cable needs user space.
   Status open_kernel_path();
+  // Whether the state file found at start has an end on the kernel path.
+  bool saved_kernel_pairs() const;
   Status start_hidden_poller();
   Result<tap::Device> make_kernel_end(End& end);
   void remove_kernel_end(End& end);
@@ -147,6 +159,13 @@ class Controller {
   // captured or attached; the kernel's otherwise.
   void update_way(End& end);
   void update_ways_of_pair(const std::string& ifname);
+  // What an event of a kernel end changes in its hidden devices and map
+  // entry; on the control thread, which is the only one that writes them.
+  void apply_kernel_event(const std::string& name, InterfaceEvent event);
+  // From another thread: check() applies it.
+  void post_kernel_event(const std::string& name, InterfaceEvent event);
+  // Wakes the control thread's poll; posted_mutex_ held.
+  void wake_locked() const;
 
   // kernel_events.cpp
   // Brings the ends in vnet in line with the kernel: those whose links are
@@ -177,10 +196,12 @@ class Controller {
   std::unique_ptr<kernel::Datapath> datapath_;
   bool new_pairs_in_kernel_ = false;
   std::map<std::string, End, std::less<>> ends_;
-  int wake_fd_ = -1;
 
-  std::mutex gone_mutex_;
+  const std::thread::id control_thread_ = std::this_thread::get_id();
+  std::mutex posted_mutex_;
+  int wake_fd_ = -1;
   std::vector<std::pair<std::string, std::string>> gone_;
+  std::vector<std::pair<std::string, InterfaceEvent>> kernel_events_;
 };
 
 }  // namespace epair::daemon

@@ -40,8 +40,8 @@ options:
   -P, --datapath WAY      what carries new pairs' frames: kernel (veth ends and
                           an eBPF program; epaird does not start when the
                           kernel cannot run it), tap (TAP ends read by the
-                          engine) or auto (kernel where it can, else tap);
-                          default tap
+                          engine) or auto (kernel where it can, else tap,
+                          with a log line saying why); default auto
   -b, --busy-poll USEC    one thread reads every TAP end and spins USEC
                           microseconds after the last frame before it sleeps:
                           lower latency for a CPU kept busy (default 0: a
@@ -80,7 +80,7 @@ struct Options {
   std::string readers = "all";
   std::chrono::microseconds busy_poll{0};
   std::string metrics;
-  epair::daemon::DatapathChoice datapath = epair::daemon::DatapathChoice::kTap;
+  epair::daemon::DatapathChoice datapath = epair::daemon::DatapathChoice::kAuto;
 
   static epair::EngineConfig default_engine() {
     epair::EngineConfig engine;
@@ -240,8 +240,10 @@ void lock_state_dir(const std::filesystem::path& state_dir) {
 // 3. The stop signals blocked, before the engine's workers and the TAP
 //    readers exist, so that they inherit the mask and a SIGTERM reaches
 //    the server's signalfd.
-// 4. The controller and the server; the socket listens before the pairs
-//    of the last run are re-adopted, and the server runs until a signal.
+// 4. The controller and the server; the socket listens before the data
+//    path opens (so that a second epaird fails before it touches the
+//    hidden namespace) and the pairs of the last run are re-adopted; the
+//    server runs until a signal.
 int main(int argc, char** argv) {
   using namespace epair;
   const Options o = parse_options(argc, argv);
@@ -258,6 +260,7 @@ int main(int argc, char** argv) {
         {o.engine, o.state_dir / "state.json", o.datapath, o.state_dir / "hidden.netns", o.busy_poll});
     daemon::Server server(controller, {o.socket_path, o.policy, o.metrics});
     if (Status s = server.listen(); !s) fail(s.message());
+    if (Status s = controller.open_datapath(); !s) fail(s.message());
     controller.restore();
     if (Status s = server.run(); !s) fail(s.message());
   } catch (const std::exception& e) {

@@ -92,10 +92,18 @@ std::optional<os::LinkInfo> Controller::refresh_addresses(End& end) {
 }
 
 void Controller::report_device_gone(const std::string& ifname, const std::string& reason) {
-  {
-    std::lock_guard lock(gone_mutex_);
-    gone_.emplace_back(ifname, reason);
-  }
+  std::lock_guard lock(posted_mutex_);
+  gone_.emplace_back(ifname, reason);
+  wake_locked();
+}
+
+void Controller::set_wake_fd(int fd) {
+  std::lock_guard lock(posted_mutex_);
+  wake_fd_ = fd;
+  wake_locked();
+}
+
+void Controller::wake_locked() const {
   if (wake_fd_ >= 0) {
     const std::uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
@@ -104,10 +112,13 @@ void Controller::report_device_gone(const std::string& ifname, const std::string
 
 void Controller::check() {
   std::vector<std::pair<std::string, std::string>> gone;
+  std::vector<std::pair<std::string, InterfaceEvent>> kernel_events;
   {
-    std::lock_guard lock(gone_mutex_);
+    std::lock_guard lock(posted_mutex_);
     gone.swap(gone_);
+    kernel_events.swap(kernel_events_);
   }
+  for (const auto& [name, event] : kernel_events) apply_kernel_event(name, event);
   for (const auto& [name, reason] : gone) {
     if (find(name) == nullptr) continue;
     spdlog::error("{}: device gone ({})", name, reason);

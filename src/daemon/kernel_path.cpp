@@ -38,6 +38,8 @@ std::optional<std::string> first_kernel_end(const json& state) {
 
 }  // namespace
 
+bool Controller::saved_kernel_pairs() const { return first_kernel_end(saved_).has_value(); }
+
 // Opening, in this order:
 // 1. The hidden namespace is opened where the state directory keeps it, or
 //    made there, with a route socket in it.
@@ -171,27 +173,50 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
 // sets the end's hidden veth up only then; the program is told the same,
 // so that what the end sends meanwhile is dropped and counted.
 void Controller::follow_carrier_in_kernel(End& end) {
-  const std::string hidden = hidden_veth_name(end.ifp->name());
-  const kernel::HiddenEnd devices = end.kernel->hidden;
-  auto update = [this, hidden, devices](const Interface& ifp) {
-    const bool up = ifp.link_state() == LinkState::kUp;
-    if (Status s = datapath_->set_peer_up(devices, up); !s) spdlog::warn("{}", s.message());
-    if (Status s = hidden_control_->set_up(hidden, up); !s) spdlog::warn("{}", s.message());
-  };
   // The engine's writes into the TAP need it; parking took it away.
   if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());
-  end.carrier = end.ifp->subscribe([this, update, name = end.ifp->name()](Interface& ifp, InterfaceEvent event) {
-    if (event == InterfaceEvent::kLinkState) update(ifp);
-    if (event == InterfaceEvent::kMtu) {
-      if (End* e = find(name); e != nullptr && e->kernel) {
-        if (Status s = datapath_->set_mtu(e->kernel->hidden, ifp.mtu()); !s) {
-          spdlog::warn("{}", s.message());
-        }
-      }
+  end.carrier = end.ifp->subscribe([this, name = end.ifp->name()](Interface&, InterfaceEvent event) {
+    if (event != InterfaceEvent::kLinkState && event != InterfaceEvent::kMtu && event != InterfaceEvent::kImpairment &&
+        event != InterfaceEvent::kTaps) {
+      return;
     }
-    if (event == InterfaceEvent::kImpairment || event == InterfaceEvent::kTaps) update_ways_of_pair(name);
+    if (std::this_thread::get_id() == control_thread_) {
+      apply_kernel_event(name, event);
+    } else {
+      post_kernel_event(name, event);
+    }
   });
-  update(*end.ifp);
+  apply_kernel_event(end.ifp->name(), InterfaceEvent::kLinkState);
+}
+
+// Read when applied, not when posted: of two changes made in turn, the
+// state the second leaves is the one the devices end with.
+void Controller::apply_kernel_event(const std::string& name, InterfaceEvent event) {
+  End* end = find(name);
+  if (end == nullptr || !end->kernel) return;
+  switch (event) {
+    case InterfaceEvent::kLinkState: {
+      const bool up = end->ifp->link_state() == LinkState::kUp;
+      if (Status s = datapath_->set_peer_up(end->kernel->hidden, up); !s) spdlog::warn("{}", s.message());
+      if (Status s = hidden_control_->set_up(hidden_veth_name(name), up); !s) spdlog::warn("{}", s.message());
+      break;
+    }
+    case InterfaceEvent::kMtu:
+      if (Status s = datapath_->set_mtu(end->kernel->hidden, end->ifp->mtu()); !s) spdlog::warn("{}", s.message());
+      break;
+    case InterfaceEvent::kImpairment:
+    case InterfaceEvent::kTaps:
+      update_ways_of_pair(name);
+      break;
+    default:
+      break;
+  }
+}
+
+void Controller::post_kernel_event(const std::string& name, InterfaceEvent event) {
+  std::lock_guard lock(posted_mutex_);
+  kernel_events_.emplace_back(name, event);
+  wake_locked();
 }
 
 void Controller::park_in_kernel(End& end) {

@@ -128,6 +128,7 @@ Server::Server(Controller& controller, ServerConfig config) : controller_(contro
 
 Server::~Server() {
   captures_.clear();  // each writes its counters and closes
+  controller_.set_wake_fd(-1);
   for (auto& [fd, client] : clients_) ::close(fd);
   for (auto& [fd, request] : http_clients_) ::close(fd);
   for (int fd : {listen_fd_, epoll_fd_, signal_fd_, wake_fd_, metrics_fd_}) {

@@ -168,6 +168,11 @@ prlimit --pid "$DAEMON_PID" --nofile="$limit"
 log "frame pool exhausted"
 stop_daemon TERM
 start_daemon --metrics "unix:$METRICS" --frames 64 --delivery deferred --workers 1
+# On the kernel path only what goes the engine's way takes frames from
+# the pool: an impairment that changes nothing sends it there.
+if [[ $(show_field "$C" datapath) == kernel ]]; then
+  ctl "$C" impair limit 1000 && ctl "$D" impair limit 1000 || fail "impair limit 1000"
+fi
 iperf_server "$NS_D" 10.98.0.2
 ip netns exec "$NS_C" iperf3 -c 10.98.0.2 -u -b 0 -l 60000 -P 4 -t 3 >"$WORK/iperf-pool.log" 2>&1 &
 client=$!

@@ -119,6 +119,28 @@ for path in sys.argv[1:]:
 }
 show_field() { show_fields "$1" "$2"; }
 
+# frames_longer_than BYTES NS_FROM NS_TO DEV ADDR PORT: how many frames
+# longer than BYTES tcpdump on DEV (in NS_TO) saw while iperf3 sent TCP
+# from NS_FROM to ADDR:PORT for a second; a server of its own on PORT. Seen
+# where they arrive, frames show what offload did on the way, whichever
+# data path counted them; fails when iperf3 does.
+frames_longer_than() {
+  local bytes=$1 from=$2 to=$3 dev=$4 addr=$5 port=$6 dump status
+  ip netns exec "$to" iperf3 -s -1 -D -B "$addr" -p "$port" --logfile "$WORK/iperf-$port.log" \
+    --pidfile "$WORK/iperf-$port.pid"
+  wait_for 5 ip netns exec "$to" bash -c "ss -ltn | grep -q ':$port'"
+  ip netns exec "$to" tcpdump -i "$dev" -w /dev/null "tcp and greater $((bytes + 1))" 2>"$WORK/dump-$port.err" &
+  dump=$!
+  wait_for 5 grep -q "listening on" "$WORK/dump-$port.err"
+  ip netns exec "$from" iperf3 -c "$addr" -p "$port" -t 1 >/dev/null
+  status=$?
+  kill -INT "$dump"
+  wait "$dump"
+  kill "$(cat "$WORK/iperf-$port.pid" 2>/dev/null)" 2>/dev/null
+  awk '/packets captured/ {print $1}' "$WORK/dump-$port.err"
+  return $status
+}
+
 # The command must fail with exactly one line on stderr containing $1.
 expect_error() {
   local want=$1
