@@ -57,11 +57,20 @@ class Lab:
     def ctl(self, *args):
         return run(self.epairctl, *args, env=self.env).stdout.strip()
 
+    def datapath_args(self):
+        # An epaird built before the kernel data path has no --datapath:
+        # the TAP path is the only one it has.
+        if "--datapath" in run(self.epaird, "--help", check=False).stdout:
+            return ["--datapath", self.datapath]
+        if self.datapath == "tap":
+            return []
+        raise SystemExit(f"{self.epaird} has no kernel data path (no --datapath); measure it with --datapath tap")
+
     def setup(self):
         self.daemon = subprocess.Popen(
             [self.epaird, "--socket", self.env["EPAIR_SOCKET"], "--state-dir", os.path.join(self.work, "state"),
              "--log-level", "warn", "--delivery", self.delivery,
-             "--busy-poll", str(self.busy_poll), "--datapath", self.datapath], stderr=subprocess.DEVNULL)
+             "--busy-poll", str(self.busy_poll)] + self.datapath_args(), stderr=subprocess.DEVNULL)
         for _ in range(100):
             if os.path.exists(self.env["EPAIR_SOCKET"]):
                 break

@@ -87,7 +87,7 @@ Result<StartedCapture> Controller::start_capture(const control::CaptureRequest& 
 }
 
 std::string Controller::metrics(const CaptureMetrics& captures) const {
-  return render_metrics(*engine_, ends_, captures);
+  return render_metrics(*engine_, ends_, captures, datapath_.get());
 }
 
 End* Controller::find(std::string_view name) {

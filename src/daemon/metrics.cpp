@@ -145,10 +145,18 @@ void render_attachments(std::string& out, const std::vector<Row>& rows) {
   }
 }
 
+void render_kernel(std::string& out, const kernel::Datapath& datapath) {
+  const kernel::MapEntries entries = datapath.map_entries();
+  Family family(out, "epair_kernel_map_entries", "gauge",
+                "Entries in the kernel data path's maps, read from the kernel: one in each for every end on it.");
+  family.sample(entries.ends, "map=\"ends\"");
+  family.sample(entries.from_engine, "map=\"from_engine\"");
+}
+
 }  // namespace
 
 std::string render_metrics(Engine& engine, const std::map<std::string, End, std::less<>>& ends,
-                           const CaptureMetrics& captures) {
+                           const CaptureMetrics& captures, const kernel::Datapath* datapath) {
   std::string out;
   std::size_t pairs = 0;
   std::vector<Row> rows;
@@ -158,6 +166,7 @@ std::string render_metrics(Engine& engine, const std::map<std::string, End, std:
                     end.ifp.get(), end.counters()});
   }
   render_engine(out, engine, pairs);
+  if (datapath != nullptr) render_kernel(out, *datapath);
   render_interfaces(out, rows, captures);
   render_impairments(out, rows);
   render_attachments(out, rows);

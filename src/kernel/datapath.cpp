@@ -222,6 +222,20 @@ Status Datapath::mark_used_slots() {
   return errno == ENOENT ? Status{} : bpf_error(errno, "reading the ends");
 }
 
+MapEntries Datapath::map_entries() const {
+  auto count = [](int map_fd) {
+    std::size_t n = 0;
+    std::uint32_t key = 0;
+    const void* previous = nullptr;
+    while (bpf_map_get_next_key(map_fd, previous, &key) == 0) {
+      ++n;
+      previous = &key;
+    }
+    return n;
+  };
+  return {count(ends_.get()), count(from_engine_.get())};
+}
+
 std::optional<std::uint32_t> Datapath::take_slot() {
   for (std::uint32_t slot = 0; slot < slot_used_.size(); ++slot) {
     if (!slot_used_[slot]) {

@@ -50,6 +50,13 @@ void add_counters(Into& into, const Counters& more) {
   into.ierrors += more.ierrors;
 }
 
+/// What the maps hold, as the kernel says: an entry in each for every end
+/// on the kernel path.
+struct MapEntries {
+  std::size_t ends = 0;         ///< by hidden veth: what the end sends
+  std::size_t from_engine = 0;  ///< by hidden TAP: what the engine delivers
+};
+
 class Datapath {
  public:
   ~Datapath();
@@ -80,6 +87,8 @@ class Datapath {
   /// What the program says of the end: its peer's veth and its settings.
   Result<epair_end_config> config(const HiddenEnd& end) const;
   Counters counters(const HiddenEnd& end) const;
+  /// Read key by key from the kernel, not from what epaird believes.
+  MapEntries map_entries() const;
 
  private:
   explicit Datapath(int netns_fd) : netns_fd_(netns_fd) {}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # 1,000 pairs (EPAIR_CHURN_CYCLES; 400 in the CI tier) created, moved into a namespace,
 # configured and destroyed one after another: epaird's memory, descriptors
-# and threads come back to where they were after a warm-up. The ASan build of
+# and threads come back to where they were after a warm-up, and no device
+# or map entry of the kernel data path is left. The ASan build of
 # epaird runs LeakSanitizer at exit, which fails the test on a leak; there
 # resident memory is not compared (ASan's quarantine holds freed memory).
 source "$(dirname "$0")/lib.sh"
@@ -12,8 +13,14 @@ WARMUP=100
 # The TAP devices in the host namespace now, to tell whether the test leaves any.
 host_taps() { ip -o link show | grep -oE '^[0-9]+: epair[0-9]+[ab]' | cut -d' ' -f2 | sort; }
 host_taps >"$WORK/taps-before"
-start_daemon
+start_daemon --metrics "unix:$METRICS"
 new_ns NS n
+if [[ -e $STATE_DIR/hidden.netns ]]; then
+  pair=$(ctl epair create) || fail "create"
+  (($(metric epair_kernel_map_entries map=ends) == 2 && $(metric epair_kernel_map_entries map=from_engine) == 2)) \
+    && ok "the maps count a pair's two ends" || fail "map entries of one pair: $(metric epair_kernel_map_entries map=ends)"
+  ctl "$pair" destroy
+fi
 log "$CYCLES pairs created and destroyed"
 started=$SECONDS
 python3 "$HERE/load.py" churn "$EPAIR_SOCKET" "$NS" "$DAEMON_PID" "$CYCLES" "$WARMUP" >"$WORK/churn.json" \
@@ -40,4 +47,13 @@ PY
 wait_no_interfaces && ok "no interface left" || fail "left: $(ctl -l)"
 left=$(host_taps | comm -13 "$WORK/taps-before" -)
 [[ -z $left ]] && ok "no TAP device left" || fail "TAP devices left: $left"
+if [[ -e $STATE_DIR/hidden.netns ]]; then
+  # The kernel data path: every end's hidden veth and TAP, with the filters
+  # that hold the programs, and its entries in the programs' maps.
+  hidden=$(nsenter --net="$STATE_DIR/hidden.netns" ip -o link show | grep -v ': lo:')
+  [[ -z $hidden ]] && ok "no hidden device left" || fail "hidden devices left: $hidden"
+  ends=$(metric epair_kernel_map_entries map=ends) from_engine=$(metric epair_kernel_map_entries map=from_engine)
+  ((ends == 0 && from_engine == 0)) && ok "no map entry left" \
+    || fail "map entries left: $ends ends, $from_engine from the engine"
+fi
 finish

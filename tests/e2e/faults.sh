@@ -10,29 +10,8 @@ mkdir -p "$STATE_DIR"
 mount -t tmpfs -o size=512k,mode=0700 "epair-$RUN_ID" "$STATE_DIR" || { echo "SKIP: cannot mount tmpfs"; exit 77; }
 trap 'umount -l "$STATE_DIR" 2>/dev/null; cleanup' EXIT
 
-METRICS="$WORK/metrics.sock"
 start_daemon --metrics "unix:$METRICS"
 connect_pair
-
-# metric NAME [LABEL=VALUE]: one sample from epaird's metrics, 0 when absent.
-metric() {
-  python3 - "$METRICS" "$1" "${2:-}" <<'PY'
-import http.client, socket, sys
-path, name, label = sys.argv[1:4]
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-conn = Unix("localhost")
-conn.request("GET", "/metrics")
-for line in conn.getresponse().read().decode().splitlines():
-    if line.startswith(name + "{" if label else name + " ") and (not label or label.replace("=", '="') + '"' in line):
-        print(int(float(line.rsplit(" ", 1)[1])))
-        break
-else:
-    print(0)
-PY
-}
 
 # True when epaird answers and does not list the interface.
 not_listed() {

@@ -140,9 +140,7 @@ for _ in $(seq 20); do made+=("$(ctl epair create)") || fail "create"; done
 for name in "${made[@]}"; do ctl "$name" up && ctl "${name%a}b" up || fail "up $name"; done
 more=$(ls "/proc/$DAEMON_PID/task" | wc -l)
 ((more == threads)) && ok "21 pairs, $more threads, as with one" || fail "threads: $threads with one pair, $more with 21"
-ticks0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
-sleep 1
-ticks=$(($(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat") - ticks0))
+ticks=$(daemon_ticks_in_a_second)
 ((ticks <= 2)) && ok "idle: $ticks ticks of epaird CPU in 1 s" || fail "idle: $ticks ticks in 1 s"
 for name in "${made[@]}"; do ctl "$name" destroy || fail "destroy $name"; done
 [[ $(hidden ip -o link show | wc -l) == "$hidden_before" ]] && ok "20 pairs destroyed: their 80 hidden devices gone" \

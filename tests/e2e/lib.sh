@@ -39,6 +39,7 @@ RUN_ID="e2e$$"
 WORK=$(mktemp -d "/tmp/epair-${RUN_ID}.XXXXXX")
 export EPAIR_SOCKET="$WORK/epaird.sock"
 STATE_DIR="$WORK/state"
+METRICS="$WORK/metrics.sock"
 DAEMON_PID=""
 NAMESPACES=()
 # Processes the test started in the background, killed by cleanup.
@@ -119,6 +120,35 @@ for path in sys.argv[1:]:
 }
 show_field() { show_fields "$1" "$2"; }
 
+# metric NAME [LABEL=VALUE]: one sample from the metrics of an epaird
+# started with --metrics "unix:$METRICS", 0 when absent.
+metric() {
+  python3 - "$METRICS" "$1" "${2:-}" <<'PY'
+import http.client, socket, sys
+path, name, label = sys.argv[1:4]
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+conn = Unix("localhost")
+conn.request("GET", "/metrics")
+for line in conn.getresponse().read().decode().splitlines():
+    if line.startswith(name + "{" if label else name + " ") and (not label or label.replace("=", '="') + '"' in line):
+        print(int(float(line.rsplit(" ", 1)[1])))
+        break
+else:
+    print(0)
+PY
+}
+
+# epaird's CPU time over the next second, in clock ticks (user + system).
+daemon_ticks_in_a_second() {
+  local before
+  before=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+  sleep 1
+  echo $(($(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat") - before))
+}
+
 # frames_longer_than BYTES NS_FROM NS_TO DEV ADDR PORT: how many frames
 # longer than BYTES tcpdump on DEV (in NS_TO) saw while iperf3 sent TCP
 # from NS_FROM to ADDR:PORT for a second; a server of its own on PORT. Seen
@@ -179,8 +209,7 @@ cleanup() {
     trap - EXIT
     cat "$WORK/epaird.log"
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
-    umount "$STATE_DIR/hidden.netns" 2>/dev/null
-    rm -rf "$WORK"
+    remove_work
     exit 1
   fi
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
@@ -190,12 +219,17 @@ cleanup() {
     echo "=== epaird log"
     cat "$WORK/epaird.log"
   fi
-  # The kernel data path's hidden namespace, and the devices in it, go
-  # with its mount.
-  umount "$STATE_DIR/hidden.netns" 2>/dev/null
-  rm -rf "$WORK"
+  remove_work
 }
 trap cleanup EXIT
+
+# The work directory, with the hidden namespace of every epaird the test
+# started (each state directory's hidden.netns): its devices go with the
+# last mount.
+remove_work() {
+  awk -v work="$WORK/" 'index($2, work) == 1 {print $2}' /proc/mounts | xargs -r -n 1 umount 2>/dev/null
+  rm -rf "$WORK"
+}
 
 finish() {
   if ((FAILURES != 0)); then

@@ -24,6 +24,15 @@ log "create $PAIRS pairs"
 started=$SECONDS
 python3 "$HERE/load.py" setup "$EPAIR_SOCKET" "$NS_L" "$NS_R" "$PAIRS" >"$WORK/pairs" || fail "setup"
 (($(wc -l <"$WORK/pairs") == PAIRS)) && ok "$PAIRS pairs in $((SECONDS - started)) s" || fail "made $(wc -l <"$WORK/pairs")"
+read -r first _ _ <"$WORK/pairs"
+if [[ $(show_field "$first" datapath) == kernel ]]; then
+  # The kernel path: no thread an end (one reads every hidden TAP), and
+  # nothing to do while no frame goes the engine's way.
+  threads=$(ls "/proc/$DAEMON_PID/task" | wc -l)
+  ((threads <= 6)) && ok "$PAIRS pairs, $threads threads in epaird" || fail "$threads threads for $PAIRS pairs"
+  ticks=$(daemon_ticks_in_a_second)
+  ((ticks <= 2)) && ok "idle with $PAIRS pairs: $ticks ticks of epaird CPU in 1 s" || fail "idle: $ticks ticks in 1 s"
+fi
 ctl --json -a | python3 -c '
 import json, sys
 ether = {e["name"]: e["ether"] for e in json.load(sys.stdin)["interfaces"]}
