@@ -75,7 +75,8 @@ Status Controller::open_kernel_path() {
       auto adopted = kernel::Datapath::adopt(hidden_netns_.get(), {veth->index, tap->index});
       if (adopted) {
         datapath_ = std::move(*adopted);
-        spdlog::info("kernel data path: adopted the programs and counters on {}'s hidden devices", *name);
+        spdlog::info("kernel data path: adopted the programs ({}) and counters on {}'s hidden devices",
+                     datapath_->hook(), *name);
         return start_hidden_poller();
       }
       spdlog::warn("{}; loading the programs afresh", adopted.status().message());
@@ -84,6 +85,7 @@ Status Controller::open_kernel_path() {
   auto loaded = kernel::Datapath::load(hidden_netns_.get());
   if (!loaded) return loaded.status();
   datapath_ = std::move(*loaded);
+  spdlog::info("kernel data path: programs loaded, attached by {}", datapath_->hook());
   return start_hidden_poller();
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ constexpr std::uint32_t kFilterHandle = 1;
 constexpr std::uint32_t kFilterPriority = 1;
 // An Ethernet and a VLAN header beyond the MTU.
 constexpr std::uint32_t kFrameOverMtu = 18;
+// BPF_TCX_INGRESS: Linux 6.6 runs programs at a device's ingress without a
+// qdisc; Debian 12's headers predate it.
+constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
 
 Status bpf_error(int error, const std::string& what) {
   return Status{error, "kernel data path: " + what + ": " + std::strerror(error)};
@@ -60,21 +64,56 @@ Result<os::UniqueFd> take_fd(int fd, const std::string& what) {
   return copy;
 }
 
-// The id of the program in ifindex's epaird filter, asked in netns_fd.
-Result<std::uint32_t> attached_program(int netns_fd, int ifindex) {
+// The id of the program epaird attached to ifindex, asked in netns_fd: by
+// tcx, or as the filter of tc's clsact; and which of the two holds it.
+struct Attached {
   std::uint32_t id = 0;
+  bool tcx = false;
+};
+Result<Attached> attached_program(int netns_fd, int ifindex) {
+  Attached attached;
   Status s = os::run_in_netns(netns_fd, [&]() -> Status {
+    std::uint32_t ids[1] = {};
+    std::uint32_t count = 1;
+    if (bpf_prog_query(ifindex, kTcxIngress, 0, nullptr, ids, &count) == 0 && count > 0) {
+      attached = {ids[0], true};
+      return {};
+    }
     bpf_tc_hook hook = ingress_hook(ifindex);
     bpf_tc_opts opts = filter_opts(0);
     opts.prog_fd = 0;
     if (int err = bpf_tc_query(&hook, &opts); err < 0) {
-      return bpf_error(-err, "no epaird filter on hidden device " + std::to_string(ifindex));
+      return bpf_error(-err, "no epaird program on hidden device " + std::to_string(ifindex));
     }
-    id = opts.prog_id;
+    attached = {opts.prog_id, false};
     return {};
   });
   if (!s) return s;
-  return id;
+  return attached;
+}
+
+// Whether tcx can hold program_fd at the ingress of the loopback of the
+// current namespace; it is taken away again.
+bool probe_tcx(int program_fd) {
+  const int lo = static_cast<int>(::if_nametoindex("lo"));
+  if (bpf_prog_attach(program_fd, lo, kTcxIngress, 0) != 0) return false;
+  bpf_prog_detach2(program_fd, lo, kTcxIngress);
+  return true;
+}
+
+// Whether tc's clsact and a cls_bpf filter can hold program_fd on the
+// loopback of the current namespace, or why not; both are taken away again.
+Status probe_tc(int program_fd) {
+  const int lo = static_cast<int>(::if_nametoindex("lo"));
+  bpf_tc_hook hook = ingress_hook(lo);
+  if (int err = bpf_tc_hook_create(&hook); err < 0 && err != -EEXIST) {
+    return bpf_error(-err, "tc clsact qdisc (CONFIG_NET_SCH_INGRESS)");
+  }
+  bpf_tc_opts opts = filter_opts(program_fd);
+  int err = bpf_tc_attach(&hook, &opts);
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  bpf_tc_hook_destroy(&hook);
+  return err < 0 ? bpf_error(-err, "tc eBPF filter (CONFIG_NET_CLS_BPF)") : Status{};
 }
 
 Result<std::vector<std::uint32_t>> map_ids_of(int program_fd) {
@@ -100,9 +139,10 @@ Datapath::~Datapath() = default;
 //    accepts the programs or the kernel says why not.
 // 2. Each program and map is kept by a descriptor of our own; the object
 //    goes.
-// 3. A filter with the transmit program is attached to the hidden
-//    namespace's loopback and taken away again: tc's clsact and cls_bpf
-//    are there.
+// 3. The transmit program is attached to the hidden namespace's loopback
+//    and taken away again: by tcx where the kernel has it (6.6 and later;
+//    it saves the qdisc and classifier a frame passes), else as a filter of
+//    tc's clsact, which must then be there with cls_bpf.
 Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
   libbpf_set_print(print_warnings);
   std::unique_ptr<Datapath> path(new Datapath(netns_fd));
@@ -144,24 +184,21 @@ Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
   }
   close_object();
 
+  // EPAIR_KERNEL_HOOK=tc: the way of kernels before 6.6, taken on newer
+  // ones, so that it is tested there.
+  const char* hook = std::getenv("EPAIR_KERNEL_HOOK");
+  const bool tc_asked = hook != nullptr && std::strcmp(hook, "tc") == 0;
   Status probed = os::run_in_netns(netns_fd, [&]() -> Status {
-    const int lo = static_cast<int>(::if_nametoindex("lo"));
-    bpf_tc_hook hook = ingress_hook(lo);
-    if (int err = bpf_tc_hook_create(&hook); err < 0 && err != -EEXIST) {
-      return bpf_error(-err, "tc clsact qdisc (CONFIG_NET_SCH_INGRESS)");
-    }
-    bpf_tc_opts opts = filter_opts(path->transmit_.get());
-    int err = bpf_tc_attach(&hook, &opts);
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
-    return err < 0 ? bpf_error(-err, "tc eBPF filter (CONFIG_NET_CLS_BPF)") : Status{};
+    path->tcx_ = !tc_asked && probe_tcx(path->transmit_.get());
+    return path->tcx_ ? Status{} : probe_tc(path->transmit_.get());
   });
   if (!probed) return probed;
   return path;
 }
 
 // Adopting, in this order:
-// 1. The filters on end's veth and TAP name their programs' ids.
+// 1. The programs attached to end's veth and TAP, by tcx or by tc, name
+//    their ids.
 // 2. The programs are opened by id; the transmit program's maps, and the
 //    deliver program's, are opened by id and told apart by name.
 Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd& end) {
@@ -169,10 +206,11 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
   std::unique_ptr<Datapath> path(new Datapath(netns_fd));
   const std::pair<int, os::UniqueFd*> programs[] = {{end.veth, &path->transmit_}, {end.tap, &path->deliver_}};
   for (const auto& [ifindex, into] : programs) {
-    auto id = attached_program(netns_fd, ifindex);
-    if (!id) return id.status();
-    into->reset(bpf_prog_get_fd_by_id(*id));
-    if (!*into) return bpf_error(errno, "program " + std::to_string(*id));
+    auto attached = attached_program(netns_fd, ifindex);
+    if (!attached) return attached.status();
+    path->tcx_ = attached->tcx;
+    into->reset(bpf_prog_get_fd_by_id(attached->id));
+    if (!*into) return bpf_error(errno, "program " + std::to_string(attached->id));
     auto map_ids = map_ids_of(into->get());
     if (!map_ids) return map_ids.status();
     for (std::uint32_t map_id : *map_ids) {
@@ -200,6 +238,14 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
 
 Status Datapath::attach(int ifindex, int program_fd) const {
   return os::run_in_netns(netns_fd_, [&]() -> Status {
+    if (tcx_) {
+      // The attachment is the device's: it holds the program until the
+      // device goes, with no link to keep.
+      if (bpf_prog_attach(program_fd, ifindex, kTcxIngress, 0) != 0 && errno != EEXIST) {
+        return bpf_error(errno, "tcx");
+      }
+      return {};
+    }
     bpf_tc_hook hook = ingress_hook(ifindex);
     if (int err = bpf_tc_hook_create(&hook); err < 0 && err != -EEXIST) return bpf_error(-err, "clsact qdisc");
     bpf_tc_opts opts = filter_opts(program_fd);

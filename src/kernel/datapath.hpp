@@ -3,9 +3,9 @@
 // first left behind.
 //
 // Guarantees:
-// - What an end transmits flows without epaird: the tc filters on the
-//   hidden devices hold the programs, and the programs their maps, while no
-//   epaird runs.
+// - What an end transmits flows without epaird: the hidden devices hold
+//   the programs (attached by tcx, or as tc filters on kernels before 6.6),
+//   and the programs their maps, while no epaird runs.
 // - Adopting takes over the running programs and maps themselves, so the
 //   counters go on from where they were and nothing is counted twice.
 // - A kernel that cannot run the data path is found by load(): it loads the
@@ -89,6 +89,8 @@ class Datapath {
   Counters counters(const HiddenEnd& end) const;
   /// Read key by key from the kernel, not from what epaird believes.
   MapEntries map_entries() const;
+  /// "tcx" or "tc": what holds the programs on the hidden devices.
+  const char* hook() const { return tcx_ ? "tcx" : "tc"; }
 
  private:
   explicit Datapath(int netns_fd) : netns_fd_(netns_fd) {}
@@ -99,6 +101,8 @@ class Datapath {
   std::optional<std::uint32_t> take_slot();
 
   int netns_fd_;
+  // Programs attached by tcx, not as tc filters.
+  bool tcx_ = false;
   os::UniqueFd transmit_;
   os::UniqueFd deliver_;
   os::UniqueFd ends_;

@@ -123,22 +123,15 @@ show_field() { show_fields "$1" "$2"; }
 # metric NAME [LABEL=VALUE]: one sample from the metrics of an epaird
 # started with --metrics "unix:$METRICS", 0 when absent.
 metric() {
-  python3 - "$METRICS" "$1" "${2:-}" <<'PY'
-import http.client, socket, sys
-path, name, label = sys.argv[1:4]
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-conn = Unix("localhost")
-conn.request("GET", "/metrics")
-for line in conn.getresponse().read().decode().splitlines():
-    if line.startswith(name + "{" if label else name + " ") and (not label or label.replace("=", '="') + '"' in line):
+  scrape "unix:$METRICS" | python3 -c '
+import sys
+name, label = sys.argv[1:3]
+for line in sys.stdin.read().splitlines()[1:]:
+    if line.startswith(name + "{" if label else name + " ") and (not label or label.replace("=", "=\"") + "\"" in line):
         print(int(float(line.rsplit(" ", 1)[1])))
         break
 else:
-    print(0)
-PY
+    print(0)' "$1" "${2:-}"
 }
 
 # epaird's CPU time over the next second, in clock ticks (user + system).
