@@ -5,6 +5,18 @@ source "$(dirname "$0")/lib.sh"
 start_daemon
 connect_pair
 
+# EPAIR_KERNEL_HOOK=tc: the kernel path's programs in filters of tc's
+# clsact, as on kernels before 6.6 (epaird(8), ENVIRONMENT).
+# The next epaird finds them there; the rest of the scenario runs on them.
+if [[ ${EPAIR_KERNEL_HOOK:-} == tc ]]; then
+  grep -q "attached by tc$" "$WORK/epaird.log" && ok "programs in tc filters, as asked" \
+    || fail "EPAIR_KERNEL_HOOK=tc: $(grep -o 'attached by.*' "$WORK/epaird.log")"
+  stop_daemon TERM
+  start_daemon
+  grep -q "adopted the programs (tc) and counters" "$WORK/epaird.log" && ok "adopted from the tc filters" \
+    || fail "not adopted: $(grep -i 'kernel data path' "$WORK/epaird.log")"
+fi
+
 log "ping both ways"
 ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.99.0.2 >/dev/null && ok "IPv4 a->b" || fail "IPv4 a->b"
 ip netns exec "$NS_B" ping -c 3 -i 0.2 -W 2 10.99.0.1 >/dev/null && ok "IPv4 b->a" || fail "IPv4 b->a"
