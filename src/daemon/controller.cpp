@@ -355,13 +355,15 @@ Status Controller::destroy(std::string_view name) {
 // 2. The engine destroys the pair (it drains what its queues hold).
 // 3. Each TAP is made not persistent, so the kernel deletes it when its
 //    descriptor closes with the End; on the kernel path the program forgets
-//    the ends and the veths are deleted.
+//    the ends, and their devices, hidden and visible, go in one batch.
 // 4. Namespaces no end lives in any more are closed, and the state saved.
 void Controller::teardown(const std::string& ifname, const std::string& reason) {
   End* end = find(ifname);
   if (end == nullptr) return;
   const std::string pair = pair_name(*end->ifp);
   const std::string vnet = end->ifp->vnet_name();
+  const int unit = end->ifp->unit();
+  const bool in_kernel = end->kernel.has_value();
   const std::string names[2] = {ifname, peer_name_of(ifname)};
   for (const std::string& n : names) {
     if (End* e = find(n)) stop_end(*e);
@@ -369,11 +371,15 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
   if (Status s = engine_->destroy(ifname, vnet); !s) spdlog::warn("{}", s.message());
   for (const std::string& n : names) {
     if (End* e = find(n)) {
-      remove_kernel_end(*e);
-      if (Status s = e->device().set_persistent(false); !s) spdlog::warn("{}", s.message());
+      if (e->kernel) {
+        datapath_->remove_end(e->kernel->hidden);
+      } else if (Status s = e->device().set_persistent(false); !s) {
+        spdlog::warn("{}", s.message());
+      }
     }
-    ends_.erase(n);
   }
+  if (in_kernel) remove_kernel_devices(unit, names);
+  for (const std::string& n : names) ends_.erase(n);
   spdlog::info("{} destroyed: {}", pair, reason);
   release_unused_netns();
   save();

@@ -151,6 +151,8 @@ class Controller {
   void remove_kernel_end(End& end);
   // The hidden devices of an end that could not be adopted.
   void forget_kernel_devices(const std::string& name);
+  // A pair's devices, hidden and visible, in one batch.
+  void remove_kernel_devices(int unit, const std::string (&names)[2]);
   Status adopt_kernel_end(End& end, std::optional<tap::Device>& device);
   void follow_carrier_in_kernel(End& end);
   // The end's own device loses carrier while an attachment stands in for it.

@@ -24,6 +24,9 @@ constexpr std::uint32_t kHiddenVethMtu = 65535;
 // reader held up for a moment loses nothing the engine would have kept.
 constexpr std::uint32_t kHiddenTapQueue = 4096;
 std::string hidden_tap_name(const std::string& name) { return "t" + name; }
+// A pair's hidden devices share a device group, so that destroy deletes
+// them in one batch; group 0 is every other device's.
+std::uint32_t hidden_group(int unit) { return static_cast<std::uint32_t>(unit) + 1; }
 
 // The first end of the state file on the kernel path, whose hidden devices
 // hold the programs a previous epaird attached.
@@ -131,6 +134,9 @@ Result<tap::Device> Controller::make_kernel_end(End& end) {
   auto veth = hidden_control_->link(hidden_veth_name(name));
   auto tap = hidden_control_->link(hidden_tap_name(name));
   Status sized = veth ? hidden_control_->set_mtu(hidden_veth_name(name), kHiddenVethMtu) : veth.status();
+  const std::uint32_t group = hidden_group(end.ifp->unit());
+  if (sized) sized = hidden_control_->set_group(hidden_veth_name(name), group);
+  if (sized) sized = hidden_control_->set_group(hidden_tap_name(name), group);
   if (!veth || !tap || !sized) {
     (void)hidden_control_->remove(hidden_veth_name(name));
     undo();
@@ -151,6 +157,13 @@ void Controller::forget_kernel_devices(const std::string& name) {
   if (!hidden_control_) return;
   (void)hidden_control_->remove(hidden_veth_name(name));
   (void)hidden_control_->remove(hidden_tap_name(name));
+}
+
+// What the group did not take (devices a previous epaird made without
+// one) goes one by one.
+void Controller::remove_kernel_devices(int unit, const std::string (&names)[2]) {
+  (void)hidden_control_->remove_group(hidden_group(unit));
+  for (const std::string& name : names) forget_kernel_devices(name);
 }
 
 Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device) {

@@ -179,6 +179,10 @@ Status RouteSocket::set_tx_queue_length(std::string_view name, std::uint32_t fra
   return change(name, "SIOCSIFTXQLEN", [frames](rtnl_link* link) { rtnl_link_set_txqlen(link, frames); });
 }
 
+Status RouteSocket::set_group(std::string_view name, std::uint32_t group) {
+  return change(name, "IFLA_GROUP", [group](rtnl_link* link) { rtnl_link_set_group(link, group); });
+}
+
 Status RouteSocket::move(std::string_view name, int netns_fd) {
   return change(name, "SIOCSIFVNET", [netns_fd](rtnl_link* link) { rtnl_link_set_ns_fd(link, netns_fd); });
 }
@@ -202,6 +206,22 @@ Status RouteSocket::remove(std::string_view name) {
   if (!link) return Status{ENOMEM, "netlink: out of memory"};
   rtnl_link_set_name(link.get(), std::string(name).c_str());
   if (int error = rtnl_link_delete(sock_.get(), link.get()); error < 0) return nl_status(error, name, "RTM_DELLINK");
+  return {};
+}
+
+Status RouteSocket::remove_group(std::uint32_t group) {
+  const std::string what = "group " + std::to_string(group);
+  // libnl's rtnl_link_delete() names one device; the group goes as an
+  // attribute of a request that names none.
+  std::unique_ptr<nl_msg, void (*)(nl_msg*)> msg(nlmsg_alloc_simple(RTM_DELLINK, 0), nlmsg_free);
+  if (!msg) return Status{ENOMEM, "netlink: out of memory"};
+  ifinfomsg header{};
+  header.ifi_family = AF_UNSPEC;
+  if (int error = nlmsg_append(msg.get(), &header, sizeof header, NLMSG_ALIGNTO); error < 0) {
+    return nl_status(error, what, "RTM_DELLINK");
+  }
+  if (int error = nla_put_u32(msg.get(), IFLA_GROUP, group); error < 0) return nl_status(error, what, "RTM_DELLINK");
+  if (int error = nl_send_sync(sock_.get(), msg.release()); error < 0) return nl_status(error, what, "RTM_DELLINK");
   return {};
 }
 

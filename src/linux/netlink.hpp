@@ -67,6 +67,8 @@ class RouteSocket {
   Status set_mtu(std::string_view name, std::uint32_t mtu);
   /// The length of the device's transmit queue (txqueuelen), in frames.
   Status set_tx_queue_length(std::string_view name, std::uint32_t frames);
+  /// The device group (`ip link set NAME group N`), for remove_group().
+  Status set_group(std::string_view name, std::uint32_t group);
   Status set_mac(std::string_view name, const MacAddress& mac);
   /// The link's alias (`ip link set NAME alias TEXT`); empty clears it.
   Status set_alias(std::string_view name, const std::string& alias);
@@ -76,6 +78,11 @@ class RouteSocket {
   /// both down. EEXIST when either name is taken.
   Status add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd);
   Status remove(std::string_view name);
+  /// Every device of group (not 0) in one batch (`ip link delete group
+  /// N`): the kernel waits for the other CPUs once for all of them, not
+  /// once a device; a veth's peer goes in the batch too. ENODEV when the
+  /// group has none.
+  Status remove_group(std::uint32_t group);
 
   /// Adds "A/L" (or A alone: /32, /128) of family AF_INET or AF_INET6.
   Status add_address(std::string_view name, int family, std::string_view cidr);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "linux/private_netns.hpp"
 #include "netlink.hpp"
 #include "tap_endpoint.hpp"
 #include "test_util.hpp"
@@ -25,20 +26,6 @@ namespace epair::os {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Runs body on a thread of its own in a new network namespace; the devices
-// it makes vanish with the namespace.
-void in_private_netns(const std::function<void()>& body) {
-  int error = 0;
-  std::thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      error = errno;
-      return;
-    }
-    body();
-  }).join();
-  ASSERT_EQ(error, 0) << "unshare(CLONE_NEWNET): " << std::strerror(error);
-}
 
 // Sends frames out of a device from the kernel's side, as the stack would.
 class KernelSender {
@@ -125,7 +112,7 @@ class TapPollerTest : public ::testing::TestWithParam<std::chrono::microseconds>
 };
 
 TEST_P(TapPollerTest, KernelFramesReachTheEngine) {
-  in_private_netns([&] {
+  test::in_private_netns([&] {
     Lab lab(GetParam());
     ASSERT_TRUE(lab.route) << lab.route.status().message();
     ASSERT_TRUE(lab.started);
@@ -154,7 +141,7 @@ TEST_P(TapPollerTest, KernelFramesReachTheEngine) {
 }
 
 TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
-  in_private_netns([&] {
+  test::in_private_netns([&] {
     Lab lab(GetParam());
     ASSERT_TRUE(lab.route) << lab.route.status().message();
     ASSERT_TRUE(lab.started);
@@ -179,7 +166,7 @@ TEST_P(TapPollerTest, AnEndTakenBackIsReadNoMore) {
 }
 
 TEST_P(TapPollerTest, ADeletedDeviceIsReportedOnceAndTheOthersGoOn) {
-  in_private_netns([&] {
+  test::in_private_netns([&] {
     Lab lab(GetParam());
     ASSERT_TRUE(lab.route) << lab.route.status().message();
     ASSERT_TRUE(lab.started);
