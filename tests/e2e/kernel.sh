@@ -134,6 +134,13 @@ wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q NO-CARRIER" && ok "$B
   || fail "$A: $(ip -n "$NS_A" link show "$A")"
 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 >/dev/null && fail "ping through a pair whose peer is down" \
   || ok "no ping while $B is down"
+# Sent meanwhile, a frame meets the hidden veth down and Linux counts it in
+# the end's own TX dropped (ip -s link), not epair's oerrors (epaird(8)).
+tx_dropped() { ip netns exec "$NS_A" cat "/sys/class/net/$A/statistics/tx_dropped"; }
+before=$(tx_dropped)
+send_frames 20 100 0 || fail "send while $B is down"
+(($(tx_dropped) >= before + 20)) && ok "20 frames sent while $B is down: in $A's TX dropped" \
+  || fail "TX dropped $before -> $(tx_dropped)"
 ctl "$B" up || fail "up $B"
 wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q LOWER_UP" && ok "$B up: carrier back on $A" \
   || fail "$A: $(ip -n "$NS_A" link show "$A")"
