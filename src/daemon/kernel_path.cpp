@@ -185,8 +185,10 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
 }
 
 // Carrier as veth's: the end has it while its peer is UP, because epaird
-// sets the end's hidden veth up only then; the program is told the same,
-// so that what the end sends meanwhile is dropped and counted.
+// sets the end's hidden veth up only then. The program is told the same,
+// so that a frame racing the change is dropped and counted in oerrors;
+// what the end sends while it has no carrier, Linux drops and counts in
+// the end's own TX dropped.
 void Controller::follow_carrier_in_kernel(End& end) {
   // The engine's writes into the TAP need it; parking took it away.
   if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());
