@@ -116,6 +116,19 @@ Status probe_tc(int program_fd) {
   return err < 0 ? bpf_error(-err, "tc eBPF filter (CONFIG_NET_CLS_BPF)") : Status{};
 }
 
+// Calls visit with each key of map_fd, a map keyed by ifindex; false when
+// the walk stopped on an error (errno) before the last key.
+template <typename Visit>
+bool for_each_key(int map_fd, Visit visit) {
+  std::uint32_t key = 0;
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(map_fd, previous, &key) == 0) {
+    visit(key);
+    previous = &key;
+  }
+  return errno == ENOENT;
+}
+
 Result<std::vector<std::uint32_t>> map_ids_of(int program_fd) {
   bpf_prog_info info{};
   std::uint32_t length = sizeof info;
@@ -256,27 +269,19 @@ Status Datapath::attach(int ifindex, int program_fd) const {
 }
 
 Status Datapath::mark_used_slots() {
-  std::uint32_t key = 0;
-  const void* previous = nullptr;
-  while (bpf_map_get_next_key(ends_.get(), previous, &key) == 0) {
+  const bool read = for_each_key(ends_.get(), [this](std::uint32_t key) {
     epair_end_config config{};
     if (bpf_map_lookup_elem(ends_.get(), &key, &config) == 0 && config.slot < slot_used_.size()) {
       slot_used_[config.slot] = true;
     }
-    previous = &key;
-  }
-  return errno == ENOENT ? Status{} : bpf_error(errno, "reading the ends");
+  });
+  return read ? Status{} : bpf_error(errno, "reading the ends");
 }
 
 MapEntries Datapath::map_entries() const {
   auto count = [](int map_fd) {
     std::size_t n = 0;
-    std::uint32_t key = 0;
-    const void* previous = nullptr;
-    while (bpf_map_get_next_key(map_fd, previous, &key) == 0) {
-      ++n;
-      previous = &key;
-    }
+    for_each_key(map_fd, [&n](std::uint32_t) { ++n; });
     return n;
   };
   return {count(ends_.get()), count(from_engine_.get())};

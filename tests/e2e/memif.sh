@@ -231,10 +231,7 @@ log "interrupt mode: an idle connected end costs no CPU; polling spins"
 cpu_beside_idle_peer() {
   start_testpmd "$1" client rxonly ",secret=s3cret"
   wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" || fail "$1: peer did not connect"
-  local c0
-  c0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
-  sleep 1
-  TICKS=$(($(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat") - c0))
+  TICKS=$(daemon_ticks_in_a_second)
   stop_testpmd "$1"
 }
 cpu_beside_idle_peer idle
