@@ -159,10 +159,10 @@ void Controller::forget_kernel_devices(const std::string& name) {
   (void)hidden_control_->remove(hidden_tap_name(name));
 }
 
-// What the group did not take (devices a previous epaird made without
-// one) goes one by one.
+// A pair made by an epaird before groups has none: its devices go one by
+// one.
 void Controller::remove_kernel_devices(int unit, const std::string (&names)[2]) {
-  (void)hidden_control_->remove_group(hidden_group(unit));
+  if (hidden_control_->remove_group(hidden_group(unit))) return;
   for (const std::string& name : names) forget_kernel_devices(name);
 }
 
