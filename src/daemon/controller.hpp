@@ -149,6 +149,7 @@ class Controller {
   Status start_hidden_poller();
   Result<tap::Device> make_kernel_end(End& end);
   void remove_kernel_end(End& end);
+  KernelPath kernel_path_of(const std::string& name, const kernel::HiddenEnd& hidden);
   // The hidden devices of an end that could not be adopted.
   void forget_kernel_devices(const std::string& name);
   // A pair's devices, hidden and visible, in one batch.

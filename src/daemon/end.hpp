@@ -9,10 +9,13 @@
 //   while the end is not attached; an attachment parks it, without carrier,
 //   for detach to bring back. device() reaches it either way.
 // - counters() are what the engine and, on the kernel path, the program
-//   counted: each frame counted by the one that carried it.
+//   counted: each frame counted by the one that carried it. On the kernel
+//   path Linux drops what the end sends while its peer is down before the
+//   program sees it; oerrors add those.
 // - An End is used from the daemon's control thread only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -57,6 +60,9 @@ struct KernelPath {
   /// Which way frames the end transmits go now, and why the engine's.
   epair_way way = EPAIR_WAY_KERNEL;
   std::string engine_reason;
+  /// What Linux dropped of what the end sent while its peer was down (the
+  /// end's own TX dropped): those frames never reach the program.
+  std::function<std::uint64_t()> dropped_while_down;
 };
 
 struct End {
@@ -78,6 +84,7 @@ struct End {
     InterfaceCounters sum = ifp->counters();
     if (!kernel) return sum;
     kernel::add_counters(sum, kernel->datapath->counters(kernel->hidden));
+    sum.oerrors += kernel->dropped_while_down();
     return sum;
   }
 

@@ -142,8 +142,19 @@ Result<tap::Device> Controller::make_kernel_end(End& end) {
     undo();
     return !sized ? sized : tap.status();
   }
-  end.kernel = KernelPath{datapath_.get(), {veth->index, tap->index}, EPAIR_WAY_KERNEL, {}};
+  end.kernel = kernel_path_of(name, {veth->index, tap->index});
   return std::move(*device);
+}
+
+KernelPath Controller::kernel_path_of(const std::string& name, const kernel::HiddenEnd& hidden) {
+  auto dropped_while_down = [this, name]() -> std::uint64_t {
+    const End* end = find(name);
+    const Netns* ns = end != nullptr ? netns_->find(end->ifp->vnet_name()) : nullptr;
+    if (ns == nullptr) return 0;
+    auto link = ns->control->link(name);
+    return link ? link->tx_dropped : 0;
+  };
+  return KernelPath{datapath_.get(), hidden, EPAIR_WAY_KERNEL, {}, std::move(dropped_while_down)};
 }
 
 void Controller::remove_kernel_end(End& end) {
@@ -180,7 +191,7 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
   if (!attached) return attached;
   auto tap = hidden_control_->link(hidden_tap_name(name));
   if (!tap) return tap.status();
-  end.kernel = KernelPath{datapath_.get(), {veth->index, tap->index}, EPAIR_WAY_KERNEL, {}};
+  end.kernel = kernel_path_of(name, {veth->index, tap->index});
   return {};
 }
 
@@ -188,7 +199,7 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
 // sets the end's hidden veth up only then. The program is told the same,
 // so that a frame racing the change is dropped and counted in oerrors;
 // what the end sends while it has no carrier, Linux drops and counts in
-// the end's own TX dropped.
+// the end's own TX dropped, which its oerrors add (End::counters()).
 void Controller::follow_carrier_in_kernel(End& end) {
   // The engine's writes into the TAP need it; parking took it away.
   if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());

@@ -132,6 +132,7 @@ Result<LinkInfo> RouteSocket::link(std::string_view name) {
   if (nl_addr* mac = rtnl_link_get_addr(raw); mac != nullptr && nl_addr_get_len(mac) == 6) {
     std::memcpy(info.mac.bytes.data(), nl_addr_get_binary_addr(mac), 6);
   }
+  info.tx_dropped = rtnl_link_get_stat(raw, RTNL_LINK_TX_DROPPED);
   return info;
 }
 

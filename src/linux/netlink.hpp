@@ -27,6 +27,9 @@ struct LinkInfo {
   MacAddress mac;
   bool carrier = false;
   std::string alias;  ///< IFLA_IFALIAS: epair keeps the description there
+  /// What Linux dropped on the way out; a veth counts here what it sent
+  /// while its peer was down.
+  std::uint64_t tx_dropped = 0;
 };
 
 struct AddressInfo {

@@ -134,13 +134,17 @@ wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q NO-CARRIER" && ok "$B
   || fail "$A: $(ip -n "$NS_A" link show "$A")"
 ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 >/dev/null && fail "ping through a pair whose peer is down" \
   || ok "no ping while $B is down"
-# Sent meanwhile, a frame meets the hidden veth down and Linux counts it in
-# the end's own TX dropped (ip -s link), not epair's oerrors (epaird(8)).
+# Sent meanwhile, a frame meets the hidden veth down: Linux counts it in
+# the end's own TX dropped (ip -s link) and epair in its oerrors (epaird(8)).
 tx_dropped() { ip netns exec "$NS_A" cat "/sys/class/net/$A/statistics/tx_dropped"; }
 before=$(tx_dropped)
+deltas A.oerrors A.opackets
 send_frames 20 100 0 || fail "send while $B is down"
 (($(tx_dropped) >= before + 20)) && ok "20 frames sent while $B is down: in $A's TX dropped" \
   || fail "TX dropped $before -> $(tx_dropped)"
+deltas A.oerrors A.opackets
+((D_A_oerrors >= 20 && D_A_opackets == 0)) \
+  && ok "and in $A's oerrors: +$D_A_oerrors" || fail "oerrors +$D_A_oerrors, opackets +$D_A_opackets"
 ctl "$B" up || fail "up $B"
 wait_for 5 bash -c "ip -n '$NS_A' link show '$A' | grep -q LOWER_UP" && ok "$B up: carrier back on $A" \
   || fail "$A: $(ip -n "$NS_A" link show "$A")"
@@ -166,6 +170,7 @@ PING=$!
 HELPER_PIDS+=($PING)
 sleep 0.5
 before=$(counter "$A" opackets)
+oerrors=$(counter "$A" oerrors)
 stop_daemon KILL
 sleep 1
 start_daemon
@@ -175,6 +180,8 @@ lost=$(grep -o "[0-9]*% packet loss" "$WORK/ping.log")
 after=$(counter "$A" opackets)
 ((after >= before + 200)) && ok "$A opackets went on: $before before the kill, $after after" \
   || fail "$A opackets $before -> $after"
+(($(counter "$A" oerrors) >= oerrors && oerrors >= 120)) && ok "$A oerrors kept: $oerrors, now $(counter "$A" oerrors)" \
+  || fail "$A oerrors $oerrors -> $(counter "$A" oerrors)"
 [[ $(show_field "$A" datapath) == kernel ]] && ok "re-adopted on the kernel path" || fail "$(show_field "$A" datapath)"
 grep -q "adopted the programs (tcx\?) and counters" "$WORK/epaird.log" && ok "programs and counters adopted" \
   || fail "not adopted: $(grep -i kernel "$WORK/epaird.log")"
