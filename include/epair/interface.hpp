@@ -51,10 +51,24 @@ inline constexpr std::uint32_t kUserFlags =
 
 /// Capabilities, FreeBSD's IFCAP_ values.
 enum Capability : std::uint32_t {
+  kCapRxCsum = 0x1,
+  kCapTxCsum = 0x2,
   kCapVlanMtu = 0x8,
   kCapVlanHwTagging = 0x10,
+  kCapRxCsumIpv6 = 0x200000,
+  kCapTxCsumIpv6 = 0x400000,
 };
-inline constexpr std::uint32_t kSupportedCapabilities = kCapVlanMtu | kCapVlanHwTagging;
+inline constexpr std::uint32_t kSupportedCapabilities =
+    kCapRxCsum | kCapTxCsum | kCapVlanMtu | kCapVlanHwTagging | kCapRxCsumIpv6 | kCapTxCsumIpv6;
+/// A new end's, as FreeBSD 15's epair: checksum offload both ways for
+/// IPv4 and IPv6, VLAN_MTU.
+inline constexpr std::uint32_t kDefaultCapabilities =
+    kCapRxCsum | kCapTxCsum | kCapVlanMtu | kCapRxCsumIpv6 | kCapTxCsumIpv6;
+/// The pair's, not one end's: changed on either end, changed on both.
+inline constexpr std::uint32_t kPairCapabilities = kCapTxCsum | kCapTxCsumIpv6;
+/// Always on: a frame may arrive with its checksum vouched for by the
+/// sender, which only an end that offloads receive checksums may take.
+inline constexpr std::uint32_t kFixedCapabilities = kCapRxCsum | kCapRxCsumIpv6;
 
 enum class LinkState { kUnknown, kDown, kUp };
 
@@ -155,8 +169,14 @@ class Interface {
   std::string home_vnet_name() const;
   /// The other end; null once the pair is destroyed.
   std::shared_ptr<Interface> peer() const;
-  /// Interface groups; always {"epair"}.
-  std::vector<std::string> groups() const { return {"epair"}; }
+  /// Interface groups (ifconfig group), in the order joined: the
+  /// cloner's, "epair", from creation.
+  std::vector<std::string> groups() const;
+  /// ifconfig group: EINVAL for a name empty, longer than 15 bytes or
+  /// ending in a digit (FreeBSD's rules), EEXIST when already a member.
+  Status add_group(std::string group);
+  /// ifconfig -group: ENOENT when not a member.
+  Status remove_group(std::string_view group);
 
   // --- state ---
   std::uint32_t flags() const;
@@ -195,7 +215,9 @@ class Interface {
 
   std::uint32_t capabilities() const { return kSupportedCapabilities; }
   std::uint32_t enabled_capabilities() const;
-  /// Enables exactly the given capabilities; EINVAL for unsupported bits.
+  /// Enables the given capabilities, as FreeBSD 15's epair does: EINVAL
+  /// for unsupported bits; kFixedCapabilities stay on whatever caps says;
+  /// kPairCapabilities change on the peer too.
   Status set_enabled_capabilities(std::uint32_t caps);
 
   std::string description() const;
@@ -362,7 +384,7 @@ class Interface {
   // Read on every transmit; written on the control path.
   alignas(kCacheLine) std::atomic<std::uint32_t> flags_;
   std::atomic<std::uint32_t> mtu_{kDefaultMtu};
-  std::atomic<std::uint32_t> capenable_{kCapVlanMtu};
+  std::atomic<std::uint32_t> capenable_{kDefaultCapabilities};
   std::atomic<std::size_t> tap_count_{0};
   std::atomic<bool> impaired_{false};
   std::atomic<bool> endpoint_link_{true};
@@ -377,6 +399,7 @@ class Interface {
   mutable std::mutex mutex_;
   MacAddress mac_;
   std::string description_;
+  std::vector<std::string> groups_{"epair"};
   std::vector<std::pair<MacAddress, std::uint32_t>> multicast_;  // group, members
   LinkState link_state_ = LinkState::kDown;
   std::uint32_t index_ = 0;

@@ -1,6 +1,7 @@
 #include "command_line.hpp"
 
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "control_protocol.hpp"
@@ -17,23 +18,36 @@ Status check_name(const std::string& name) {
   return {};
 }
 
-// The settings after the interface name, as protocol actions, checked as
-// epaird checks them (control::parse_actions: values, impairments,
-// attachments) so that a bad one never leaves epairctl.
+// ifconfig's words for the capabilities an end has (FreeBSD 15's epair).
+bool is_capability_word(std::string_view word) {
+  if (word.starts_with('-')) word.remove_prefix(1);
+  return word == "txcsum" || word == "txcsum6" || word == "rxcsum" || word == "rxcsum6";
+}
+
+}  // namespace
+
 Result<json> parse_settings(std::span<const std::string> words) {
-  static const std::set<std::string, std::less<>> kWithValue = {"mtu",  "ether", "lladdr", "description", "descr",
-                                                                "inet", "inet6", "vnet",   "-vnet"};
+  static const std::set<std::string, std::less<>> kWithValue = {
+      "mtu", "ether", "lladdr", "description", "descr", "group", "-group", "inet", "inet6", "vnet", "-vnet"};
   json actions = json::array();
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string& word = words[i];
-    if (word == "up" || word == "down" || word == "destroy" || word == "detach") {
+    if (word == "up" || word == "down" || word == "destroy" || word == "detach" || is_capability_word(word)) {
       actions.push_back({{"action", word}});
     } else if (word == "-description" || word == "-descr") {
       actions.push_back({{"action", "description"}, {"value", ""}});
     } else if (kWithValue.contains(word)) {
       if (i + 1 >= words.size()) return usage("'" + word + "' needs a value");
       std::string verb = word == "descr" ? "description" : word == "lladdr" ? "ether" : word;
-      actions.push_back({{"action", verb}, {"value", words[++i]}});
+      const std::string& value = words[++i];
+      // ifconfig's words after an address: alias adds it (as without),
+      // -alias and delete remove it.
+      if ((verb == "inet" || verb == "inet6") && i + 1 < words.size()) {
+        const std::string& next = words[i + 1];
+        if (next == "-alias" || next == "delete") verb.insert(0, "-");
+        if (next == "alias" || next == "-alias" || next == "delete") ++i;
+      }
+      actions.push_back({{"action", verb}, {"value", value}});
     } else if (word == "impair") {
       // Takes the rest of the line, tc's words.
       std::string value;
@@ -47,6 +61,9 @@ Result<json> parse_settings(std::span<const std::string> words) {
       actions.push_back({{"action", "attach"}, {"value", value}});
     } else if (word == "create") {
       return usage("'create' must follow the cloner name (epair or epairN)");
+    } else if (word == "alias" || word == "-alias" || word == "delete") {
+      return usage(
+          std::string("'").append(word).append("' follows the address it applies to: inet ADDR ").append(word));
     } else {
       return usage("unknown setting '" + word + "'");
     }
@@ -54,6 +71,8 @@ Result<json> parse_settings(std::span<const std::string> words) {
   if (auto checked = control::parse_actions(actions); !checked) return usage(checked.status().message());
   return actions;
 }
+
+namespace {
 
 Status parse_capture(std::span<const std::string> words, CommandLine& line) {
   if (words.empty() || words[0].empty() || words[0][0] == '-') return usage("capture needs an interface");
@@ -148,6 +167,8 @@ Result<CommandLine> parse_command_line(std::span<const std::string> args, std::s
   bool all = false;
   bool list = false;
   bool cloners = false;
+  std::optional<std::string> group;
+  bool dry_run = false;
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -170,6 +191,15 @@ Result<CommandLine> parse_command_line(std::span<const std::string> args, std::s
       list = true;
     } else if (arg == "-C") {
       cloners = true;
+    } else if (arg == "-f") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return usage("-f needs a file (- for standard input)");
+      line.config_file = args[++i];
+    } else if (arg == "-n" || arg == "--dry-run") {
+      dry_run = true;
+    } else if (arg == "-g") {
+      if (i + 1 >= args.size()) return usage("-g needs a group name");
+      group = args[++i];
+      if (group->empty()) return usage("-g needs a group name");
     } else if (arg.size() > 1 && arg[0] == '-' && arg != "-vnet") {
       return usage("unknown option '" + arg + "'");
     } else {
@@ -177,9 +207,20 @@ Result<CommandLine> parse_command_line(std::span<const std::string> args, std::s
     }
   }
   const std::span<const std::string> words = args.subspan(i);
-  const int modes = all + list + cloners;
-  if (modes > 1 || (modes == 1 && !words.empty())) return usage("-a, -l and -C take no interface");
+  const int modes = all + list + cloners + group.has_value() + !line.config_file.empty();
+  if (modes > 1 || (modes == 1 && !words.empty())) return usage("-a, -l, -g, -f and -C take no interface");
+  if (dry_run && line.config_file.empty()) return usage("--dry-run goes with -f FILE");
   if (modes == 0 && words.empty()) return usage("no interface given");
+  if (!line.config_file.empty()) {
+    line.mode = Mode::kApply;
+    line.request = {{"v", 1}, {"op", "apply"}, {"file", line.config_file}, {"dry_run", dry_run}};
+    return line;
+  }
+  if (group) {
+    line.mode = Mode::kGroup;
+    line.request = {{"v", 1}, {"op", "list"}, {"group", *group}};
+    return line;
+  }
   if (cloners || list) {
     line.mode = cloners ? Mode::kCloners : Mode::kList;
     line.request = {{"v", 1}, {"op", cloners ? "cloners" : "list"}};

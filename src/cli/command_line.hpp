@@ -16,7 +16,7 @@ namespace epair::cli {
 
 using json = nlohmann::json;
 
-enum class Mode { kHelp, kCloners, kList, kAll, kShow, kCreate, kConfigure, kStats, kCapture };
+enum class Mode { kHelp, kCloners, kList, kGroup, kApply, kAll, kShow, kCreate, kConfigure, kStats, kCapture };
 
 // clang-tidy 14 cannot see that nlohmann::json's move constructor, noexcept
 // itself, throws nothing, and flags the implicit one of this struct.
@@ -27,6 +27,9 @@ struct CommandLine {  // NOLINT(bugprone-exception-escape)
   bool verbose = false;
   /// The request for epaird; for stats, the `show` each sample sends.
   json request;
+  /// -f: the boot configuration to apply ("-" for stdin); its text goes
+  /// into the request once read.
+  std::string config_file;
   /// capture -w: where the pcapng goes ("-" for stdout).
   std::optional<std::string> output;
   /// stats: -w, -c and the ends named (none: every end).
@@ -38,6 +41,12 @@ struct CommandLine {  // NOLINT(bugprone-exception-escape)
 /// Parses the arguments after the program name. A usage error is EINVAL with
 /// the one line to print; default_socket is used unless -s is given.
 Result<CommandLine> parse_command_line(std::span<const std::string> args, std::string default_socket);
+
+/// The settings after an interface name (`up inet 10.0.0.1/24 ...`) as
+/// protocol actions, checked as epaird checks them
+/// (control::parse_actions: values, impairments, attachments) so that a
+/// bad one never leaves epairctl; EINVAL with the one line to print.
+Result<json> parse_settings(std::span<const std::string> words);
 
 /// Digits only, within [low, high].
 bool parse_number(const std::string& text, std::uint64_t low, std::uint64_t high, std::uint64_t& out);

@@ -30,6 +30,8 @@ using json = nlohmann::json;
 
 constexpr const char* kUsage = R"(usage: epairctl [-s PATH] [--json] -C
        epairctl [-s PATH] [--json] -l
+       epairctl [-s PATH] [--json] -g GROUP
+       epairctl [-s PATH] [--json] -f FILE [--dry-run]
        epairctl [-s PATH] [--json] [-v] -a
        epairctl [-s PATH] [--json] [-v] IFNAME
        epairctl [-s PATH] epair|epairN create [SETTING ...]
@@ -43,11 +45,15 @@ words of FreeBSD's ifconfig.
 
 settings, applied in order:
   up | down               bring the end up or down
-  mtu N                   MTU of this end (72..65535)
+  mtu N                   MTU of this end (72..65535; 72..65521 on the tap
+                          data path)
   ether MAC               Ethernet address
   description TEXT        description (also `descr`); -description clears it
-  inet ADDR[/LEN]         add an IPv4 address inside the end's namespace
-  inet6 ADDR[/LEN]        add an IPv6 address inside the end's namespace
+  group NAME              join interface group NAME; -group NAME leaves it
+  inet ADDR[/LEN] [alias] add an IPv4 address inside the end's namespace, or
+                          change the prefix of one it has
+  inet ADDR -alias        remove it (also `delete`); A/LEN: under that prefix
+  inet6 ADDR[/LEN]        the same for IPv6 (alias, -alias, delete)
   vnet NAME|PID           move the end into network namespace NAME (ip netns)
                           or into that of process PID
   -vnet NAME|PID          bring the end back from that namespace
@@ -97,6 +103,13 @@ written to FILE (- for stdout: `| tshark -r -`). Ctrl-C or COUNT ends it.
 options:
   -C                      list the interface cloners
   -l                      list the interfaces
+  -g GROUP                list the members of interface group GROUP, one a
+                          line (epair: every end)
+  -f FILE                 make the pairs that boot configuration FILE (rc.conf's
+                          words: cloned_interfaces, ifconfig_epairNa...; -
+                          for stdin) names and that are missing; those that
+                          exist are left alone (see epaird(8), --config)
+  -n, --dry-run           with -f: say what would be made, make nothing
   -a                      show every interface
   -v                      with the counters
   -s, --socket PATH       epaird's socket (default $EPAIR_SOCKET or /run/epair/epaird.sock)
@@ -403,6 +416,47 @@ int stats(Connection& daemon, const CommandLine& options) {
   return 0;
 }
 
+// Each pair's fate, one a line; each error on stderr. Exit status 1 when
+// the file had one.
+int apply(Connection& daemon, CommandLine options) {
+  std::string text;
+  std::FILE* in = options.config_file == "-" ? stdin : std::fopen(options.config_file.c_str(), "r");
+  if (in == nullptr) {
+    std::fprintf(stderr, "epairctl: cannot read %s: %s\n", options.config_file.c_str(), std::strerror(errno));
+    return 1;
+  }
+  char chunk[4096];
+  for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, in)) > 0;) text.append(chunk, n);
+  const bool failed_read = std::ferror(in) != 0;
+  if (in != stdin) std::fclose(in);
+  if (failed_read) {
+    std::fprintf(stderr, "epairctl: cannot read %s\n", options.config_file.c_str());
+    return 1;
+  }
+  options.request["text"] = text;
+  const json result = result_or_exit(daemon.request(options.request), options.json_output);
+  if (options.json_output) {
+    std::printf("%s\n", result.dump(2).c_str());
+  } else {
+    for (const json& pair : result["pairs"]) {
+      std::string line = pair["name"].get<std::string>() + ": " + pair["state"].get<std::string>();
+      if (pair["state"] == "would create") {
+        for (const json& settings : pair["settings"]) {
+          std::string words;
+          for (const json& action : settings["actions"]) {
+            words += " " + action["action"].get<std::string>();
+            if (action.contains("value")) words += " " + action["value"].get<std::string>();
+          }
+          line += "\n  " + settings["end"].get<std::string>() + words;
+        }
+      }
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  for (const json& error : result["errors"]) std::fprintf(stderr, "epairctl: %s\n", error.get<std::string>().c_str());
+  return result["errors"].empty() ? 0 : 1;
+}
+
 int run(int argc, char** argv) {
   const char* env_socket = std::getenv("EPAIR_SOCKET");
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -419,11 +473,18 @@ int run(int argc, char** argv) {
       return capture(daemon, options);
     case Mode::kStats:
       return stats(daemon, options);
+    case Mode::kApply:
+      return apply(daemon, options);
     case Mode::kCloners:
-    case Mode::kList: {
+    case Mode::kList:
+    case Mode::kGroup: {
       const json result = result_or_exit(daemon.request(options.request), options.json_output);
       if (options.json_output) {
         std::printf("%s\n", result.dump(2).c_str());
+        return 0;
+      }
+      if (options.mode == Mode::kGroup) {
+        for (const json& name : result["interfaces"]) std::printf("%s\n", name.get<std::string>().c_str());
         return 0;
       }
       std::string line;

@@ -12,20 +12,24 @@ namespace epair::control {
 
 namespace {
 
-const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",  "ether", "description", "inet",  "inet6",
-                                                            "vnet", "-vnet", "impair",      "attach"};
-const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy", "detach"};
+const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether",  "description", "group",  "-group",
+                                                            "inet",  "inet6",  "-inet",       "-inet6", "vnet",
+                                                            "-vnet", "impair", "attach"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up",     "down",    "destroy", "detach",
+                                                        "txcsum", "-txcsum", "txcsum6", "-txcsum6",
+                                                        "rxcsum", "-rxcsum", "rxcsum6", "-rxcsum6"};
 
 // The fields each op takes besides "v" and "op".
 const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kOps = {
     {"version", {}},
     {"cloners", {}},
-    {"list", {}},
+    {"list", {"group"}},
     {"show", {"name"}},
     {"create", {"name", "actions"}},
     {"configure", {"name", "actions"}},
     {"destroy", {"name"}},
     {"capture", {"interfaces", "direction", "snaplen", "count", "buffer_kib", "filter"}},
+    {"apply", {"file", "text", "dry_run"}},
 };
 
 const char* errno_name(int e) {
@@ -178,6 +182,9 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
         action.value = value.get<std::string>();
       } else if (value.is_number_unsigned()) {
         action.value = std::to_string(value.get<std::uint64_t>());
+      } else if (value.is_number_integer()) {
+        // Judged by the verb (an MTU says its range), not refused here.
+        action.value = std::to_string(value.get<std::int64_t>());
       } else {
         return Status{EINVAL, "action " + action.verb + " needs a value"};
       }
@@ -231,11 +238,27 @@ Result<Request> parse_request(std::string_view line) {
     }
   }
   parsed.changes = parsed.op == "create" || parsed.op == "configure" || parsed.op == "destroy";
+  if (parsed.op == "apply") {
+    auto text = request.find("text");
+    if (text == request.end() || !text->is_string()) return Status{EPROTO, "op apply needs a \"text\" string"};
+    auto file = request.find("file");
+    if (file != request.end() && !file->is_string()) return Status{EPROTO, "\"file\" must be a string"};
+    auto dry_run = request.find("dry_run");
+    if (dry_run != request.end() && !dry_run->is_boolean()) return Status{EPROTO, "\"dry_run\" must be a boolean"};
+    parsed.apply = ApplyRequest{file != request.end() ? file->get<std::string>() : "-", text->get<std::string>(),
+                                dry_run != request.end() && dry_run->get<bool>()};
+    parsed.changes = !parsed.apply->dry_run;
+    return parsed;
+  }
   if (parsed.op == "capture") {
     auto capture = parse_capture(request);
     if (!capture) return capture.status();
     parsed.capture = std::move(*capture);
     return parsed;
+  }
+  if (auto group = request.find("group"); group != request.end()) {
+    if (!group->is_string()) return Status{EPROTO, "\"group\" must be a string"};
+    parsed.group = group->get<std::string>();
   }
   if (auto name = request.find("name"); name != request.end()) {
     if (!name->is_string()) return Status{EPROTO, "\"name\" must be a string"};

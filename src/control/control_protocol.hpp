@@ -62,12 +62,21 @@ struct CaptureRequest {
   std::string filter;
 };
 
+/// apply: a boot configuration (rc.conf's words) to bring the pairs to.
+struct ApplyRequest {
+  std::string file;  ///< as the messages name it
+  std::string text;
+  bool dry_run = false;  ///< say what would be made, make nothing
+};
+
 struct Request {
   std::string op;
   std::string name;             ///< empty when not given
+  std::string group;            ///< list: only its members; empty when not given
   std::vector<Action> actions;  ///< create and configure
   std::optional<CaptureRequest> capture;
-  bool changes = false;  ///< create, configure, destroy
+  std::optional<ApplyRequest> apply;
+  bool changes = false;  ///< create, configure, destroy, apply (but a dry run)
 };
 
 /// Checks one request line. EPROTO for what is not the protocol (bad JSON,

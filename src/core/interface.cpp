@@ -433,7 +433,15 @@ std::uint32_t Interface::enabled_capabilities() const { return capenable_.load(s
 Status Interface::set_enabled_capabilities(std::uint32_t caps) {
   if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
   if ((caps & ~kSupportedCapabilities) != 0) return {EINVAL, name_ + ": SIOCSIFCAP: Invalid argument"};
+  caps |= kFixedCapabilities;
   if (capenable_.exchange(caps, std::memory_order_relaxed) != caps) notify(InterfaceEvent::kCapabilities);
+  if (auto other = peer()) {
+    const std::uint32_t theirs = other->capenable_.load(std::memory_order_relaxed);
+    const std::uint32_t wanted = (theirs & ~kPairCapabilities) | (caps & kPairCapabilities);
+    if (other->capenable_.exchange(wanted, std::memory_order_relaxed) != wanted) {
+      other->notify(InterfaceEvent::kCapabilities);
+    }
+  }
   return {};
 }
 
@@ -490,6 +498,35 @@ Status Interface::set_description(std::string text) {
     description_ = std::move(text);
   }
   notify(InterfaceEvent::kDescription);
+  return {};
+}
+
+std::vector<std::string> Interface::groups() const {
+  std::lock_guard lock(mutex_);
+  return groups_;
+}
+
+Status Interface::add_group(std::string group) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  // IFNAMSIZ, as FreeBSD's ifconfig checks it.
+  constexpr std::size_t kMaxGroup = 15;
+  if (group.empty() || group.size() > kMaxGroup || (group.back() >= '0' && group.back() <= '9')) {
+    return {EINVAL, name_ + ": SIOCAIFGROUP: group names are 1 to 15 bytes and may not end in a digit"};
+  }
+  std::lock_guard lock(mutex_);
+  if (std::find(groups_.begin(), groups_.end(), group) != groups_.end()) {
+    return {EEXIST, name_ + ": SIOCAIFGROUP: File exists"};
+  }
+  groups_.push_back(std::move(group));
+  return {};
+}
+
+Status Interface::remove_group(std::string_view group) {
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  std::lock_guard lock(mutex_);
+  auto it = std::find(groups_.begin(), groups_.end(), group);
+  if (it == groups_.end()) return {ENOENT, name_ + ": SIOCDIFGROUP: No such file or directory"};
+  groups_.erase(it);
   return {};
 }
 
@@ -703,8 +740,9 @@ std::string format_flags(std::uint32_t flags) {
 
 std::string format_capabilities(std::uint32_t caps) {
   static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
-      {kCapVlanMtu, "VLAN_MTU"},
-      {kCapVlanHwTagging, "VLAN_HWTAGGING"},
+      {kCapRxCsum, "RXCSUM"},          {kCapTxCsum, "TXCSUM"},
+      {kCapVlanMtu, "VLAN_MTU"},       {kCapVlanHwTagging, "VLAN_HWTAGGING"},
+      {kCapRxCsumIpv6, "RXCSUM_IPV6"}, {kCapTxCsumIpv6, "TXCSUM_IPV6"},
   };
   return format_bits(caps, kNames);
 }
@@ -716,7 +754,11 @@ std::string format_ifconfig(const Interface& ifp, std::span<const std::string> e
   text += "\toptions=" + format_capabilities(ifp.enabled_capabilities()) + "\n";
   text += "\tether " + ifp.mac().to_string() + "\n";
   for (const auto& line : extra_lines) text += line + "\n";
-  text += "\tgroups: epair\n";
+  if (const auto groups = ifp.groups(); !groups.empty()) {
+    text += "\tgroups:";
+    for (const std::string& group : groups) text += " " + group;
+    text += "\n";
+  }
   text += "\tmedia: " + std::string(Interface::media()) + "\n";
   text += "\tstatus: " + std::string(ifp.media_status()) + "\n";
   return text;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controller.hpp"
+#include "ethtool.hpp"
 
 namespace epair::daemon {
 
@@ -96,18 +97,32 @@ Status Controller::detach(End& end) {
   return {};
 }
 
+// What the end offers Linux: transmit checksum offload while the pair has
+// TXCSUM and TXCSUM_IPV6 (Linux has one switch for both families; without
+// it segmentation offload goes too), and full-sized frames only while the
+// cable needs no wire-sized ones.
 void Controller::update_offloads(End& end) {
+  const bool checksum = (end.ifp->enabled_capabilities() & kPairCapabilities) == kPairCapabilities;
+  if (end.kernel) {
+    const std::string name = end.ifp->name();
+    const Netns* ns = netns_->find(end.ifp->vnet_name());
+    Status s = ns == nullptr ? Status{ENOENT, name + ": namespace " + end.ifp->vnet_name() + " is not open"}
+                             : os::run_in_netns(ns->fd.get(), [&]() { return os::set_tx_checksum(name, checksum); });
+    if (!s) spdlog::warn("{}", s.message());
+  }
   tap::Endpoint* tap = end.tap();
   if (tap == nullptr) return;
   // Corruption must hit frames as a wire carries them, with their own
   // checksums; a VXLAN peer sends each frame as one datagram, a memif peer
   // as buffers without offload metadata. Either way the kernel segments
-  // and checksums in software meanwhile.
+  // and checksums in software meanwhile. On the kernel path the TAP is the
+  // hidden one, the engine's way in, and the end's own veth says the rest.
   const auto impairment = end.ifp->impairment();
   const End* peer = find(peer_name_of(end.ifp->name()));
   const bool wire_sized =
       (impairment && impairment->corrupt_percent != 0) || (peer != nullptr && peer->attachment() != nullptr);
-  if (Status s = tap->device().set_offloads(!wire_sized); !s) spdlog::warn("{}", s.message());
+  const bool offloads = !wire_sized && (end.kernel || checksum);
+  if (Status s = tap->device().set_offloads(offloads); !s) spdlog::warn("{}", s.message());
 }
 
 void Controller::follow_carrier(End& end) {

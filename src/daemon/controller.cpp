@@ -207,11 +207,16 @@ Status Controller::apply(End& end, const control::Action& action) {
   if (action.verb == "mtu") return set_mtu(end, action.value);
   if (action.verb == "ether") return set_ether(end, action.value);
   if (action.verb == "description") return set_description(end, action.value);
+  if (action.verb.ends_with("csum") || action.verb.ends_with("csum6")) return set_capability(end, action.verb);
+  if (action.verb == "group") return end.ifp->add_group(action.value);
+  if (action.verb == "-group") return end.ifp->remove_group(action.value);
   if (action.verb == "impair") return impair(end, action.value);
   if (action.verb == "attach") return attach(end, action.value);
   if (action.verb == "detach") return detach(end);
   if (action.verb == "inet") return add_address(end, AF_INET, action.value);
   if (action.verb == "inet6") return add_address(end, AF_INET6, action.value);
+  if (action.verb == "-inet") return remove_address(end, AF_INET, action.value);
+  if (action.verb == "-inet6") return remove_address(end, AF_INET6, action.value);
   if (action.verb == "vnet") return move_end(end, action.value);
   if (action.verb == "-vnet") return reclaim_end(end, action.value);
   return Status{EINVAL, "unknown action '" + action.verb + "'"};
@@ -226,11 +231,20 @@ Status Controller::set_flag_up(End& end, bool up) {
 
 Status Controller::set_mtu(End& end, const std::string& value) {
   const std::string& name = end.ifp->name();
-  std::uint32_t mtu = 0;
-  auto [ptr, error] = std::from_chars(value.data(), value.data() + value.size(), mtu);
-  if (error != std::errc{} || ptr != value.data() + value.size()) {
-    return Status{EINVAL, name + ": SIOCSIFMTU: Invalid argument"};
+  // A TAP device takes no MTU above 65535 less its Ethernet header.
+  const std::uint32_t most = end.kernel ? Interface::kMaxMtu : Interface::kMaxMtu - 14;
+  const auto out_of_range = [&]() {
+    return Status{EINVAL, name + ": SIOCSIFMTU: Invalid argument (mtu " + value +
+                              " is out of range: " + std::to_string(Interface::kMinMtu) + ".." + std::to_string(most) +
+                              " on the " + (end.kernel ? "kernel" : "tap") + " data path)"};
+  };
+  std::int64_t wanted = 0;
+  auto [ptr, error] = std::from_chars(value.data(), value.data() + value.size(), wanted);
+  if (ptr != value.data() + value.size() || (error != std::errc{} && error != std::errc::result_out_of_range)) {
+    return Status{EINVAL, name + ": SIOCSIFMTU: Invalid argument (mtu '" + value + "' is not a number)"};
   }
+  if (error != std::errc{} || wanted < Interface::kMinMtu || wanted > most) return out_of_range();
+  const auto mtu = static_cast<std::uint32_t>(wanted);
   const std::uint32_t old = end.ifp->mtu();
   if (Status s = end.ifp->set_mtu(mtu); !s) return s;
   auto ns = netns_->open(end.ifp->vnet_name());
@@ -254,6 +268,22 @@ Status Controller::set_ether(End& end, const std::string& value) {
     (void)end.ifp->set_mac(old);
     return s;
   }
+  return {};
+}
+
+// FreeBSD 15's words: txcsum and txcsum6 switch the pair's transmit
+// checksum offload, on both ends; rxcsum and rxcsum6 stay on, as there.
+Status Controller::set_capability(End& end, std::string_view word) {
+  const bool on = !word.starts_with('-');
+  if (!on) word.remove_prefix(1);
+  const std::uint32_t bit = word == "txcsum"    ? kCapTxCsum
+                            : word == "txcsum6" ? kCapTxCsumIpv6
+                            : word == "rxcsum"  ? kCapRxCsum
+                                                : kCapRxCsumIpv6;
+  const std::uint32_t caps = end.ifp->enabled_capabilities();
+  if (Status s = end.ifp->set_enabled_capabilities(on ? caps | bit : caps & ~bit); !s) return s;
+  update_offloads(end);
+  if (End* peer = find(peer_name_of(end.ifp->name()))) update_offloads(*peer);
   return {};
 }
 
@@ -282,6 +312,14 @@ Status Controller::add_address(End& end, int family, const std::string& cidr) {
   auto ns = netns_->open(end.ifp->vnet_name());
   if (!ns) return ns.status();
   if (Status s = (*ns)->control->add_address(end.ifp->name(), family, cidr); !s) return s;
+  refresh_addresses(end);
+  return {};
+}
+
+Status Controller::remove_address(End& end, int family, const std::string& address) {
+  auto ns = netns_->open(end.ifp->vnet_name());
+  if (!ns) return ns.status();
+  if (Status s = (*ns)->control->remove_address(end.ifp->name(), family, address); !s) return s;
   refresh_addresses(end);
   return {};
 }
@@ -385,9 +423,12 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
   save();
 }
 
-std::vector<std::string> Controller::list() const {
+std::vector<std::string> Controller::list(std::string_view group) const {
   std::vector<std::string> names;
-  for (const auto& [name, end] : ends_) names.push_back(name);
+  for (const auto& [name, end] : ends_) {
+    const std::vector<std::string> groups = end.ifp->groups();
+    if (group.empty() || std::ranges::find(groups, group) != groups.end()) names.push_back(name);
+  }
   std::sort(names.begin(), names.end(), [](const std::string& x, const std::string& y) {
     const auto unit = [](const std::string& n) { return std::stoi(n.substr(5, n.size() - 6)); };
     return unit(x) != unit(y) ? unit(x) < unit(y) : x < y;

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "boot_config.hpp"
 #include "control_protocol.hpp"
 #include "end.hpp"
 #include "epair/capture.hpp"
@@ -87,7 +88,13 @@ class Controller {
   Result<std::string> create(std::string_view name);
   Status configure(std::string_view name, const std::vector<control::Action>& actions);
   Status destroy(std::string_view name);
-  std::vector<std::string> list() const;
+  /// Makes the pairs config names that are missing, as it says; a dry run
+  /// makes none. {"file", "pairs": [{"name", "state", ...}], "errors"}:
+  /// state "created", "exists" (left alone), "failed" or "would create".
+  json apply_boot_config(const BootConfig& config, bool dry_run);
+  /// The ends' names, by unit, a before b; only the members of group when
+  /// one is given.
+  std::vector<std::string> list(std::string_view group = {}) const;
   /// The interface as JSON (see docs/protocol.md); ENXIO when unknown.
   Result<json> show(std::string_view name);
   /// Compiles the capture's filter and attaches it to its ends.
@@ -120,6 +127,8 @@ class Controller {
   Status move_end(End& end, std::string_view target);
   Status reclaim_end(End& end, std::string_view from);
   Status add_address(End& end, int family, const std::string& cidr);
+  Status remove_address(End& end, int family, const std::string& address);
+  Status set_capability(End& end, std::string_view word);
   Result<std::string> create_pair(std::string_view name);
   Status start_end(End& end, tap::Device device);
   void stop_end(End& end);

@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "controller.hpp"
 #include "server.hpp"
@@ -29,6 +31,10 @@ daemon re-adopts every pair, and answers epairctl on a Unix socket.
 options:
   -s, --socket PATH       control socket (default /run/epair/epaird.sock)
   -d, --state-dir DIR     where state.json lives (default /var/lib/epair)
+  -c, --config FILE       boot configuration in rc.conf's words
+                          (cloned_interfaces, ifconfig_epairNa, ...): the
+                          pairs it names that are missing are made at start;
+                          default /etc/epair/rc.conf, if there
   -g, --group NAME        members of this group may change pairs (root always may)
   -r, --readers WHO       who may query: all (default) or group
   -w, --workers N         engine worker threads (default: one per CPU)
@@ -81,6 +87,8 @@ struct Options {
   std::chrono::microseconds busy_poll{0};
   std::string metrics;
   epair::daemon::DatapathChoice datapath = epair::daemon::DatapathChoice::kAuto;
+  std::string config = "/etc/epair/rc.conf";
+  bool config_given = false;
 
   static epair::EngineConfig default_engine() {
     epair::EngineConfig engine;
@@ -111,6 +119,10 @@ void apply_option(int c, char** argv, Options& o) {
       break;
     case 'd':
       o.state_dir = optarg;
+      break;
+    case 'c':
+      o.config = optarg;
+      o.config_given = true;
       break;
     case 'g': {
       const group* g = ::getgrnam(optarg);
@@ -177,18 +189,26 @@ void apply_option(int c, char** argv, Options& o) {
 }
 
 Options parse_options(int argc, char** argv) {
-  static const option options[] = {
-      {"socket", required_argument, nullptr, 's'},    {"state-dir", required_argument, nullptr, 'd'},
-      {"group", required_argument, nullptr, 'g'},     {"readers", required_argument, nullptr, 'r'},
-      {"workers", required_argument, nullptr, 'w'},   {"queue-depth", required_argument, nullptr, 'q'},
-      {"frames", required_argument, nullptr, 'f'},    {"mac-mode", required_argument, nullptr, 'm'},
-      {"delivery", required_argument, nullptr, 'D'},  {"busy-poll", required_argument, nullptr, 'b'},
-      {"metrics", required_argument, nullptr, 'M'},   {"datapath", required_argument, nullptr, 'P'},
-      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
+  static const option options[] = {{"socket", required_argument, nullptr, 's'},
+                                   {"state-dir", required_argument, nullptr, 'd'},
+                                   {"config", required_argument, nullptr, 'c'},
+                                   {"group", required_argument, nullptr, 'g'},
+                                   {"readers", required_argument, nullptr, 'r'},
+                                   {"workers", required_argument, nullptr, 'w'},
+                                   {"queue-depth", required_argument, nullptr, 'q'},
+                                   {"frames", required_argument, nullptr, 'f'},
+                                   {"mac-mode", required_argument, nullptr, 'm'},
+                                   {"delivery", required_argument, nullptr, 'D'},
+                                   {"busy-poll", required_argument, nullptr, 'b'},
+                                   {"metrics", required_argument, nullptr, 'M'},
+                                   {"datapath", required_argument, nullptr, 'P'},
+                                   {"log-level", required_argument, nullptr, 'l'},
+                                   {"help", no_argument, nullptr, 'h'},
+                                   {"version", no_argument, nullptr, 'V'},
+                                   {nullptr, 0, nullptr, 0}};
   Options o;
   opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, ":s:d:g:r:w:q:f:m:D:b:M:P:l:hV", options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, ":s:d:c:g:r:w:q:f:m:D:b:M:P:l:hV", options, nullptr)) != -1;) {
     apply_option(c, argv, o);
   }
   if (optind != argc) usage_error(std::string("unexpected argument '") + argv[optind] + "'");
@@ -231,18 +251,39 @@ void lock_state_dir(const std::filesystem::path& state_dir) {
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) fail("another epaird uses " + state_dir.string());
 }
 
+// The boot configuration, read whole before the daemon changes anything:
+// the default file may be absent, one named with --config may not; a file
+// that does not read says why, line by line, and epaird does not start.
+epair::daemon::BootConfig read_boot_config(const Options& o) {
+  std::ifstream in(o.config);
+  if (!in) {
+    if (o.config_given) fail("cannot read " + o.config + ": " + std::strerror(errno));
+    return {};
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = epair::daemon::parse_boot_config(text.str(), o.config);
+  if (!config.errors.empty()) {
+    for (const std::string& error : config.errors) std::fprintf(stderr, "epaird: %s\n", error.c_str());
+    std::exit(1);
+  }
+  return config;
+}
+
 }  // namespace
 
 // The daemon's life, in this order:
 // 1. Options and logging; root is checked after them, so that --help and
 //    a bad option answer anyone.
-// 2. The state directory, locked for this daemon alone.
+// 2. The boot configuration read, the state directory locked for this
+//    daemon alone.
 // 3. The stop signals blocked, before the engine's workers and the TAP
 //    readers exist, so that they inherit the mask and a SIGTERM reaches
 //    the server's signalfd.
 // 4. The controller and the server; the socket listens before the data
 //    path opens (so that a second epaird fails before it touches the
 //    hidden namespace) and the pairs of the last run are re-adopted; the
+//    pairs of the boot configuration that are missing are made; the
 //    server runs until a signal.
 int main(int argc, char** argv) {
   using namespace epair;
@@ -251,6 +292,7 @@ int main(int argc, char** argv) {
   if (::geteuid() != 0) fail("must run as root (TAP devices and namespaces need CAP_NET_ADMIN)");
   raise_file_limit();
 
+  const daemon::BootConfig boot = read_boot_config(o);
   lock_state_dir(o.state_dir);
 
   daemon::block_stop_signals();
@@ -262,6 +304,7 @@ int main(int argc, char** argv) {
     if (Status s = server.listen(); !s) fail(s.message());
     if (Status s = controller.open_datapath(); !s) fail(s.message());
     controller.restore();
+    (void)controller.apply_boot_config(boot, false);
     if (Status s = server.run(); !s) fail(s.message());
   } catch (const std::exception& e) {
     fail(e.what());

@@ -80,7 +80,7 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
     if (op == "version")
       return control::ok_response({{"protocol", control::kProtocolVersion}, {"version", EPAIR_VERSION}});
     if (op == "cloners") return control::ok_response({{"cloners", json::array({"epair"})}});
-    if (op == "list") return control::ok_response({{"interfaces", controller.list()}});
+    if (op == "list") return control::ok_response({{"interfaces", controller.list(request.group)}});
     if (op == "show") {
       json interfaces = json::array();
       for (const std::string& n : name.empty() ? controller.list() : std::vector<std::string>{name}) {
@@ -97,6 +97,16 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
         op == "destroy" || (op == "configure" && !actions.empty() && actions.front().verb == "destroy");
     if (Status s = controller.reserve_state(); !s && !(destroys && (s.value() == EMFILE || s.value() == ENFILE))) {
       return control::error_response(s);
+    }
+    if (request.apply) {
+      spdlog::info("uid {} pid {}: apply {}{}", peer.uid, peer.pid, request.apply->file,
+                   request.apply->dry_run ? " (dry run)" : "");
+      const BootConfig config = parse_boot_config(request.apply->text, request.apply->file);
+      // A file that does not read changes nothing.
+      if (!config.errors.empty()) {
+        return control::ok_response({{"file", config.file}, {"pairs", json::array()}, {"errors", config.errors}});
+      }
+      return control::ok_response(controller.apply_boot_config(config, request.apply->dry_run));
     }
     if (op == "create") {
       spdlog::info("uid {} pid {}: create {}", peer.uid, peer.pid, name);

@@ -19,6 +19,8 @@ std::string Controller::state_text() const {
       e["netns_dev"] = ns->id.dev;
       e["netns_ino"] = ns->id.ino;
     }
+    e["groups"] = ifp.groups();
+    e["options"] = ifp.enabled_capabilities();
     e["addresses"] = os::cidrs_of(end.addresses);
     if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
     if (const std::string words = attachment_words(end); !words.empty()) e["attach"] = words;
@@ -90,10 +92,16 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
     if (auto mac = MacAddress::parse(e.value("ether", "")); mac) (void)ifp.set_mac(*mac);
     (void)ifp.set_mtu(e.value("mtu", Interface::kDefaultMtu));
     (void)ifp.set_description(e.value("description", ""));
+    (void)ifp.set_enabled_capabilities(e.value("options", kDefaultCapabilities));
+    if (e.contains("groups")) {
+      for (const std::string& group : ifp.groups()) (void)ifp.remove_group(group);
+      for (const std::string& group : e.value("groups", std::vector<std::string>{})) (void)ifp.add_group(group);
+    }
     (void)ifp.set_up(e.value("up", false));
     End& end = ends_[ifname];
     end = std::move(adopted);
     if (Status s = start_end(end, std::move(*device)); !s) return s.message();
+    update_offloads(end);
     if (const std::string words = e.value("impair", ""); !words.empty()) {
       if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
     }

@@ -226,8 +226,10 @@ Status RouteSocket::remove_group(std::uint32_t group) {
   return {};
 }
 
-Status RouteSocket::add_address(std::string_view name, int family, std::string_view cidr) {
-  const char* what = family == AF_INET ? "SIOCAIFADDR" : "SIOCAIFADDR_IN6";
+namespace {
+
+// "A/L" or A alone (/32, /128) of family, or why not.
+Result<NlAddrPtr> parse_address(std::string_view name, int family, std::string_view cidr, const char* what) {
   std::string text(cidr);
   nl_addr* parsed = nullptr;
   if (nl_addr_parse(text.c_str(), family, &parsed) < 0 || nl_addr_get_family(parsed) != family) {
@@ -236,25 +238,75 @@ Status RouteSocket::add_address(std::string_view name, int family, std::string_v
   }
   NlAddrPtr local(parsed);
   if (text.find('/') == std::string::npos) nl_addr_set_prefixlen(local.get(), family == AF_INET ? 32 : 128);
-  auto info = link(name);
-  if (!info) return info.status();
+  return local;
+}
+
+}  // namespace
+
+Status RouteSocket::change_address(int ifindex, int family, nl_addr* local, bool add, std::string_view name,
+                                   const char* what) {
   std::unique_ptr<rtnl_addr, void (*)(rtnl_addr*)> addr(rtnl_addr_alloc(), rtnl_addr_put);
   if (!addr) return Status{ENOMEM, "netlink: out of memory"};
-  rtnl_addr_set_ifindex(addr.get(), info->index);
+  rtnl_addr_set_ifindex(addr.get(), ifindex);
   rtnl_addr_set_family(addr.get(), family);
-  if (int error = rtnl_addr_set_local(addr.get(), local.get()); error < 0) return nl_status(error, name, what);
-  const int prefix = nl_addr_get_prefixlen(local.get());
+  if (int error = rtnl_addr_set_local(addr.get(), local); error < 0) return nl_status(error, name, what);
+  const int prefix = nl_addr_get_prefixlen(local);
   rtnl_addr_set_prefixlen(addr.get(), prefix);
-  if (family == AF_INET && prefix < 31) {
+  if (add && family == AF_INET && prefix < 31) {
     // ifconfig sets the broadcast address of the subnet, as `ip addr add ... brd +` does.
     std::uint32_t host = 0;
-    std::memcpy(&host, nl_addr_get_binary_addr(local.get()), 4);
+    std::memcpy(&host, nl_addr_get_binary_addr(local), 4);
     const std::uint32_t mask = prefix == 0 ? 0 : htonl(~0u << (32 - prefix));
     const std::uint32_t bcast = (host & mask) | ~mask;
     NlAddrPtr brd(nl_addr_build(AF_INET, &bcast, 4));
     rtnl_addr_set_broadcast(addr.get(), brd.get());
   }
-  if (int error = rtnl_addr_add(sock_.get(), addr.get(), 0); error < 0) return nl_status(error, name, what);
+  const int error =
+      add ? rtnl_addr_add(sock_.get(), addr.get(), NLM_F_REPLACE) : rtnl_addr_delete(sock_.get(), addr.get(), 0);
+  return error < 0 ? nl_status(error, name, what) : Status{};
+}
+
+Status RouteSocket::add_address(std::string_view name, int family, std::string_view cidr) {
+  const char* what = family == AF_INET ? "SIOCAIFADDR" : "SIOCAIFADDR_IN6";
+  auto local = parse_address(name, family, cidr, what);
+  if (!local) return local.status();
+  auto info = link(name);
+  if (!info) return info.status();
+  auto existing = addresses(info->index);
+  if (!existing) return existing.status();
+  // Linux keeps an address under two prefixes as two; FreeBSD changes the
+  // one it has.
+  const std::string text = format_addr(local->get());
+  const int prefix = nl_addr_get_prefixlen(local->get());
+  for (const AddressInfo& old : *existing) {
+    if (old.family != family || old.local != text || old.prefix_length == prefix) continue;
+    NlAddrPtr stale(nl_addr_clone(local->get()));
+    nl_addr_set_prefixlen(stale.get(), old.prefix_length);
+    if (Status s = change_address(info->index, family, stale.get(), false, name, what); !s) return s;
+  }
+  return change_address(info->index, family, local->get(), true, name, what);
+}
+
+Status RouteSocket::remove_address(std::string_view name, int family, std::string_view address) {
+  const char* what = family == AF_INET ? "SIOCDIFADDR" : "SIOCDIFADDR_IN6";
+  auto local = parse_address(name, family, address, what);
+  if (!local) return local.status();
+  const bool any_prefix = address.find('/') == std::string_view::npos;
+  auto info = link(name);
+  if (!info) return info.status();
+  auto existing = addresses(info->index);
+  if (!existing) return existing.status();
+  const std::string text = format_addr(local->get());
+  bool found = false;
+  for (const AddressInfo& old : *existing) {
+    if (old.family != family || old.local != text) continue;
+    if (!any_prefix && old.prefix_length != static_cast<int>(nl_addr_get_prefixlen(local->get()))) continue;
+    NlAddrPtr match(nl_addr_clone(local->get()));
+    nl_addr_set_prefixlen(match.get(), old.prefix_length);
+    if (Status s = change_address(info->index, family, match.get(), false, name, what); !s) return s;
+    found = true;
+  }
+  if (!found) return Status{EADDRNOTAVAIL, std::string(name) + ": " + what + ": Can't assign requested address"};
   return {};
 }
 

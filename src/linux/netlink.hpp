@@ -16,6 +16,7 @@
 
 struct nl_sock;
 struct rtnl_link;
+struct nl_addr;
 
 namespace epair::os {
 
@@ -88,7 +89,13 @@ class RouteSocket {
   Status remove_group(std::uint32_t group);
 
   /// Adds "A/L" (or A alone: /32, /128) of family AF_INET or AF_INET6.
+  /// An address the link has already is changed, as FreeBSD's SIOCAIFADDR
+  /// does: under another prefix it is removed first, so that it is kept
+  /// once.
   Status add_address(std::string_view name, int family, std::string_view cidr);
+  /// Removes A (under any prefix) or "A/L": EADDRNOTAVAIL when the link
+  /// has no such address.
+  Status remove_address(std::string_view name, int family, std::string_view address);
   Result<std::vector<AddressInfo>> addresses(int ifindex);
   /// Every address of the namespace, by link index: one dump.
   Result<std::map<int, std::vector<AddressInfo>>> addresses_by_link();
@@ -103,6 +110,8 @@ class RouteSocket {
   };
   explicit RouteSocket(nl_sock* sock) : sock_(sock) {}
   Status change(std::string_view name, const char* what, const std::function<void(rtnl_link*)>& edit);
+  // Adds (or replaces) or deletes local, whose prefix length is set.
+  Status change_address(int ifindex, int family, nl_addr* local, bool add, std::string_view name, const char* what);
 
   std::unique_ptr<nl_sock, Deleter> sock_;
 };

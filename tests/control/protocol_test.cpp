@@ -140,11 +140,34 @@ TEST(ParseActions, ValuesAndVerbs) {
   EXPECT_EQ((*actions)[2].verb, "vnet");
 }
 
+// An MTU's range is the data path's, said by epaird: a negative number
+// reaches it as one.
+TEST(ParseActions, AddressRemovalGroupsCapabilitiesAndSignedNumbers) {
+  auto actions = parse_actions(json::parse(R"([{"action":"-inet","value":"10.0.0.1"},
+      {"action":"-inet6","value":"fd00::1/64"},{"action":"group","value":"jails"},{"action":"-group","value":"jails"},
+      {"action":"-txcsum"},{"action":"txcsum6"},{"action":"-rxcsum"},{"action":"mtu","value":-5}])"));
+  ASSERT_TRUE(actions) << actions.status().message();
+  ASSERT_EQ(actions->size(), 8u);
+  EXPECT_EQ((*actions)[0].verb, "-inet");
+  EXPECT_EQ((*actions)[3].value, "jails");
+  EXPECT_EQ((*actions)[7].value, "-5");
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"-txcsum","value":"1"}])")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"group"}])")));
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu","value":1.5}])")));
+}
+
+TEST(ParseRequest, ListTakesAGroup) {
+  auto list = parse_request(R"({"op":"list","group":"jails"})");
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->group, "jails");
+  EXPECT_EQ(parse_request(R"({"op":"list","group":7})").status().value(), EPROTO);
+  EXPECT_EQ(parse_request(R"({"op":"show","group":"jails"})").status().value(), EPROTO);
+}
+
 TEST(ParseActions, Errors) {
   EXPECT_FALSE(parse_actions(json::parse(R"({"action":"up"})")));
   EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"fly"}])")));
   EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu"}])")));
-  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu","value":-1}])")));
   EXPECT_FALSE(parse_actions(json::parse(R"([7])")));
   EXPECT_TRUE(parse_actions(json()));
 }

@@ -64,7 +64,8 @@ new_ns() {
 
 start_daemon() {
   # shellcheck disable=SC2086 # EPAIRD_ARGS is a list of options
-  "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$STATE_DIR" --workers 2 ${EPAIRD_ARGS:-} "$@" \
+  # No boot configuration but the scenario's: not the machine's /etc/epair/rc.conf.
+  "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$STATE_DIR" --config /dev/null --workers 2 ${EPAIRD_ARGS:-} "$@" \
     >>"$WORK/epaird.log" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq 100); do
@@ -243,6 +244,29 @@ connect_pair() {
   PAIR=${A%a}
   ctl "$A" vnet "$NS_A" up inet 10.99.0.1/24 inet6 fd99::1/64 || fail "configure $A"
   ctl "$B" vnet "$NS_B" up inet 10.99.0.2/24 inet6 fd99::2/64 || fail "configure $B"
+}
+
+# FreeBSD's vnet.subr, in namespaces: vnet_mkepair prints a new pair's
+# name without its a/b; vnet_mkjail NAME IFNAME... makes a namespace for
+# jail NAME (JAIL[NAME]) and moves the ends into it; jexec NAME CMD... runs
+# there. cleanup takes them all away, as vnet_cleanup does.
+declare -A JAIL
+vnet_mkepair() {
+  local a
+  a=$(ctl epair create) || return 1
+  echo "${a%a}"
+}
+vnet_mkjail() {
+  local name=$1 ns ifname
+  shift
+  new_ns ns "$name"
+  JAIL[$name]=$ns
+  for ifname in "$@"; do ctl "$ifname" vnet "$ns" || return 1; done
+}
+jexec() {
+  local name=$1
+  shift
+  ip netns exec "${JAIL[$name]}" "$@"
 }
 
 # scrape [unix:PATH|PORT] [PATH] [METHOD]: prints "STATUS\nBODY".

@@ -1,7 +1,9 @@
-// RouteSocket's device groups, in a network namespace of the test's own:
+// RouteSocket in a network namespace of the test's own. Device groups:
 // removing a group takes its devices and a veth's peer with them in one
 // request, and no other device; a group with none is ENODEV, group 0 is
-// refused. Needs root; skipped otherwise.
+// refused. Addresses as ifconfig has them: added again, or under another
+// prefix, an address is kept once; removed under any prefix or the one
+// given. Needs root; skipped otherwise.
 #include "netlink.hpp"
 
 #include <fcntl.h>
@@ -39,6 +41,44 @@ TEST(RouteSocketGroupTest, RemovingAGroupTakesItsDevicesAndTheirVethPeers) {
     Status everything = route->remove_group(0);
     EXPECT_FALSE(everything);
     EXPECT_TRUE(route->link("oa"));
+  });
+}
+
+std::vector<std::string> cidrs_on(RouteSocket& route, const char* name) {
+  auto link = route.link(name);
+  if (!link) return {};
+  auto addresses = route.addresses(link->index);
+  return addresses ? cidrs_of(*addresses) : std::vector<std::string>{};
+}
+
+TEST(RouteSocketAddressTest, AnAddressIsKeptOnceAndRemovedByItsAddress) {
+  if (::geteuid() != 0) GTEST_SKIP() << "devices need root";
+  test::in_private_netns([] {
+    auto route = RouteSocket::open();
+    ASSERT_TRUE(route) << route.status().message();
+    UniqueFd here(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(here);
+    ASSERT_TRUE(route->add_veth("aa", "ab", here.get()));
+    using Cidrs = std::vector<std::string>;
+
+    ASSERT_TRUE(route->add_address("aa", AF_INET, "192.0.2.1/24"));
+    Status again = route->add_address("aa", AF_INET, "192.0.2.1/24");
+    EXPECT_TRUE(again) << again.message();
+    EXPECT_EQ(cidrs_on(*route, "aa"), Cidrs{"192.0.2.1/24"});
+    ASSERT_TRUE(route->add_address("aa", AF_INET, "192.0.2.1/16"));
+    EXPECT_EQ(cidrs_on(*route, "aa"), Cidrs{"192.0.2.1/16"});
+    ASSERT_TRUE(route->add_address("aa", AF_INET, "192.0.2.9"));
+
+    EXPECT_EQ(route->remove_address("aa", AF_INET, "192.0.2.1/24").value(), EADDRNOTAVAIL);
+    Status removed = route->remove_address("aa", AF_INET, "192.0.2.1");
+    EXPECT_TRUE(removed) << removed.message();
+    EXPECT_EQ(cidrs_on(*route, "aa"), Cidrs{"192.0.2.9/32"});
+    EXPECT_TRUE(route->remove_address("aa", AF_INET, "192.0.2.9/32"));
+    Status absent = route->remove_address("aa", AF_INET, "192.0.2.9");
+    EXPECT_EQ(absent.value(), EADDRNOTAVAIL);
+    EXPECT_EQ(absent.message(), "aa: SIOCDIFADDR: Can't assign requested address");
+    EXPECT_EQ(route->remove_address("aa", AF_INET, "not-an-address").value(), EINVAL);
+    EXPECT_EQ(route->remove_address("nosuch", AF_INET, "192.0.2.9").value(), ENODEV);
   });
 }
 

@@ -42,8 +42,8 @@ TEST_F(InterfaceTest, NewPairLinkIsUpOnBothSides) {
 
 TEST_F(InterfaceTest, NewPairHasVlanMtuCapabilityEnabled) {
   EXPECT_TRUE(a->capabilities() & kCapVlanMtu);
-  EXPECT_EQ(a->enabled_capabilities(), kCapVlanMtu);
-  EXPECT_EQ(b->enabled_capabilities(), kCapVlanMtu);
+  EXPECT_EQ(a->enabled_capabilities(), kDefaultCapabilities);
+  EXPECT_EQ(b->enabled_capabilities(), kDefaultCapabilities);
 }
 
 TEST_F(InterfaceTest, MediaIs10GbaseTFullDuplex) {
@@ -113,9 +113,25 @@ TEST_F(InterfaceTest, OverlongDescriptionIsRefused) {
 }
 
 TEST_F(InterfaceTest, UnsupportedCapabilityIsEinval) {
-  EXPECT_EQ(a->set_enabled_capabilities(0x1).value(), EINVAL);
+  EXPECT_EQ(a->set_enabled_capabilities(0x4).value(), EINVAL);
+  EXPECT_EQ(a->set_enabled_capabilities(kDefaultCapabilities | 0x80000).value(), EINVAL);
+  EXPECT_EQ(a->enabled_capabilities(), kDefaultCapabilities);
   EXPECT_TRUE(a->set_enabled_capabilities(kCapVlanMtu | kCapVlanHwTagging));
-  EXPECT_TRUE(a->set_enabled_capabilities(0));
+}
+
+// FreeBSD 15: TXCSUM and TXCSUM_IPV6 are the pair's; RXCSUM and
+// RXCSUM_IPV6 cannot be turned off; the rest are each end's own.
+TEST_F(InterfaceTest, TransmitChecksumOffloadIsThePairs) {
+  ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities & ~kCapTxCsum));
+  EXPECT_EQ(a->enabled_capabilities(), kDefaultCapabilities & ~kCapTxCsum);
+  EXPECT_EQ(b->enabled_capabilities(), kDefaultCapabilities & ~kCapTxCsum);
+  ASSERT_TRUE(b->set_enabled_capabilities(kCapVlanHwTagging));
+  EXPECT_EQ(b->enabled_capabilities(), kFixedCapabilities | kCapVlanHwTagging);
+  EXPECT_EQ(a->enabled_capabilities(), kFixedCapabilities | kCapVlanMtu);
+  ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities));
+  EXPECT_EQ(b->enabled_capabilities(), kFixedCapabilities | kCapVlanHwTagging | kPairCapabilities);
+  EXPECT_NE(format_ifconfig(*b).find("\toptions=600013<RXCSUM,TXCSUM,VLAN_HWTAGGING,RXCSUM_IPV6,TXCSUM_IPV6>\n"),
+            std::string::npos);
 }
 
 TEST_F(InterfaceTest, IndexesAreDistinctInVnet) {
@@ -136,7 +152,7 @@ TEST_F(InterfaceTest, IfconfigBlockMatchesFreeBsd) {
   const std::string inet = "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255";
   EXPECT_EQ(format_ifconfig(*b, std::span(&inet, 1)),
             "epair0b: flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500\n"
-            "\toptions=8<VLAN_MTU>\n"
+            "\toptions=60000b<RXCSUM,TXCSUM,VLAN_MTU,RXCSUM_IPV6,TXCSUM_IPV6>\n"
             "\tether 02:1e:66:05:b0:0b\n"
             "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255\n"
             "\tgroups: epair\n"
