@@ -132,6 +132,21 @@ def pcapng_stream():
     return out
 
 
+BOOT_CONFIGS = [
+    'cloned_interfaces="epair0 epair1"\n'
+    'create_args_epair1="mtu 9000"\n'
+    'ifconfig_epair0a="inet 10.4.6.1/24"\n'
+    'ifconfig_epair0a_alias0="inet 10.4.6.11/24"\n'
+    'ifconfig_epair0b="vnet web inet 10.4.6.2/24 mtu 9000"\n'
+    "ifconfig_epair0b_ipv6='inet6 fd00:4:6::2/64'\n"
+    'ifconfig_epair0b_descr="the web jail\'s end"\n',
+    '# comment\n  cloned_interfaces=epair7 # trailing\nifconfig_epair7a=inet\\ 10.0.0.1/24\n'
+    'ifconfig_epair7b="-txcsum group jails down"\n',
+    'cloned_interfaces="epair bridge0"\nifconfig_em0="DHCP"\nifconfig_epair0b_name="jail0"\n'
+    'ifconfig_epair0a="vnet $J"\nhostname=x\n',
+]
+
+
 def main():
     for request in REQUESTS:
         write("control_request", request.encode())
@@ -183,6 +198,8 @@ def main():
     write("memif_message", b"socket @epair")
     write("capture_stream", bytes([0]) + pcapng_stream())
     write("capture_stream", bytes([7]) + pcapng_stream())
+    for text in BOOT_CONFIGS:
+        write("boot_config", text.encode())
 
 
 if __name__ == "__main__":
