@@ -111,6 +111,15 @@ class Engine {
   /// and the unit is freed. ENXIO when there is no such interface.
   Status destroy(std::string_view ifname, std::string_view vnet = kHostVnet);
 
+  /// ifconfig IFNAME name NEWNAME: ifname in vnet is called new_name from
+  /// now on; its pair, unit, counters and everything attached to it stay,
+  /// and the old name is free. EINVAL for a name empty, "." or "..", with
+  /// '/', ':', blanks or control characters, ENAMETOOLONG for one longer
+  /// than kMaxInterfaceName, EEXIST ("interface NEWNAME already exists")
+  /// when vnet has an interface of that name, ENXIO when ifname is not in
+  /// vnet, ENOENT for an unknown vnet. Observers hear kRenamed.
+  Status rename(std::string_view ifname, std::string_view new_name, std::string_view vnet = kHostVnet);
+
   /// The interface called ifname in vnet, or null.
   std::shared_ptr<Interface> find(std::string_view ifname, std::string_view vnet = kHostVnet) const;
   /// The interfaces in vnet, by index; empty for an unknown vnet.

@@ -96,6 +96,7 @@ enum class InterfaceEvent {
   kCapabilities,
   kMulticast,   ///< a multicast group was joined for the first time or left for good
   kMoved,       ///< now in another vnet (vnet_name())
+  kRenamed,     ///< called another name now (name())
   kImpairment,  ///< impairment() was set, changed or cleared
   kTaps,        ///< a capture tap was added or removed (tapped())
   kDestroyed,   ///< the pair is gone; the last event
@@ -157,7 +158,8 @@ class Interface {
   Interface& operator=(const Interface&) = delete;
 
   // --- identity ---
-  const std::string& name() const { return name_; }
+  /// The name now: Engine::rename() changes it (ifconfig name).
+  std::string name() const;
   static constexpr std::string_view driver_name() { return "epair"; }
   int unit() const { return unit_; }
   /// 'a' or 'b'.
@@ -378,7 +380,10 @@ class Interface {
   Pair& pair_;
   Interface* peer_ = nullptr;
   const char side_;
-  const std::string name_;
+  // Guarded by name_mutex_ alone, so that a message can name the
+  // interface whatever other lock its writer holds.
+  mutable std::mutex name_mutex_;
+  std::string name_;
   const int unit_;
 
   // Read on every transmit; written on the control path.

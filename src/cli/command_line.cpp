@@ -28,7 +28,7 @@ bool is_capability_word(std::string_view word) {
 
 Result<json> parse_settings(std::span<const std::string> words) {
   static const std::set<std::string, std::less<>> kWithValue = {
-      "mtu", "ether", "lladdr", "description", "descr", "group", "-group", "inet", "inet6", "vnet", "-vnet"};
+      "mtu", "ether", "lladdr", "description", "descr", "name", "group", "-group", "inet", "inet6", "vnet", "-vnet"};
   json actions = json::array();
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string& word = words[i];
@@ -213,7 +213,8 @@ Result<CommandLine> parse_command_line(std::span<const std::string> args, std::s
   if (modes == 0 && words.empty()) return usage("no interface given");
   if (!line.config_file.empty()) {
     line.mode = Mode::kApply;
-    line.request = {{"v", 1}, {"op", "apply"}, {"file", line.config_file}, {"dry_run", dry_run}};
+    // The file's text goes in once epairctl has read it.
+    line.request = {{"v", 1}, {"op", "apply"}, {"file", line.config_file}, {"text", ""}, {"dry_run", dry_run}};
     return line;
   }
   if (group) {

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +50,8 @@ settings, applied in order:
                           data path)
   ether MAC               Ethernet address
   description TEXT        description (also `descr`); -description clears it
+  name NEWNAME            rename the end (prints the new name); its pair, unit,
+                          counters and settings stay
   group NAME              join interface group NAME; -group NAME leaves it
   inet ADDR[/LEN] [alias] add an IPv4 address inside the end's namespace, or
                           change the prefix of one it has
@@ -516,6 +519,10 @@ int run(int argc, char** argv) {
     case Mode::kConfigure: {
       const json result = result_or_exit(daemon.request(options.request), options.json_output);
       if (options.json_output) std::printf("%s\n", result.dump(2).c_str());
+      // As ifconfig NAME name NEW_NAME, the new name.
+      const json& actions = options.request["actions"];
+      const bool renamed = std::ranges::any_of(actions, [](const json& a) { return a["action"] == "name"; });
+      if (renamed && !options.json_output) std::printf("%s\n", result.value("name", std::string()).c_str());
       return 0;
     }
   }

@@ -12,9 +12,9 @@ namespace epair::control {
 
 namespace {
 
-const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",   "ether",  "description", "group",  "-group",
-                                                            "inet",  "inet6",  "-inet",       "-inet6", "vnet",
-                                                            "-vnet", "impair", "attach"};
+const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",    "ether", "description", "name",  "group",
+                                                            "-group", "inet",  "inet6",       "-inet", "-inet6",
+                                                            "vnet",   "-vnet", "impair",      "attach"};
 const std::set<std::string, std::less<>> kVerbsAlone = {"up",     "down",    "destroy", "detach",
                                                         "txcsum", "-txcsum", "txcsum6", "-txcsum6",
                                                         "rxcsum", "-rxcsum", "rxcsum6", "-rxcsum6"};
@@ -203,6 +203,9 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
       }
       if (action.verb == "attach") {
         if (Status s = check_attach(action.value); !s) return s;
+      }
+      if (action.verb == "name") {
+        if (Status s = check_interface_name(action.value); !s) return s;
       }
     } else if (!kVerbsAlone.contains(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};

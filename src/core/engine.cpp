@@ -2,6 +2,7 @@
 #include "epair/engine.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -299,6 +300,34 @@ Status Engine::destroy(std::string_view ifname, std::string_view vnet_name) {
     pair = begin_teardown_locked(it->second->pair_, events);
   }
   finish_teardown(pair, events);
+  deliver(events);
+  return {};
+}
+
+Status Engine::rename(std::string_view ifname, std::string_view new_name, std::string_view vnet_name) {
+  const std::string prefix = std::string(ifname) + ": SIOCSIFNAME: ";
+  const bool bad = new_name.empty() || new_name == "." || new_name == ".." || std::ranges::any_of(new_name, [](char c) {
+                     return c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) != 0 ||
+                            std::iscntrl(static_cast<unsigned char>(c)) != 0;
+                   });
+  if (bad) return {EINVAL, prefix + "Invalid argument"};
+  if (new_name.size() > kMaxInterfaceName) return {ENAMETOOLONG, prefix + "File name too long"};
+  std::shared_ptr<Interface> ifp;
+  {
+    std::lock_guard lock(mutex_);
+    auto vnet = vnet_locked(vnet_name);
+    if (!vnet) return {ENOENT, vnet_missing(vnet_name)};
+    auto it = vnet->interfaces.find(ifname);
+    if (it == vnet->interfaces.end()) return no_such_interface(ifname);
+    if (ifname == new_name) return {};
+    if (vnet->interfaces.contains(new_name)) return {EEXIST, "interface " + std::string(new_name) + " already exists"};
+    ifp = it->second;
+    vnet->interfaces.erase(it);
+    vnet->interfaces.emplace(std::string(new_name), ifp);
+    std::lock_guard name_lock(ifp->name_mutex_);
+    ifp->name_ = std::string(new_name);
+  }
+  Events events{{ifp, InterfaceEvent::kRenamed}};
   deliver(events);
   return {};
 }

@@ -299,9 +299,9 @@ void Interface::show_to_taps(const TapList& taps, std::span<Frame* const> frames
 // --- control path ---
 
 Status Interface::set_impairment(const ImpairmentConfig& config) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
   if (config.limit == 0 || config.limit > kMaxImpairmentLimit) {
-    return {EINVAL, name_ + ": impair: limit must be from 1 to " + std::to_string(kMaxImpairmentLimit) + " frames"};
+    return {EINVAL, name() + ": impair: limit must be from 1 to " + std::to_string(kMaxImpairmentLimit) + " frames"};
   }
   const std::uint64_t seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   {
@@ -358,6 +358,11 @@ std::uint32_t Interface::index() const {
   return index_;
 }
 
+std::string Interface::name() const {
+  std::lock_guard lock(name_mutex_);
+  return name_;
+}
+
 std::string Interface::vnet_name() const {
   std::lock_guard lock(mutex_);
   return vnet_name_;
@@ -387,7 +392,7 @@ Status Interface::set_flags(std::uint32_t requested) {
   std::uint32_t new_flags;
   do {
     if ((old_flags & kFlagRunning) == 0 && pair_.destroyed.load(std::memory_order_acquire)) {
-      return no_such_interface(name_);
+      return no_such_interface(name());
     }
     new_flags = (old_flags & ~kUserFlags) | (requested & kUserFlags);
   } while (!flags_.compare_exchange_weak(old_flags, new_flags, std::memory_order_acq_rel));
@@ -405,8 +410,8 @@ Status Interface::set_up(bool up) {
 std::uint32_t Interface::mtu() const { return mtu_.load(std::memory_order_relaxed); }
 
 Status Interface::set_mtu(std::uint32_t mtu) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
-  if (mtu < kMinMtu || mtu > kMaxMtu) return {EINVAL, name_ + ": SIOCSIFMTU: Invalid argument"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
+  if (mtu < kMinMtu || mtu > kMaxMtu) return {EINVAL, name() + ": SIOCSIFMTU: Invalid argument"};
   if (mtu_.exchange(mtu, std::memory_order_relaxed) != mtu) notify(InterfaceEvent::kMtu);
   return {};
 }
@@ -417,8 +422,8 @@ MacAddress Interface::mac() const {
 }
 
 Status Interface::set_mac(const MacAddress& mac) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
-  if (mac.is_multicast() || mac.is_zero()) return {EINVAL, name_ + ": SIOCSIFLLADDR: Invalid argument"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
+  if (mac.is_multicast() || mac.is_zero()) return {EINVAL, name() + ": SIOCSIFLLADDR: Invalid argument"};
   {
     std::lock_guard lock(mutex_);
     if (mac_ == mac) return {};
@@ -431,8 +436,8 @@ Status Interface::set_mac(const MacAddress& mac) {
 std::uint32_t Interface::enabled_capabilities() const { return capenable_.load(std::memory_order_relaxed); }
 
 Status Interface::set_enabled_capabilities(std::uint32_t caps) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
-  if ((caps & ~kSupportedCapabilities) != 0) return {EINVAL, name_ + ": SIOCSIFCAP: Invalid argument"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
+  if ((caps & ~kSupportedCapabilities) != 0) return {EINVAL, name() + ": SIOCSIFCAP: Invalid argument"};
   caps |= kFixedCapabilities;
   if (capenable_.exchange(caps, std::memory_order_relaxed) != caps) notify(InterfaceEvent::kCapabilities);
   if (auto other = peer()) {
@@ -446,8 +451,8 @@ Status Interface::set_enabled_capabilities(std::uint32_t caps) {
 }
 
 Status Interface::add_multicast(const MacAddress& group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
-  if (!group.is_multicast()) return {EINVAL, name_ + ": SIOCADDMULTI: Invalid argument"};
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
+  if (!group.is_multicast()) return {EINVAL, name() + ": SIOCADDMULTI: Invalid argument"};
   {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(multicast_.begin(), multicast_.end(), [&](const auto& m) { return m.first == group; });
@@ -462,11 +467,11 @@ Status Interface::add_multicast(const MacAddress& group) {
 }
 
 Status Interface::delete_multicast(const MacAddress& group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
   {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(multicast_.begin(), multicast_.end(), [&](const auto& m) { return m.first == group; });
-    if (it == multicast_.end()) return {ENOENT, name_ + ": SIOCDELMULTI: No such file or directory"};
+    if (it == multicast_.end()) return {ENOENT, name() + ": SIOCDELMULTI: No such file or directory"};
     if (--it->second != 0) return {};
     multicast_.erase(it);
   }
@@ -488,10 +493,10 @@ std::string Interface::description() const {
 }
 
 Status Interface::set_description(std::string text) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
   // FreeBSD's ifdescr_maxlen.
   constexpr std::size_t kMaxDescription = 1024;
-  if (text.size() > kMaxDescription) return {ENAMETOOLONG, name_ + ": SIOCSIFDESCR: File name too long"};
+  if (text.size() > kMaxDescription) return {ENAMETOOLONG, name() + ": SIOCSIFDESCR: File name too long"};
   {
     std::lock_guard lock(mutex_);
     if (description_ == text) return {};
@@ -507,25 +512,25 @@ std::vector<std::string> Interface::groups() const {
 }
 
 Status Interface::add_group(std::string group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
   // IFNAMSIZ, as FreeBSD's ifconfig checks it.
   constexpr std::size_t kMaxGroup = 15;
   if (group.empty() || group.size() > kMaxGroup || (group.back() >= '0' && group.back() <= '9')) {
-    return {EINVAL, name_ + ": SIOCAIFGROUP: group names are 1 to 15 bytes and may not end in a digit"};
+    return {EINVAL, name() + ": SIOCAIFGROUP: group names are 1 to 15 bytes and may not end in a digit"};
   }
   std::lock_guard lock(mutex_);
   if (std::find(groups_.begin(), groups_.end(), group) != groups_.end()) {
-    return {EEXIST, name_ + ": SIOCAIFGROUP: File exists"};
+    return {EEXIST, name() + ": SIOCAIFGROUP: File exists"};
   }
   groups_.push_back(std::move(group));
   return {};
 }
 
 Status Interface::remove_group(std::string_view group) {
-  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name_);
+  if (pair_.destroyed.load(std::memory_order_acquire)) return no_such_interface(name());
   std::lock_guard lock(mutex_);
   auto it = std::find(groups_.begin(), groups_.end(), group);
-  if (it == groups_.end()) return {ENOENT, name_ + ": SIOCDIFGROUP: No such file or directory"};
+  if (it == groups_.end()) return {ENOENT, name() + ": SIOCDIFGROUP: No such file or directory"};
   groups_.erase(it);
   return {};
 }

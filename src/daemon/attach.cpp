@@ -48,8 +48,8 @@ void Controller::park_tap(End& end, Attachment attachment) {
   (void)device.set_carrier(false);
   end.transport = Attached{std::move(device), std::move(attachment)};
   if (end.kernel) park_in_kernel(end);
-  if (End* peer = find(peer_name_of(end.ifp->name()))) update_offloads(*peer);
-  update_ways_of_pair(end.ifp->name());
+  if (End* peer = peer_of(end)) update_offloads(*peer);
+  update_ways_of_pair(end);
 }
 
 Status Controller::open_tunnel(End& end, const vxlan::Config& config) {
@@ -91,8 +91,8 @@ Status Controller::detach(End& end) {
   end.transport = std::shared_ptr<tap::Endpoint>();
   end.ifp->set_endpoint_link(true);
   if (Status s = start_end(end, std::move(device)); !s) return s;
-  if (End* peer = find(peer_name_of(name))) update_offloads(*peer);
-  update_ways_of_pair(name);
+  if (End* peer = peer_of(end)) update_offloads(*peer);
+  update_ways_of_pair(end);
   spdlog::info("{}: detached from {}", name, kind);
   return {};
 }
@@ -118,7 +118,7 @@ void Controller::update_offloads(End& end) {
   // and checksums in software meanwhile. On the kernel path the TAP is the
   // hidden one, the engine's way in, and the end's own veth says the rest.
   const auto impairment = end.ifp->impairment();
-  const End* peer = find(peer_name_of(end.ifp->name()));
+  const End* peer = peer_of(end);
   const bool wire_sized =
       (impairment && impairment->corrupt_percent != 0) || (peer != nullptr && peer->attachment() != nullptr);
   const bool offloads = !wire_sized && (end.kernel || checksum);

@@ -25,7 +25,8 @@ std::optional<std::string> missing_netns(const BootSettings& settings) {
 }  // namespace
 
 // Each pair, in the file's order:
-// 1. An end of it is here already: the pair is left alone.
+// 1. An end of it is here already, under whatever name: the pair is left
+//    alone.
 // 2. A namespace that a vnet setting names is missing: that line is the
 //    error, and the pair is not made.
 // 3. The pair is made with its creation settings, then each end's are
@@ -48,7 +49,8 @@ json Controller::apply_boot_config(const BootConfig& config, bool dry_run) {
       errors.push_back(config.file + ":" + std::to_string(line) + ": " + why);
       report["state"] = "failed";
     };
-    if (find(pair.name + "a") != nullptr || find(pair.name + "b") != nullptr) {
+    const int unit = std::stoi(pair.name.substr(5));
+    if (find(EndId{unit, 'a'}) != nullptr || find(EndId{unit, 'b'}) != nullptr) {
       report["state"] = "exists";
       pairs.push_back(std::move(report));
       continue;

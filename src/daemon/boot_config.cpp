@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command_line.hpp"
+#include "control_protocol.hpp"
 
 namespace epair::daemon {
 
@@ -137,75 +138,115 @@ BootConfig parse_boot_config(std::string_view text, const std::string& file) {
     }
   }
 
+  // ifconfig_<end>_name renames an end; the other variables may name it by
+  // its new name then, as rc.conf does (with the characters a variable's
+  // name cannot hold as _).
+  static const std::regex kRename("ifconfig_(epair[0-9]+[ab])_name");
+  std::map<std::string, std::string> new_names;  // end: its new name
+  std::map<std::string, std::string> renamed;    // the new name, as a variable has it: the end
+  for (const auto& [variable, assignment] : assigned) {
+    std::smatch match;
+    if (!std::regex_match(variable, match, kRename)) continue;
+    const std::string end = match[1];
+    if (Status s = control::check_interface_name(assignment.value); !s) {
+      error(assignment.line, variable + ": " + s.message());
+      continue;
+    }
+    std::string as_variable = assignment.value;
+    std::ranges::replace_if(
+        as_variable, [](char c) { return !is_name_char(c); }, '_');
+    if (renamed.contains(as_variable)) {
+      error(assignment.line, variable + ": another end is renamed " + assignment.value + " too");
+      continue;
+    }
+    new_names[end] = assignment.value;
+    renamed[as_variable] = end;
+  }
+
   // By pair, the settings with the key they sort by: creation, then side
-  // a's and side b's, each as ifconfig_, _aliasN by N, _ipv6.
+  // a's and side b's, each as _name, ifconfig_, _aliasN by N, _ipv6, _descr.
   std::map<std::string, std::vector<std::pair<std::tuple<int, int, long>, BootSettings>>> found;
-  static const std::regex kEnd("ifconfig_(epair[0-9]+)([ab])(_alias([0-9]{1,6})|_ipv6|_descr|_name)?");
+  static const std::regex kEnd("ifconfig_([A-Za-z0-9_]+?)(_alias([0-9]{1,6})|_ipv6|_descr|_name)?");
   static const std::regex kCreate("create_args_(epair[0-9]+)");
+  static const std::regex kEndName("epair[0-9]+[ab]");
   for (const auto& [variable, assignment] : assigned) {
     if (variable == "cloned_interfaces") continue;
     std::smatch match;
-    std::string pair;
     std::string end;
     std::tuple<int, int, long> key;
+    std::string suffix;
     if (std::regex_match(variable, match, kCreate)) {
-      pair = match[1];
-      end = pair + "a";
+      end = match[1].str() + "a";
       key = {0, 0, 0};
     } else if (std::regex_match(variable, match, kEnd)) {
-      pair = match[1];
-      end = pair + match[2].str();
-      const std::string suffix = match[3];
-      if (suffix == "_name") {
-        error(assignment.line, variable + ": renaming an end is not supported yet");
+      const std::string id = match[1];
+      suffix = match[2];
+      if (std::regex_match(id, kEndName)) {
+        end = id;
+      } else if (auto it = renamed.find(id); it != renamed.end() && suffix != "_name") {
+        end = it->second;
+      } else {
+        error(assignment.line,
+              variable + ": not an end of an epair (ifconfig_epairNa, ifconfig_epairNb, or the new name of one)");
         continue;
       }
-      const int kind = suffix.empty() ? 0 : suffix == "_ipv6" ? 2 : suffix == "_descr" ? 3 : 1;
-      key = {match[2] == "a" ? 1 : 2, kind, kind == 1 ? std::stol(match[4]) : 0};
-    } else if (variable.starts_with("ifconfig_")) {
-      error(assignment.line, variable + ": not an end of an epair (ifconfig_epairNa, ifconfig_epairNb)");
-      continue;
+      const int kind = suffix == "_name" ? -1 : suffix.empty() ? 0 : suffix == "_ipv6" ? 2 : suffix == "_descr" ? 3 : 1;
+      key = {end.back() == 'a' ? 1 : 2, kind, kind == 1 ? std::stol(match[3]) : 0};
     } else {
       error(assignment.line,
             variable + ": not a variable epair reads (cloned_interfaces, create_args_epairN, ifconfig_epairN[ab])");
       continue;
     }
+    const std::string pair = end.substr(0, end.size() - 1);
     if (!pairs.contains(pair)) {
       error(assignment.line, std::string(variable).append(": ").append(pair).append(" is not in cloned_interfaces"));
       continue;
     }
+    if (suffix == "_name") {
+      if (new_names.contains(end)) {
+        found[pair].push_back(
+            {key, {variable, assignment.line, end, json::array({{{"action", "name"}, {"value", new_names[end]}}})}});
+      }
+      continue;
+    }
     // A description is the whole value; the rest is words, as the shell
     // splits an unquoted $ifconfig_args.
-    const std::vector<std::string> words = variable.ends_with("_descr")
-                                               ? std::vector<std::string>{"description", assignment.value}
-                                               : split_words(assignment.value);
+    const std::vector<std::string> words =
+        suffix == "_descr" ? std::vector<std::string>{"description", assignment.value} : split_words(assignment.value);
     auto actions = cli::parse_settings(words);
     if (!actions) {
       error(assignment.line, variable + ": " + actions.status().message());
       continue;
     }
-    if (std::ranges::any_of(*actions, [](const json& a) { return a["action"] == "destroy"; })) {
-      error(assignment.line, variable + ": destroy has no place in a boot configuration");
+    if (std::ranges::any_of(*actions,
+                            [](const json& a) { return a["action"] == "destroy" || a["action"] == "name"; })) {
+      error(assignment.line, std::string(variable)
+                                 .append(": destroy and name have no place here (ifconfig_")
+                                 .append(end)
+                                 .append("_name renames)"));
       continue;
     }
     found[pair].push_back({key, {variable, assignment.line, end, std::move(*actions)}});
   }
 
+  // An end's settings after its rename name it by its new name; an end
+  // with settings is brought UP after them.
   for (BootPair& pair : config.pairs) {
     auto& settings = found[pair.name];
     std::ranges::sort(settings, [](const auto& x, const auto& y) { return x.first < y.first; });
-    for (auto& [key, one] : settings) pair.settings.push_back(std::move(one));
-    for (const char side : {'a', 'b'}) {
-      const std::string end = pair.name + side;
+    for (const int side : {1, 2}) {
       BootSettings* last = nullptr;
       bool down = false;
-      for (BootSettings& one : pair.settings) {
-        if (one.end != end || one.variable.starts_with("create_args_")) continue;
+      for (auto& [key, one] : settings) {
+        if (std::get<0>(key) != side) continue;
+        if (auto it = new_names.find(one.end); it != new_names.end() && std::get<1>(key) >= 0) one.end = it->second;
+        if (std::get<1>(key) < 0) continue;
         last = &one;
         down = down || std::ranges::any_of(one.actions, [](const json& a) { return a["action"] == "down"; });
       }
       if (last != nullptr && !down) last->actions.push_back({{"action", "up"}});
     }
+    for (auto& [key, one] : settings) pair.settings.push_back(std::move(one));
   }
   std::ranges::stable_sort(errors, {}, &std::pair<int, std::string>::first);
   for (const auto& [line, why] : errors) {

@@ -14,7 +14,8 @@
 // for ifconfig: quotes inside a value are characters), applied in that
 // order, and ifconfig_<end>_descr its description, the whole value; an end
 // with any is brought UP after them unless one says down, as rc's netif
-// does.
+// does. ifconfig_<end>_name renames the end first; the other variables may
+// then name it by its new name (ifconfig_jail0), as rc.conf's do.
 //
 // Guarantees:
 // - The whole text is read before anything is applied: parse() says, for

@@ -95,6 +95,26 @@ End* Controller::find(std::string_view name) {
   return it == ends_.end() ? nullptr : &it->second;
 }
 
+// Following the kernel finds the device by this index, whatever it is
+// called next.
+void Controller::learn_ifindex(End& end) {
+  const Netns* ns = netns_->find(end.ifp->vnet_name());
+  auto link = ns != nullptr ? ns->control->link(end.ifp->name()) : Result<os::LinkInfo>(Status{ENOENT, ""});
+  end.ifindex = link ? link->index : 0;
+}
+
+End* Controller::find(EndId id) {
+  for (auto& [name, end] : ends_) {
+    if (end.ifp->unit() == id.unit && end.ifp->side() == id.side) return &end;
+  }
+  return nullptr;
+}
+
+End* Controller::peer_of(const End& end) {
+  auto peer = end.ifp->peer();
+  return peer ? find(peer->name()) : nullptr;
+}
+
 void Controller::release_unused_netns() {
   std::set<std::string> used;
   for (const auto& [name, end] : ends_) used.insert(end.ifp->vnet_name());
@@ -105,7 +125,8 @@ Status Controller::start_end(End& end, tap::Device device) {
   const std::string name = end.ifp->name();
   auto tap = std::make_shared<tap::Endpoint>(end.ifp, std::move(device), engine_->pool());
   end.transport = tap;
-  if (Status s = tap->start([this, name](const std::string& reason) { report_device_gone(name, reason); },
+  const EndId id{end.ifp->unit(), end.ifp->side()};
+  if (Status s = tap->start([this, id](const std::string& reason) { report_device_gone(id, reason); },
                             end.kernel && hidden_poller_ ? hidden_poller_.get() : poller_.get());
       !s) {
     return s;
@@ -138,7 +159,7 @@ void Controller::stop_end(End& end) {
 Result<std::string> Controller::create_pair(std::string_view name) {
   auto created = engine_->create(name);
   if (!created) return created;
-  const std::string names[2] = {*created, peer_name_of(*created)};
+  const std::string names[2] = {*created, engine_->find(*created)->peer()->name()};
   End made[2];
   std::optional<tap::Device> devices[2];
   for (int i = 0; i < 2; ++i) {
@@ -167,6 +188,7 @@ Result<std::string> Controller::create_pair(std::string_view name) {
     end = std::move(made[i]);
     if (Status s = netns_->host().control->set_mac(names[i], end.ifp->mac()); !s) spdlog::warn("{}", s.message());
     if (Status s = start_end(end, std::move(*devices[i])); !s) spdlog::error("{}", s.message());
+    learn_ifindex(end);
   }
   spdlog::info("created {} ({} and {})", pair_name(*ends_[names[0]].ifp), names[0], names[1]);
   return names[0];
@@ -189,17 +211,66 @@ Result<std::string> Controller::create(std::string_view name) {
   return created;
 }
 
-Status Controller::configure(std::string_view name, const std::vector<control::Action>& actions) {
+Status Controller::configure(std::string_view name, const std::vector<control::Action>& actions,
+                             std::string* final_name) {
   if (find(name) == nullptr) return no_such_interface(name);
+  // As ifconfig, the actions after a rename act on the new name.
+  std::string current(name);
+  if (final_name != nullptr) *final_name = current;
   for (const control::Action& action : actions) {
-    End* end = find(name);
-    if (end == nullptr) return no_such_interface(name);
-    if (action.verb == "destroy") return destroy(name);
-    Status s = apply(*end, action);
+    End* end = find(current);
+    if (end == nullptr) return no_such_interface(current);
+    if (action.verb == "destroy") return destroy(current);
+    Status s = action.verb == "name" ? rename_end(*end, action.value) : apply(*end, action);
     save();
     if (!s) return s;
+    if (action.verb == "name") current = action.value;
+    if (final_name != nullptr) *final_name = current;
   }
   return {};
+}
+
+// ifconfig NAME name NEW_NAME, in this order:
+// 1. The name is checked as any interface's; no other end may have it.
+// 2. Linux renames the end's device in its namespace, taking it down for
+//    the moment when it is UP, since Linux renames only a device that is
+//    down; EEXIST there is a device of that name.
+// 3. The engine renames the interface, and the end is filed under its new
+//    name. Its pair, unit, counters, attachment, impairment and captures
+//    stay; on the kernel path its hidden devices keep their names.
+Status Controller::rename_end(End& end, const std::string& new_name) {
+  const std::string old = end.ifp->name();
+  if (new_name == old) return {};
+  if (Status s = control::check_interface_name(new_name); !s) return Status{s.value(), old + ": " + s.message()};
+  if (find(new_name) != nullptr) return Status{EEXIST, "interface " + new_name + " already exists"};
+  const std::string vnet = end.ifp->vnet_name();
+  auto ns = netns_->open(vnet);
+  if (!ns) return ns.status();
+  os::RouteSocket& control = *(*ns)->control;
+  auto link = control.link(old);
+  if (!link) return link.status();
+  const bool up = (link->flags & IFF_UP) != 0;
+  if (up) {
+    if (Status s = control.set_up(old, false); !s) return s;
+  }
+  Status renamed = control.set_name(old, new_name);
+  if (renamed) {
+    renamed = engine_->rename(old, new_name, vnet);
+    if (!renamed) (void)control.set_name(new_name, old);
+  }
+  if (up) (void)control.set_up(renamed ? new_name : old, true);
+  if (!renamed) {
+    return renamed.value() == EEXIST ? Status{EEXIST, "interface " + new_name + " already exists"} : renamed;
+  }
+  follow_rename(old, new_name);
+  return {};
+}
+
+void Controller::follow_rename(const std::string& old, const std::string& new_name) {
+  auto node = ends_.extract(old);
+  node.key() = new_name;
+  ends_.insert(std::move(node));
+  spdlog::info("{}: renamed {}", old, new_name);
 }
 
 Status Controller::apply(End& end, const control::Action& action) {
@@ -283,7 +354,7 @@ Status Controller::set_capability(End& end, std::string_view word) {
   const std::uint32_t caps = end.ifp->enabled_capabilities();
   if (Status s = end.ifp->set_enabled_capabilities(on ? caps | bit : caps & ~bit); !s) return s;
   update_offloads(end);
-  if (End* peer = find(peer_name_of(end.ifp->name()))) update_offloads(*peer);
+  if (End* peer = peer_of(end)) update_offloads(*peer);
   return {};
 }
 
@@ -355,7 +426,7 @@ Status Controller::move_end(End& end, std::string_view target) {
     return moved;
   }
   end.addresses.clear();
-  end.ifindex = 0;  // indexes are per namespace
+  learn_ifindex(end);  // indexes are per namespace
   spdlog::info("{}: moved from {} to {}", name, from_vnet, to_vnet);
   release_unused_netns();
   return {};
@@ -375,7 +446,7 @@ Status Controller::reclaim_end(End& end, std::string_view from) {
     return s;
   }
   end.addresses.clear();
-  end.ifindex = 0;
+  learn_ifindex(end);
   spdlog::info("{}: returned from {} to {}", name, from_vnet, kHostVnet);
   release_unused_netns();
   return {};
@@ -402,9 +473,14 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
   const std::string vnet = end->ifp->vnet_name();
   const int unit = end->ifp->unit();
   const bool in_kernel = end->kernel.has_value();
-  const std::string names[2] = {ifname, peer_name_of(ifname)};
-  for (const std::string& n : names) {
-    if (End* e = find(n)) stop_end(*e);
+  const End* peer = peer_of(*end);
+  const std::string names[2] = {ifname, peer != nullptr ? peer->ifp->name() : std::string()};
+  std::string hidden_names[2];
+  for (int i = 0; i < 2; ++i) {
+    End* e = find(names[i]);
+    if (e == nullptr) continue;
+    if (e->kernel) hidden_names[i] = e->kernel->hidden_name;
+    stop_end(*e);
   }
   if (Status s = engine_->destroy(ifname, vnet); !s) spdlog::warn("{}", s.message());
   for (const std::string& n : names) {
@@ -416,7 +492,7 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
       }
     }
   }
-  if (in_kernel) remove_kernel_devices(unit, names);
+  if (in_kernel) remove_kernel_devices(unit, hidden_names);
   for (const std::string& n : names) ends_.erase(n);
   spdlog::info("{} destroyed: {}", pair, reason);
   release_unused_netns();
@@ -424,15 +500,17 @@ void Controller::teardown(const std::string& ifname, const std::string& reason) 
 }
 
 std::vector<std::string> Controller::list(std::string_view group) const {
-  std::vector<std::string> names;
+  std::vector<std::pair<std::pair<int, char>, std::string>> members;
   for (const auto& [name, end] : ends_) {
     const std::vector<std::string> groups = end.ifp->groups();
-    if (group.empty() || std::ranges::find(groups, group) != groups.end()) names.push_back(name);
+    if (group.empty() || std::ranges::find(groups, group) != groups.end()) {
+      members.push_back({{end.ifp->unit(), end.ifp->side()}, name});
+    }
   }
-  std::sort(names.begin(), names.end(), [](const std::string& x, const std::string& y) {
-    const auto unit = [](const std::string& n) { return std::stoi(n.substr(5, n.size() - 6)); };
-    return unit(x) != unit(y) ? unit(x) < unit(y) : x < y;
-  });
+  std::ranges::sort(members);
+  std::vector<std::string> names;
+  names.reserve(members.size());
+  for (auto& [key, name] : members) names.push_back(std::move(name));
   return names;
 }
 

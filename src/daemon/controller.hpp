@@ -60,6 +60,10 @@ struct ControllerConfig {
   std::chrono::microseconds busy_poll{0};
 };
 
+/// The name an end's hidden devices are named after, as the state file
+/// keeps it.
+std::string hidden_name_in_state(const json& end);
+
 class Controller {
  public:
   ~Controller();
@@ -86,7 +90,10 @@ class Controller {
   Status reserve_state();
 
   Result<std::string> create(std::string_view name);
-  Status configure(std::string_view name, const std::vector<control::Action>& actions);
+  /// Applies the actions to the end called name, in order; final_name, if
+  /// given, is what it is called after them (a `name` action renames it).
+  Status configure(std::string_view name, const std::vector<control::Action>& actions,
+                   std::string* final_name = nullptr);
   Status destroy(std::string_view name);
   /// Makes the pairs config names that are missing, as it says; a dry run
   /// makes none. {"file", "pairs": [{"name", "state", ...}], "errors"}:
@@ -111,7 +118,7 @@ class Controller {
   void check();
   /// Called from any thread when a TAP reader finds its device gone;
   /// check() does the teardown. wake_fd is written to so the poll wakes.
-  void report_device_gone(const std::string& ifname, const std::string& reason);
+  void report_device_gone(EndId id, const std::string& reason);
   /// What was posted before it was set is applied at the first wake; -1
   /// before the descriptor is closed, so that no thread writes to it then.
   void set_wake_fd(int fd);
@@ -129,12 +136,19 @@ class Controller {
   Status add_address(End& end, int family, const std::string& cidr);
   Status remove_address(End& end, int family, const std::string& address);
   Status set_capability(End& end, std::string_view word);
+  Status rename_end(End& end, const std::string& new_name);
+  // Files the end called old under new_name, which the engine calls it now.
+  void follow_rename(const std::string& old, const std::string& new_name);
   Result<std::string> create_pair(std::string_view name);
   Status start_end(End& end, tap::Device device);
   void stop_end(End& end);
   void teardown(const std::string& ifname, const std::string& reason);
   void release_unused_netns();
   End* find(std::string_view name);
+  End* find(EndId id);
+  void learn_ifindex(End& end);
+  /// The other end of end's pair; null once it is gone.
+  End* peer_of(const End& end);
 
   // attach.cpp: an end's stack becomes a VXLAN tunnel or a memif peer; its
   // TAP is parked meanwhile.
@@ -158,24 +172,27 @@ class Controller {
   Status start_hidden_poller();
   Result<tap::Device> make_kernel_end(End& end);
   void remove_kernel_end(End& end);
-  KernelPath kernel_path_of(const std::string& name, const kernel::HiddenEnd& hidden);
+  KernelPath kernel_path_of(const std::shared_ptr<Interface>& ifp, const std::string& hidden_name,
+                            const kernel::HiddenEnd& hidden);
   // The hidden devices of an end that could not be adopted.
   void forget_kernel_devices(const std::string& name);
   // A pair's devices, hidden and visible, in one batch.
-  void remove_kernel_devices(int unit, const std::string (&names)[2]);
-  Status adopt_kernel_end(End& end, std::optional<tap::Device>& device);
+  void remove_kernel_devices(int unit, const std::string (&hidden_names)[2]);
+  // The end's hidden devices, named after hidden_name, as a previous
+  // epaird left them.
+  Status adopt_kernel_end(End& end, const std::string& hidden_name, std::optional<tap::Device>& device);
   void follow_carrier_in_kernel(End& end);
   // The end's own device loses carrier while an attachment stands in for it.
   void park_in_kernel(End& end);
   // The way X's frames go: the engine when X is impaired, either end is
   // captured or attached; the kernel's otherwise.
   void update_way(End& end);
-  void update_ways_of_pair(const std::string& ifname);
+  void update_ways_of_pair(End& end);
   // What an event of a kernel end changes in its hidden devices and map
   // entry; on the control thread, which is the only one that writes them.
-  void apply_kernel_event(const std::string& name, InterfaceEvent event);
+  void apply_kernel_event(End& end, InterfaceEvent event);
   // From another thread: check() applies it.
-  void post_kernel_event(const std::string& name, InterfaceEvent event);
+  void post_kernel_event(EndId id, InterfaceEvent event);
   // Wakes the control thread's poll; posted_mutex_ held.
   void wake_locked() const;
 
@@ -212,8 +229,8 @@ class Controller {
   const std::thread::id control_thread_ = std::this_thread::get_id();
   std::mutex posted_mutex_;
   int wake_fd_ = -1;
-  std::vector<std::pair<std::string, std::string>> gone_;
-  std::vector<std::pair<std::string, InterfaceEvent>> kernel_events_;
+  std::vector<std::pair<EndId, std::string>> gone_;
+  std::vector<std::pair<EndId, InterfaceEvent>> kernel_events_;
 };
 
 }  // namespace epair::daemon

@@ -46,17 +46,21 @@ struct Attached {
   Attachment endpoint;
 };
 
-/// The name of the other end of ifname's pair: epair0a for epair0b.
-inline std::string peer_name_of(std::string_view ifname) {
-  std::string other(ifname);
-  other.back() = other.back() == 'a' ? 'b' : 'a';
-  return other;
-}
+/// An end as its pair knows it, whatever it is called now: what another
+/// thread posts to the control thread names it so, since a rename may come
+/// between.
+struct EndId {
+  int unit = 0;
+  char side = 'a';
+};
 
 /// An end on the kernel data path: the program and the end's hidden devices.
 struct KernelPath {
   kernel::Datapath* datapath = nullptr;
   kernel::HiddenEnd hidden;
+  /// The end's name when its hidden devices were made, theirs after it
+  /// ("v" and "t" before it); a rename leaves them as they are.
+  std::string hidden_name;
   /// Which way frames the end transmits go now, and why the engine's.
   epair_way way = EPAIR_WAY_KERNEL;
   std::string engine_reason;

@@ -1,6 +1,6 @@
 // Following the kernel: what `ip` changes on an end's device (UP, MTU,
-// address, alias), devices deleted behind epaird's back, and namespaces
-// removed. epaird's model gives way to the kernel's, except where the
+// address, alias, its name), devices deleted behind epaird's back, and
+// namespaces removed. epaird's model gives way to the kernel's, except where the
 // engine refuses a value (an MTU out of range is set back).
 #include <net/if.h>
 #include <spdlog/spdlog.h>
@@ -29,18 +29,22 @@ void Controller::resync(const std::string& vnet, const std::set<int>* only) {
   auto ns = netns_->open(vnet);
   if (!ns) return;
   std::vector<std::string> gone;
+  std::vector<std::pair<std::string, std::string>> renamed;
   bool changed = false;
   std::optional<std::map<int, std::vector<os::AddressInfo>>> addresses;
   for (auto& [name, end] : ends_) {
     Interface& ifp = *end.ifp;
     if (ifp.vnet_name() != vnet) continue;
     if (only != nullptr && end.ifindex != 0 && !only->contains(end.ifindex)) continue;
-    auto link = (*ns)->control->link(name);
+    // By index once known: a device renamed with `ip link set ... name` is
+    // the same device, not one deleted.
+    auto link = end.ifindex != 0 ? (*ns)->control->link(end.ifindex) : (*ns)->control->link(name);
     if (!link) {
       if (link.status().value() == ENODEV) gone.push_back(name);
       continue;
     }
     end.ifindex = link->index;
+    if (link->name != name) renamed.emplace_back(name, link->name);
     const bool up = (link->flags & IFF_UP) != 0;
     if (up != ifp.is_up()) {
       (void)ifp.set_up(up);
@@ -53,7 +57,7 @@ void Controller::resync(const std::string& vnet, const std::set<int>* only) {
         changed = true;
       } else {
         spdlog::warn("{}; setting mtu {} back", s.message(), ifp.mtu());
-        (void)(*ns)->control->set_mtu(name, ifp.mtu());
+        (void)(*ns)->control->set_mtu(link->name, ifp.mtu());
       }
     }
     if (link->mac != ifp.mac()) {
@@ -74,6 +78,16 @@ void Controller::resync(const std::string& vnet, const std::set<int>* only) {
     if (os::cidrs_of(now) != os::cidrs_of(end.addresses)) changed = true;
     end.addresses = std::move(now);
   }
+  for (const auto& [old, now] : renamed) {
+    Status s =
+        find(now) != nullptr ? Status{EEXIST, "interface " + now + " already exists"} : engine_->rename(old, now, vnet);
+    if (!s) {
+      spdlog::error("{}: renamed {} in {}, which epaird cannot follow: {}", old, now, vnet, s.message());
+      continue;
+    }
+    follow_rename(old, now);
+    changed = true;
+  }
   for (const std::string& name : gone) {
     spdlog::error("{}: device deleted in {} behind epaird's back", name, vnet);
     teardown(name, "its device " + name + " was deleted");
@@ -91,9 +105,9 @@ std::optional<os::LinkInfo> Controller::refresh_addresses(End& end) {
   return std::move(*link);
 }
 
-void Controller::report_device_gone(const std::string& ifname, const std::string& reason) {
+void Controller::report_device_gone(EndId id, const std::string& reason) {
   std::lock_guard lock(posted_mutex_);
-  gone_.emplace_back(ifname, reason);
+  gone_.emplace_back(id, reason);
   wake_locked();
 }
 
@@ -111,16 +125,20 @@ void Controller::wake_locked() const {
 }
 
 void Controller::check() {
-  std::vector<std::pair<std::string, std::string>> gone;
-  std::vector<std::pair<std::string, InterfaceEvent>> kernel_events;
+  std::vector<std::pair<EndId, std::string>> gone;
+  std::vector<std::pair<EndId, InterfaceEvent>> kernel_events;
   {
     std::lock_guard lock(posted_mutex_);
     gone.swap(gone_);
     kernel_events.swap(kernel_events_);
   }
-  for (const auto& [name, event] : kernel_events) apply_kernel_event(name, event);
-  for (const auto& [name, reason] : gone) {
-    if (find(name) == nullptr) continue;
+  for (const auto& [id, event] : kernel_events) {
+    if (End* end = find(id)) apply_kernel_event(*end, event);
+  }
+  for (const auto& [id, reason] : gone) {
+    const End* end = find(id);
+    if (end == nullptr) continue;
+    const std::string name = end->ifp->name();
     spdlog::error("{}: device gone ({})", name, reason);
     teardown(name, "its device " + name + " went away");
   }

@@ -1,6 +1,7 @@
 // The kernel data path: each end is a veth with the end's name, whose peer
 // ("v" and the end's name) and a TAP ("t" and the end's name) sit in
-// epaird's hidden namespace. The program on the hidden veth carries what
+// epaird's hidden namespace; an end renamed later keeps the hidden devices
+// named after the name it was made with (KernelPath::hidden_name). The program on the hidden veth carries what
 // the end transmits into the peer end, or to the engine through the TAP
 // when the cable needs user space; what the engine delivers to an end is
 // written into the end's TAP, whose program hands it to the end.
@@ -12,6 +13,9 @@
 #include "hidden_netns.hpp"
 
 namespace epair::daemon {
+
+// An epaird from before renames kept no hidden name: the end's name was it.
+std::string hidden_name_in_state(const json& end) { return end.value("hidden", end.value("name", "")); }
 
 namespace {
 
@@ -28,12 +32,12 @@ std::string hidden_tap_name(const std::string& name) { return "t" + name; }
 // them in one batch; group 0 is every other device's.
 std::uint32_t hidden_group(int unit) { return static_cast<std::uint32_t>(unit) + 1; }
 
-// The first end of the state file on the kernel path, whose hidden devices
-// hold the programs a previous epaird attached.
+// The hidden name of the first end of the state file on the kernel path,
+// whose hidden devices hold the programs a previous epaird attached.
 std::optional<std::string> first_kernel_end(const json& state) {
   for (const json& pair : state.value("pairs", json::array())) {
     for (const json& e : pair.value("ends", json::array())) {
-      if (e.value("datapath", "tap") == "kernel") return e.value("name", "");
+      if (e.value("datapath", "tap") == "kernel") return hidden_name_in_state(e);
     }
   }
   return std::nullopt;
@@ -142,43 +146,44 @@ Result<tap::Device> Controller::make_kernel_end(End& end) {
     undo();
     return !sized ? sized : tap.status();
   }
-  end.kernel = kernel_path_of(name, {veth->index, tap->index});
+  end.kernel = kernel_path_of(end.ifp, name, {veth->index, tap->index});
   return std::move(*device);
 }
 
-KernelPath Controller::kernel_path_of(const std::string& name, const kernel::HiddenEnd& hidden) {
-  auto dropped_while_down = [this, name]() -> std::uint64_t {
-    const End* end = find(name);
-    const Netns* ns = end != nullptr ? netns_->find(end->ifp->vnet_name()) : nullptr;
+KernelPath Controller::kernel_path_of(const std::shared_ptr<Interface>& ifp, const std::string& hidden_name,
+                                      const kernel::HiddenEnd& hidden) {
+  std::weak_ptr<Interface> weak = ifp;
+  auto dropped_while_down = [this, weak]() -> std::uint64_t {
+    auto end = weak.lock();
+    const Netns* ns = end ? netns_->find(end->vnet_name()) : nullptr;
     if (ns == nullptr) return 0;
-    auto link = ns->control->link(name);
+    auto link = ns->control->link(end->name());
     return link ? link->tx_dropped : 0;
   };
-  return KernelPath{datapath_.get(), hidden, EPAIR_WAY_KERNEL, {}, std::move(dropped_while_down)};
+  return KernelPath{datapath_.get(), hidden, hidden_name, EPAIR_WAY_KERNEL, {}, std::move(dropped_while_down)};
 }
 
 void Controller::remove_kernel_end(End& end) {
   if (!end.kernel) return;
   datapath_->remove_end(end.kernel->hidden);
   // The veth goes whole with its hidden side, wherever the end is.
-  (void)hidden_control_->remove(hidden_veth_name(end.ifp->name()));
+  (void)hidden_control_->remove(hidden_veth_name(end.kernel->hidden_name));
 }
 
 void Controller::forget_kernel_devices(const std::string& name) {
-  if (!hidden_control_) return;
+  if (!hidden_control_ || name.empty()) return;
   (void)hidden_control_->remove(hidden_veth_name(name));
   (void)hidden_control_->remove(hidden_tap_name(name));
 }
 
 // A pair made by an epaird before groups has none: its devices go one by
 // one.
-void Controller::remove_kernel_devices(int unit, const std::string (&names)[2]) {
+void Controller::remove_kernel_devices(int unit, const std::string (&hidden_names)[2]) {
   if (hidden_control_->remove_group(hidden_group(unit))) return;
-  for (const std::string& name : names) forget_kernel_devices(name);
+  for (const std::string& name : hidden_names) forget_kernel_devices(name);
 }
 
-Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device) {
-  const std::string& name = end.ifp->name();
+Status Controller::adopt_kernel_end(End& end, const std::string& name, std::optional<tap::Device>& device) {
   if (!datapath_) return Status{ENOTSUP, "the kernel data path is not open"};
   auto veth = hidden_control_->link(hidden_veth_name(name));
   if (!veth) return Status{ENODEV, name + ": its hidden veth is gone"};
@@ -191,7 +196,7 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
   if (!attached) return attached;
   auto tap = hidden_control_->link(hidden_tap_name(name));
   if (!tap) return tap.status();
-  end.kernel = kernel_path_of(name, {veth->index, tap->index});
+  end.kernel = kernel_path_of(end.ifp, name, {veth->index, tap->index});
   return {};
 }
 
@@ -203,58 +208,62 @@ Status Controller::adopt_kernel_end(End& end, std::optional<tap::Device>& device
 void Controller::follow_carrier_in_kernel(End& end) {
   // The engine's writes into the TAP need it; parking took it away.
   if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());
-  end.carrier = end.ifp->subscribe([this, name = end.ifp->name()](Interface&, InterfaceEvent event) {
+  end.carrier = end.ifp->subscribe([this](Interface& ifp, InterfaceEvent event) {
     if (event != InterfaceEvent::kLinkState && event != InterfaceEvent::kMtu && event != InterfaceEvent::kImpairment &&
         event != InterfaceEvent::kTaps) {
       return;
     }
-    if (std::this_thread::get_id() == control_thread_) {
-      apply_kernel_event(name, event);
-    } else {
-      post_kernel_event(name, event);
+    const EndId id{ifp.unit(), ifp.side()};
+    if (std::this_thread::get_id() != control_thread_) {
+      post_kernel_event(id, event);
+    } else if (End* found = find(id)) {
+      apply_kernel_event(*found, event);
     }
   });
-  apply_kernel_event(end.ifp->name(), InterfaceEvent::kLinkState);
+  apply_kernel_event(end, InterfaceEvent::kLinkState);
 }
 
 // Read when applied, not when posted: of two changes made in turn, the
 // state the second leaves is the one the devices end with.
-void Controller::apply_kernel_event(const std::string& name, InterfaceEvent event) {
-  End* end = find(name);
-  if (end == nullptr || !end->kernel) return;
+void Controller::apply_kernel_event(End& end, InterfaceEvent event) {
+  if (!end.kernel) return;
   switch (event) {
     case InterfaceEvent::kLinkState: {
-      const bool up = end->ifp->link_state() == LinkState::kUp;
-      if (Status s = datapath_->set_peer_up(end->kernel->hidden, up); !s) spdlog::warn("{}", s.message());
-      if (Status s = hidden_control_->set_up(hidden_veth_name(name), up); !s) spdlog::warn("{}", s.message());
+      const bool up = end.ifp->link_state() == LinkState::kUp;
+      if (Status s = datapath_->set_peer_up(end.kernel->hidden, up); !s) spdlog::warn("{}", s.message());
+      if (Status s = hidden_control_->set_up(hidden_veth_name(end.kernel->hidden_name), up); !s) {
+        spdlog::warn("{}", s.message());
+      }
       break;
     }
     case InterfaceEvent::kMtu:
-      if (Status s = datapath_->set_mtu(end->kernel->hidden, end->ifp->mtu()); !s) spdlog::warn("{}", s.message());
+      if (Status s = datapath_->set_mtu(end.kernel->hidden, end.ifp->mtu()); !s) spdlog::warn("{}", s.message());
       break;
     case InterfaceEvent::kImpairment:
     case InterfaceEvent::kTaps:
-      update_ways_of_pair(name);
+      update_ways_of_pair(end);
       break;
     default:
       break;
   }
 }
 
-void Controller::post_kernel_event(const std::string& name, InterfaceEvent event) {
+void Controller::post_kernel_event(EndId id, InterfaceEvent event) {
   std::lock_guard lock(posted_mutex_);
-  kernel_events_.emplace_back(name, event);
+  kernel_events_.emplace_back(id, event);
   wake_locked();
 }
 
 void Controller::park_in_kernel(End& end) {
   if (Status s = datapath_->set_peer_up(end.kernel->hidden, false); !s) spdlog::warn("{}", s.message());
-  if (Status s = hidden_control_->set_up(hidden_veth_name(end.ifp->name()), false); !s) spdlog::warn("{}", s.message());
+  if (Status s = hidden_control_->set_up(hidden_veth_name(end.kernel->hidden_name), false); !s) {
+    spdlog::warn("{}", s.message());
+  }
 }
 
 void Controller::update_way(End& end) {
   if (!end.kernel) return;
-  const End* peer = find(peer_name_of(end.ifp->name()));
+  const End* peer = peer_of(end);
   std::string reason;
   if (end.ifp->impairment()) {
     reason = "impair";
@@ -278,10 +287,9 @@ void Controller::update_way(End& end) {
   if (changed) spdlog::info("{}: datapath {}", end.ifp->name(), end.datapath());
 }
 
-void Controller::update_ways_of_pair(const std::string& ifname) {
-  for (const std::string& name : {ifname, peer_name_of(ifname)}) {
-    if (End* end = find(name)) update_way(*end);
-  }
+void Controller::update_ways_of_pair(End& end) {
+  update_way(end);
+  if (End* peer = peer_of(end)) update_way(*peer);
 }
 
 }  // namespace epair::daemon

@@ -113,17 +113,19 @@ json handle_request(Controller& controller, const AccessPolicy& policy, const Pe
       auto created = controller.create(name);
       if (!created) return control::error_response(created.status());
       // As ifconfig does, a setting that fails leaves the pair created.
-      if (Status s = controller.configure(*created, actions); !s) {
+      std::string final_name;
+      if (Status s = controller.configure(*created, actions, &final_name); !s) {
         json response = control::error_response(s);
-        response["result"] = {{"name", *created}};
+        response["result"] = {{"name", final_name}};
         return response;
       }
-      return control::ok_response({{"name", *created}});
+      return control::ok_response({{"name", final_name}});
     }
     if (op == "configure") {
       spdlog::info("uid {} pid {}: configure {}", peer.uid, peer.pid, name);
-      if (Status s = controller.configure(name, actions); !s) return control::error_response(s);
-      return control::ok_response(json::object());
+      std::string final_name;
+      if (Status s = controller.configure(name, actions, &final_name); !s) return control::error_response(s);
+      return control::ok_response({{"name", final_name}});
     }
     spdlog::info("uid {} pid {}: destroy {}", peer.uid, peer.pid, name);
     if (Status s = controller.destroy(name); !s) return control::error_response(s);

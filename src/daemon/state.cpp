@@ -25,6 +25,8 @@ std::string Controller::state_text() const {
     if (auto impairment = ifp.impairment()) e["impair"] = format_impairment(*impairment);
     if (const std::string words = attachment_words(end); !words.empty()) e["attach"] = words;
     e["datapath"] = end.kernel ? "kernel" : "tap";
+    e["side"] = std::string(1, ifp.side());
+    if (end.kernel) e["hidden"] = end.kernel->hidden_name;
     by_unit[ifp.unit()]["unit"] = ifp.unit();
     by_unit[ifp.unit()]["ends"].push_back(e);
   }
@@ -66,6 +68,10 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
   for (const json& e : pair.value("ends", json::array())) {
     const std::string ifname = e.value("name", "");
     const std::string vnet = e.value("vnet", std::string(kHostVnet));
+    // An epaird from before renames kept no side: the name ended in it.
+    const std::string side = e.value("side", ifname.empty() ? std::string("?") : ifname.substr(ifname.size() - 1));
+    if (side != "a" && side != "b") return "no side for " + ifname;
+    if (Status s = engine_->rename(name + side, ifname); !s) return s.message();
     auto ns = netns_->open(vnet);
     if (!ns) return ns.status().message();
     if (vnet != kHostVnet && !((*ns)->id == os::NetnsId{e.value("netns_dev", 0ULL), e.value("netns_ino", 0ULL)})) {
@@ -80,13 +86,14 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
     std::optional<tap::Device> device;
     End adopted;
     adopted.ifp = engine_->find(ifname, vnet);
-    Status attached = e.value("datapath", "tap") == "kernel" ? adopt_kernel_end(adopted, device)
-                                                             : os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
-                                                                 auto tap = tap::Device::attach(ifname);
-                                                                 if (!tap) return tap.status();
-                                                                 device = std::move(*tap);
-                                                                 return {};
-                                                               });
+    Status attached = e.value("datapath", "tap") == "kernel"
+                          ? adopt_kernel_end(adopted, hidden_name_in_state(e), device)
+                          : os::run_in_netns((*ns)->fd.get(), [&]() -> Status {
+                              auto tap = tap::Device::attach(ifname);
+                              if (!tap) return tap.status();
+                              device = std::move(*tap);
+                              return {};
+                            });
     if (!attached) return attached.message();
     Interface& ifp = *adopted.ifp;
     if (auto mac = MacAddress::parse(e.value("ether", "")); mac) (void)ifp.set_mac(*mac);
@@ -101,6 +108,7 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
     End& end = ends_[ifname];
     end = std::move(adopted);
     if (Status s = start_end(end, std::move(*device)); !s) return s.message();
+    learn_ifindex(end);
     update_offloads(end);
     if (const std::string words = e.value("impair", ""); !words.empty()) {
       if (Status s = impair(end, words); !s) spdlog::error("{}: impairment not restored: {}", ifname, s.message());
@@ -113,21 +121,32 @@ std::string Controller::adopt_pair(const json& pair, const std::string& name) {
 }
 
 void Controller::drop_pair(const json& pair, const std::string& name) {
-  for (const std::string& side : {name + "a", name + "b"}) {
-    if (End* end = find(side)) {
+  for (const json& e : pair.value("ends", json::array())) {
+    const std::string ifname = e.value("name", "");
+    if (End* end = find(ifname)) {
       stop_end(*end);
       (void)end->device().set_persistent(false);
-      ends_.erase(side);
+      ends_.erase(ifname);
     }
   }
   for (const json& e : pair.value("ends", json::array())) {
     if (auto ns = netns_->open(e.value("vnet", std::string(kHostVnet))); ns) {
       (void)(*ns)->control->remove(e.value("name", ""));
     }
-    if (e.value("datapath", "tap") == "kernel") forget_kernel_devices(e.value("name", ""));
+    if (e.value("datapath", "tap") == "kernel") forget_kernel_devices(hidden_name_in_state(e));
   }
+  // The engine's pair, under its names from the file or those it was made
+  // with, wherever adopting left it.
+  std::vector<std::string> names = {name + "a", name + "b"};
+  for (const json& e : pair.value("ends", json::array())) names.push_back(e.value("name", ""));
   for (const std::string& vnet : engine_->vnets()) {
-    if (engine_->find(name + "a", vnet)) (void)engine_->destroy(name + "a", vnet);
+    for (const std::string& ifname : names) {
+      auto ifp = engine_->find(ifname, vnet);
+      if (ifp && ifp->unit() == pair.value("unit", -1)) {
+        (void)engine_->destroy(ifname, vnet);
+        return;
+      }
+    }
   }
 }
 

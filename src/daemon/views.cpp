@@ -41,7 +41,8 @@ void show_interface(json& j, const Interface& ifp, const InterfaceCounters& coun
   j["name"] = ifp.name();
   j["unit"] = ifp.unit();
   j["side"] = std::string(1, ifp.side());
-  j["peer"] = peer_name_of(ifp.name());
+  const auto peer = ifp.peer();
+  j["peer"] = peer ? peer->name() : std::string();
   j["vnet"] = ifp.vnet_name();
   j["flags"] = ifp.flags();
   j["flags_text"] = format_flags(ifp.flags());

@@ -114,17 +114,21 @@ Result<RouteSocket> RouteSocket::open_monitor() {
 
 int RouteSocket::fd() const { return nl_socket_get_fd(sock_.get()); }
 
-Result<LinkInfo> RouteSocket::link(std::string_view name) {
+Result<LinkInfo> RouteSocket::link(std::string_view name) { return link_by(0, std::string(name)); }
+
+Result<LinkInfo> RouteSocket::link(int index) { return link_by(index, {}); }
+
+Result<LinkInfo> RouteSocket::link_by(int index, const std::string& name) {
   rtnl_link* raw = nullptr;
-  const std::string n(name);
-  if (int error = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw); error < 0) {
-    if (error == -NLE_OBJ_NOTFOUND || error == -NLE_NODEV) return Status{ENODEV, n + ": no such device"};
-    return nl_status(error, name, "RTM_GETLINK");
+  const std::string what = index != 0 ? "ifindex " + std::to_string(index) : name;
+  if (int error = rtnl_link_get_kernel(sock_.get(), index, index != 0 ? nullptr : name.c_str(), &raw); error < 0) {
+    if (error == -NLE_OBJ_NOTFOUND || error == -NLE_NODEV) return Status{ENODEV, what + ": no such device"};
+    return nl_status(error, what, "RTM_GETLINK");
   }
   LinkPtr link(raw);
   LinkInfo info;
   info.index = rtnl_link_get_ifindex(raw);
-  info.name = n;
+  if (const char* current = rtnl_link_get_name(raw); current != nullptr) info.name = current;
   info.flags = rtnl_link_get_flags(raw);
   info.mtu = rtnl_link_get_mtu(raw);
   info.carrier = rtnl_link_get_carrier(raw) != 0;
@@ -170,6 +174,10 @@ Status RouteSocket::set_mac(std::string_view name, const MacAddress& mac) {
   NlAddrPtr addr(nl_addr_build(AF_LLC, mac.bytes.data(), 6));
   if (!addr) return Status{ENOMEM, "netlink: out of memory"};
   return change(name, "SIOCSIFLLADDR", [&addr](rtnl_link* link) { rtnl_link_set_addr(link, addr.get()); });
+}
+
+Status RouteSocket::set_name(std::string_view name, const std::string& new_name) {
+  return change(name, "SIOCSIFNAME", [&new_name](rtnl_link* link) { rtnl_link_set_name(link, new_name.c_str()); });
 }
 
 Status RouteSocket::set_alias(std::string_view name, const std::string& alias) {

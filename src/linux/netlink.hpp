@@ -67,6 +67,8 @@ class RouteSocket {
 
   /// ENODEV when name is not a link of this namespace.
   Result<LinkInfo> link(std::string_view name);
+  /// The link of that index now, whatever its name.
+  Result<LinkInfo> link(int index);
   Status set_up(std::string_view name, bool up);
   Status set_mtu(std::string_view name, std::uint32_t mtu);
   /// The length of the device's transmit queue (txqueuelen), in frames.
@@ -76,6 +78,9 @@ class RouteSocket {
   Status set_mac(std::string_view name, const MacAddress& mac);
   /// The link's alias (`ip link set NAME alias TEXT`); empty clears it.
   Status set_alias(std::string_view name, const std::string& alias);
+  /// `ip link set NAME name NEW_NAME`; Linux renames only a device that is
+  /// down (EBUSY), and EEXIST when the name is taken.
+  Status set_name(std::string_view name, const std::string& new_name);
   /// Moves the link into the namespace of netns_fd.
   Status move(std::string_view name, int netns_fd);
   /// A veth pair: name here, peer_name in the namespace of peer_netns_fd,
@@ -110,6 +115,8 @@ class RouteSocket {
   };
   explicit RouteSocket(nl_sock* sock) : sock_(sock) {}
   Status change(std::string_view name, const char* what, const std::function<void(rtnl_link*)>& edit);
+  // By index when it is not 0, else by name.
+  Result<LinkInfo> link_by(int index, const std::string& name);
   // Adds (or replaces) or deletes local, whose prefix length is set.
   Status change_address(int ifindex, int family, nl_addr* local, bool add, std::string_view name, const char* what);
 

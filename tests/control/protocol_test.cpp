@@ -156,6 +156,16 @@ TEST(ParseActions, AddressRemovalGroupsCapabilitiesAndSignedNumbers) {
   EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"mtu","value":1.5}])")));
 }
 
+TEST(ParseActions, ANewNameIsCheckedAsAnyInterfaceName) {
+  auto renamed = parse_actions(json::parse(R"([{"action":"name","value":"jail0"},{"action":"up"}])"));
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ((*renamed)[0].value, "jail0");
+  EXPECT_EQ(parse_actions(json::parse(R"([{"action":"name","value":"a/b"}])")).status().value(), EINVAL);
+  EXPECT_EQ(parse_actions(json::parse(R"([{"action":"name","value":"sixteen-bytes-xx"}])")).status().value(),
+            ENAMETOOLONG);
+  EXPECT_FALSE(parse_actions(json::parse(R"([{"action":"name"}])")));
+}
+
 TEST(ParseRequest, ListTakesAGroup) {
   auto list = parse_request(R"({"op":"list","group":"jails"})");
   ASSERT_TRUE(list);

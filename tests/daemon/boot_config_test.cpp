@@ -62,7 +62,7 @@ ifconfig_epair0b_ipv6="inet6 fd00::2/64
 ifconfig_epair5a="up"
 ifconfig_em0="DHCP"
 hostname="jail"
-ifconfig_epair0b_name="jail0"
+ifconfig_epair0b_name="jail 0"
 create_args_epair0="destroy"
 not an assignment
 ifconfig_epair0a_alias0=inet 10.0.0.2/24
@@ -76,15 +76,38 @@ ifconfig_epair0a_alias0=inet 10.0.0.2/24
       "/etc/epair/rc.conf:3: ifconfig_epair0b: a shell expansion ($, `) is not taken here; write the value itself",
       "/etc/epair/rc.conf:4: ifconfig_epair0b_ipv6: a quote (\") is not closed on its line",
       "/etc/epair/rc.conf:5: ifconfig_epair5a: epair5 is not in cloned_interfaces",
-      "/etc/epair/rc.conf:6: ifconfig_em0: not an end of an epair (ifconfig_epairNa, ifconfig_epairNb)",
+      "/etc/epair/rc.conf:6: ifconfig_em0: not an end of an epair (ifconfig_epairNa, ifconfig_epairNb, or the new "
+      "name of one)",
       "/etc/epair/rc.conf:7: hostname: not a variable epair reads (cloned_interfaces, create_args_epairN, "
       "ifconfig_epairN[ab])",
-      "/etc/epair/rc.conf:8: ifconfig_epair0b_name: renaming an end is not supported yet",
-      "/etc/epair/rc.conf:9: create_args_epair0: destroy has no place in a boot configuration",
+      "/etc/epair/rc.conf:8: ifconfig_epair0b_name: invalid interface name 'jail 0'",
+      "/etc/epair/rc.conf:9: create_args_epair0: destroy and name have no place here (ifconfig_epair0a_name "
+      "renames)",
       "/etc/epair/rc.conf:10: not an assignment (NAME=value)",
       "/etc/epair/rc.conf:11: ifconfig_epair0a_alias0: more after the value; quote a value with spaces",
   };
   EXPECT_EQ(config.errors, want);
+}
+
+// As rc.conf: the end renamed first, then named by its new name, which a
+// variable spells with _ for the characters it cannot hold.
+TEST(BootConfig, ARenamedEndIsNamedByItsNewName) {
+  const BootConfig config = parse_boot_config(R"(cloned_interfaces="epair0"
+ifconfig_epair0b_name="web-1"
+ifconfig_web_1="inet 10.4.6.2/24"
+ifconfig_web_1_ipv6="inet6 fd00::2/64"
+ifconfig_epair0a="inet 10.4.6.1/24"
+ifconfig_epair0a_name="host0"
+)",
+                                              "rc.conf");
+  ASSERT_TRUE(config.errors.empty()) << config.errors.front();
+  std::vector<std::string> order;
+  for (const BootSettings& one : config.pairs.at(0).settings) order.push_back(one.variable + " " + one.end);
+  EXPECT_EQ(order, (std::vector<std::string>{"ifconfig_epair0a_name epair0a", "ifconfig_epair0a host0",
+                                             "ifconfig_epair0b_name epair0b", "ifconfig_web_1 web-1",
+                                             "ifconfig_web_1_ipv6 web-1"}));
+  EXPECT_EQ(config.pairs[0].settings[0].actions, json::parse(R"([{"action":"name","value":"host0"}])"));
+  EXPECT_EQ(verbs(config.pairs[0].settings[4]), (std::vector<std::string>{"inet6", "up"}));
 }
 
 TEST(BootConfig, AnEmptyTextNamesNothing) {

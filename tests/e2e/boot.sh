@@ -1,7 +1,7 @@
 #!/bin/bash
 # The boot configuration, in rc.conf's words, as a FreeBSD host keeps its
 # epairs and jails: epaird --config makes the pairs the file names, moved
-# into their jails' namespaces and configured; a restart leaves what exists
+# into their jails' namespaces, renamed and configured; a restart leaves what exists
 # alone; `epairctl -f` applies a file to a running epaird, --dry-run says
 # what it would make; a missing namespace or a setting Linux refuses is
 # that line's error and leaves no half-made pair; a file that does not read
@@ -16,19 +16,21 @@ cloned_interfaces="epair0 epair1"
 create_args_epair1="description uplink"
 ifconfig_epair0a="inet 10.4.6.1/24"
 ifconfig_epair0a_alias0="inet 10.4.6.11/24"
-ifconfig_epair0b="vnet $WEB inet 10.4.6.2/24 mtu 9000"
-ifconfig_epair0b_ipv6="inet6 fd00:4:6::2/64"
-ifconfig_epair0b_descr="the web jail's end"
+ifconfig_epair0b_name="web0"
+ifconfig_web0="vnet $WEB inet 10.4.6.2/24 mtu 9000"
+ifconfig_web0_ipv6="inet6 fd00:4:6::2/64"
+ifconfig_web0_descr="the web jail's end"
 ifconfig_epair1a='-txcsum group uplinks'
 EOF
 start_daemon --config "$CONF"
 log "on the $(show_field epair0a datapath) data path"
 
 log "epaird --config: the pairs made as the file says"
-[[ $(ctl -l) == "epair0a epair0b epair1a epair1b" ]] && ok "cloned_interfaces: epair0 and epair1" || fail "$(ctl -l)"
-[[ $(show_fields epair0b vnet mtu description flags_text | tr '\n' ' ') == "$WEB 9000 the web jail's end 8863<UP,"* ]] \
-  && ok "epair0b: in $WEB, mtu 9000, its description, UP" || fail "$(ctl epair0b)"
-ip -n "$WEB" -6 addr show dev epair0b | grep -q fd00:4:6::2/64 && ok "ifconfig_epair0b_ipv6" || fail "no inet6"
+[[ $(ctl -l) == "epair0a web0 epair1a epair1b" ]] && ok "cloned_interfaces: epair0 and epair1, epair0b renamed web0" \
+  || fail "$(ctl -l)"
+[[ $(show_fields web0 vnet mtu description flags_text | tr '\n' ' ') == "$WEB 9000 the web jail's end 8863<UP,"* ]] \
+  && ok "ifconfig_web0: in $WEB, mtu 9000, its description, UP" || fail "$(ctl web0)"
+ip -n "$WEB" -6 addr show dev web0 | grep -q fd00:4:6::2/64 && ok "ifconfig_web0_ipv6" || fail "no inet6"
 [[ $(ip -o -4 addr show dev epair0a | awk '{print $4}' | tr '\n' ' ') == "10.4.6.1/24 10.4.6.11/24 " ]] \
   && ok "epair0a: its address and alias" || fail "$(ip addr show dev epair0a)"
 wait_for 5 ping -c 1 -W 1 10.4.6.2 && ok "ping into the web namespace" || fail "no ping"
@@ -41,7 +43,7 @@ log "a restart leaves what exists alone"
 ctl epair0a mtu 1400 || fail "mtu 1400"
 stop_daemon TERM
 start_daemon --config "$CONF"
-[[ $(ctl -l) == "epair0a epair0b epair1a epair1b" && $(show_field epair0a mtu) == 1400 ]] \
+[[ $(ctl -l) == "epair0a web0 epair1a epair1b" && $(show_field epair0a mtu) == 1400 ]] \
   && ok "the same four ends; epair0a keeps the MTU set since" || fail "$(ctl -l); mtu $(show_field epair0a mtu)"
 
 log "epairctl -f on a running epaird, --dry-run"
@@ -51,7 +53,7 @@ ifconfig_epair2a="inet 10.4.7.1/24"
 EOF
 out=$(ctl -f "$WORK/more.conf" --dry-run) && [[ $out == $'epair0: exists\nepair2: would create\n  epair2a inet 10.4.7.1/24 up\nepair3: would create' ]] \
   && ok "--dry-run says what it would make" || fail "dry run: $out"
-[[ $(ctl -l) == "epair0a epair0b epair1a epair1b" ]] && ok "and makes nothing" || fail "$(ctl -l)"
+[[ $(ctl -l) == "epair0a web0 epair1a epair1b" ]] && ok "and makes nothing" || fail "$(ctl -l)"
 out=$(ctl -f "$WORK/more.conf") && [[ $out == $'epair0: exists\nepair2: created\nepair3: created' ]] \
   && ok "-f: epair2 and epair3 made, epair0 left alone" || fail "-f: $out"
 [[ $(show_field epair2a flags_text) == *"<UP,"* ]] && ip -o addr show dev epair2a | grep -q 10.4.7.1/24 \

@@ -2,6 +2,7 @@
 # FreeBSD's habits, written as its test scripts use them (vnet.subr): an
 # end's interface groups and `-g`; an address added again, its prefix
 # changed, removed with -alias or delete; the MTU range of the data path;
+# an end renamed with `name` or with `ip link set ... name`;
 # FreeBSD 15's capabilities in options=, transmit checksum offload switched
 # on both ends with txcsum and -txcsum and done so by the Linux devices; all
 # of it kept across a restart. Run on either data path (EPAIRD_ARGS).
@@ -95,16 +96,42 @@ wait "$dump"
 ctl "${epair}a" -rxcsum && [[ $(ctl "${epair}a") == *"$off"* ]] && ok "-rxcsum: RXCSUM stays, as FreeBSD 15's" \
   || fail "$(ctl "${epair}a" | grep options)"
 
+log "rename: ifconfig NAME name NEWNAME, and ip link set ... name followed"
+sent=$(counter "${epair}a" opackets)
+[[ $(ctl "${epair}b" name jail0) == jail0 ]] && ok "name jail0: prints the new name" || fail "rename"
+[[ $(jexec two ip -o link show jail0) == *"jail0"* ]] && ! jexec two ip link show "${epair}b" >/dev/null 2>&1 \
+  && ok "the Linux device is jail0 in its namespace" || fail "$(jexec two ip -br link)"
+expect_error "interface ${epair}b does not exist" ctl "${epair}b"
+[[ $(show_fields jail0 side peer unit | tr '\n' ' ') == "b ${epair}a ${epair#epair} " ]] \
+  && ok "--json: side b, peer ${epair}a, its unit" || fail "$(show_fields jail0 side peer unit)"
+jexec one ping -c 1 -W 2 192.0.2.2 >/dev/null && ok "ping across the renamed pair" || fail "no ping after rename"
+(($(counter "${epair}a" opackets) > sent)) && ok "counters went on" || fail "opackets $sent -> $(counter "${epair}a" opackets)"
+[[ $(ctl -g epair | tr '\n' ' ') == "${epair}a jail0 " ]] && ok "-g epair: jail0" || fail "$(ctl -g epair)"
+expect_error "interface jail0 already exists" ctl "${epair}a" name jail0
+expect_error "invalid interface name 'a/b'" ctl "${epair}a" name a/b
+next=$(ctl epair create) || fail "create"
+[[ $next != "${epair}a" ]] && ok "epair create does not reuse the renamed pair's unit ($next)" || fail "reused"
+ctl "$next" destroy || fail "destroy $next"
+jexec two ip link set jail0 down
+jexec two ip link set jail0 name www
+jexec two ip link set www up
+wait_for 5 bash -c "[[ \$('$EPAIRCTL' -l) == '${epair}a www' ]]" && ok "ip link set jail0 name www: followed, not torn down" \
+  || fail "$(ctl -l)"
+wait_for 5 jexec one ping -c 1 -W 1 192.0.2.2 && ok "ping after ip's rename" || fail "no ping after ip's rename"
+
 log "kept across a restart"
 stop_daemon TERM
 start_daemon
 [[ $(ctl -g jails) == "${epair}a" ]] && ok "group jails kept" || fail "-g jails: $(ctl -g jails)"
-[[ $(ctl "${epair}b") == *"$off"* ]] && ok "options kept" || fail "$(ctl "${epair}b" | grep options)"
-large=$(frames_longer_than 1514 "${JAIL[one]}" "${JAIL[two]}" "${epair}b" 192.0.2.2 5204) || fail "iperf3 restarted"
+[[ $(ctl -l) == "${epair}a www" ]] && ok "the name www kept" || fail "$(ctl -l)"
+[[ $(ctl www) == *"$off"* ]] && ok "options kept" || fail "$(ctl www | grep options)"
+large=$(frames_longer_than 1514 "${JAIL[one]}" "${JAIL[two]}" www 192.0.2.2 5204) || fail "iperf3 restarted"
 ((large == 0)) && ok "and the devices still checksum in software" || fail "$large large frames after restart"
 ctl "${epair}a" txcsum6 txcsum || fail "txcsum"
-[[ $(ctl "${epair}b") == *"$options"* ]] && ok "txcsum: on again on both" || fail "$(ctl "${epair}b" | grep options)"
-segmented=$(frames_longer_than 4000 "${JAIL[one]}" "${JAIL[two]}" "${epair}b" 192.0.2.2 5205) \
+[[ $(ctl www) == *"$options"* ]] && ok "txcsum: on again on both" || fail "$(ctl www | grep options)"
+segmented=$(frames_longer_than 4000 "${JAIL[one]}" "${JAIL[two]}" www 192.0.2.2 5205) \
   || fail "iperf3 offload again"
 ((segmented > 0)) && ok "offload back: $segmented frames over 4000 bytes" || fail "no large frame"
+ctl www destroy && [[ -z $(ctl -l) ]] && ! jexec one ip link show "${epair}a" >/dev/null 2>&1 \
+  && ok "www destroy: both ends gone" || fail "after destroy: $(ctl -l)"
 finish

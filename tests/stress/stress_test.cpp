@@ -209,6 +209,37 @@ TEST_P(StressTest, DestroyRacesWithTrafficOnThePair) {
   EXPECT_GT(rounds, 10u);
 }
 
+// An end renamed back and forth while traffic crosses the pair and other
+// threads read its name, look it up and have it named in errors: every
+// reader sees one of its two names, the engine files it under the one it
+// has, and the traffic never stops.
+TEST_P(StressTest, RenameRacesWithTrafficAndReaders) {
+  Engine engine(stress_config(GetParam()));
+  test::UpPair pair(engine);
+  discard_input(pair);
+  std::atomic<bool> stop{false};
+  std::thread sender = send_until(stop, engine, *pair.a);
+  std::thread reader([&] {
+    while (!stop.load()) {
+      const std::string name = pair.b->name();
+      EXPECT_TRUE(name == "epair0b" || name == "jail0") << name;
+      EXPECT_NE(format_ifconfig(*pair.b).find("flags="), std::string::npos);
+      EXPECT_FALSE(pair.b->set_mtu(1));
+      (void)engine.find("jail0");
+    }
+  });
+  const std::uint64_t before = pair.b->counters().ipackets;
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(engine.rename(i % 2 == 0 ? "epair0b" : "jail0", i % 2 == 0 ? "jail0" : "epair0b"));
+  }
+  stop = true;
+  sender.join();
+  reader.join();
+  EXPECT_EQ(engine.find("epair0b"), pair.b);
+  EXPECT_EQ(engine.find("jail0"), nullptr);
+  EXPECT_GT(pair.b->counters().ipackets, before);
+}
+
 // Impairments are set, changed and cleared on both ends while echoing
 // traffic crosses them in both directions from the workers and the clock,
 // and the pair is destroyed under it: no frame leaks, none is delivered

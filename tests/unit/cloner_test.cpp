@@ -148,6 +148,49 @@ TEST_F(ClonerTest, DestroyEitherEndDestroysBoth) {
   EXPECT_TRUE(engine.interfaces().empty());
 }
 
+// ifconfig epair0b name jail0: the pair, its unit and its counters stay;
+// the old name is free, the new one taken; either end destroys both.
+TEST_F(ClonerTest, RenamedEndKeepsItsPairAndUnit) {
+  ASSERT_TRUE(engine.create("epair0"));
+  auto b = engine.find("epair0b");
+  std::vector<InterfaceEvent> heard;
+  auto subscription = b->subscribe([&](Interface&, InterfaceEvent event) { heard.push_back(event); });
+  ASSERT_TRUE(engine.rename("epair0b", "jail0"));
+  EXPECT_EQ(b->name(), "jail0");
+  EXPECT_EQ(b->side(), 'b');
+  EXPECT_EQ(b->unit(), 0);
+  EXPECT_EQ(engine.find("jail0"), b);
+  EXPECT_EQ(engine.find("epair0b"), nullptr);
+  EXPECT_EQ(engine.find("epair0a")->peer(), b);
+  EXPECT_EQ(heard, std::vector<InterfaceEvent>{InterfaceEvent::kRenamed});
+  EXPECT_EQ(*engine.create("epair"), "epair1a");  // unit 0 stays taken
+  EXPECT_EQ(engine.create("epair0").status().value(), EEXIST);
+  ASSERT_TRUE(engine.destroy("jail0"));
+  EXPECT_EQ(engine.find("epair0a"), nullptr);
+  EXPECT_EQ(*engine.create("epair"), "epair0a");
+}
+
+TEST_F(ClonerTest, RenameErrors) {
+  ASSERT_TRUE(engine.create("epair0"));
+  ASSERT_TRUE(engine.create("epair1"));
+  Status taken = engine.rename("epair0b", "epair1a");
+  EXPECT_EQ(taken.value(), EEXIST);
+  EXPECT_EQ(taken.message(), "interface epair1a already exists");
+  EXPECT_EQ(engine.rename("epair0b", "").value(), EINVAL);
+  EXPECT_EQ(engine.rename("epair0b", "a/b").value(), EINVAL);
+  EXPECT_EQ(engine.rename("epair0b", "with space").value(), EINVAL);
+  EXPECT_EQ(engine.rename("epair0b", "sixteen-bytes-xx").value(), ENAMETOOLONG);
+  EXPECT_EQ(engine.rename("nosuch", "jail0").value(), ENXIO);
+  EXPECT_EQ(engine.rename("epair0b", "jail0", "nosuch").value(), ENOENT);
+  EXPECT_TRUE(engine.rename("epair0b", "epair0b"));
+  EXPECT_NE(engine.find("epair0b"), nullptr);
+  // The name a pair was created with is free once renamed: another end
+  // may take it.
+  ASSERT_TRUE(engine.rename("epair0b", "jail0"));
+  ASSERT_TRUE(engine.rename("epair1a", "epair0b"));
+  EXPECT_EQ(engine.find("epair0b")->unit(), 1);
+}
+
 TEST_F(ClonerTest, DestroyMissingIsEnxio) {
   Status s = engine.destroy("epair9a");
   EXPECT_EQ(s.value(), ENXIO);
