@@ -61,9 +61,10 @@ enum Capability : std::uint32_t {
 inline constexpr std::uint32_t kSupportedCapabilities =
     kCapRxCsum | kCapTxCsum | kCapVlanMtu | kCapVlanHwTagging | kCapRxCsumIpv6 | kCapTxCsumIpv6;
 /// A new end's, as FreeBSD 15's epair: checksum offload both ways for
-/// IPv4 and IPv6, VLAN_MTU.
+/// IPv4 and IPv6, VLAN_MTU, VLAN_HWTAGGING (a VLAN tag crosses as
+/// metadata).
 inline constexpr std::uint32_t kDefaultCapabilities =
-    kCapRxCsum | kCapTxCsum | kCapVlanMtu | kCapRxCsumIpv6 | kCapTxCsumIpv6;
+    kCapRxCsum | kCapTxCsum | kCapVlanMtu | kCapVlanHwTagging | kCapRxCsumIpv6 | kCapTxCsumIpv6;
 /// The pair's, not one end's: changed on either end, changed on both.
 inline constexpr std::uint32_t kPairCapabilities = kCapTxCsum | kCapTxCsumIpv6;
 /// Always on: a frame may arrive with its checksum vouched for by the

@@ -21,7 +21,7 @@ Status check_name(const std::string& name) {
 // ifconfig's words for the capabilities an end has (FreeBSD 15's epair).
 bool is_capability_word(std::string_view word) {
   if (word.starts_with('-')) word.remove_prefix(1);
-  return word == "txcsum" || word == "txcsum6" || word == "rxcsum" || word == "rxcsum6";
+  return word == "txcsum" || word == "txcsum6" || word == "rxcsum" || word == "rxcsum6" || word == "vlanhwtag";
 }
 
 }  // namespace

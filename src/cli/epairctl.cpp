@@ -53,6 +53,9 @@ settings, applied in order:
   name NEWNAME            rename the end (prints the new name); its pair, unit,
                           counters and settings stay
   group NAME              join interface group NAME; -group NAME leaves it
+  txcsum | -txcsum        transmit checksum offload of the pair (IPv4; txcsum6
+                          for IPv6), on both ends and their Linux devices
+  vlanhwtag | -vlanhwtag  VLAN tag offload of this end (on by default)
   inet ADDR[/LEN] [alias] add an IPv4 address inside the end's namespace, or
                           change the prefix of one it has
   inet ADDR -alias        remove it (also `delete`); A/LEN: under that prefix

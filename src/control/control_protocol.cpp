@@ -15,9 +15,9 @@ namespace {
 const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",    "ether", "description", "name",  "group",
                                                             "-group", "inet",  "inet6",       "-inet", "-inet6",
                                                             "vnet",   "-vnet", "impair",      "attach"};
-const std::set<std::string, std::less<>> kVerbsAlone = {"up",     "down",    "destroy", "detach",
-                                                        "txcsum", "-txcsum", "txcsum6", "-txcsum6",
-                                                        "rxcsum", "-rxcsum", "rxcsum6", "-rxcsum6"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up",      "down",     "destroy",   "detach",    "txcsum",
+                                                        "-txcsum", "txcsum6",  "-txcsum6",  "rxcsum",    "-rxcsum",
+                                                        "rxcsum6", "-rxcsum6", "vlanhwtag", "-vlanhwtag"};
 
 // The fields each op takes besides "v" and "op".
 const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kOps = {

@@ -99,17 +99,21 @@ Status Controller::detach(End& end) {
 
 // What the end offers Linux: transmit checksum offload while the pair has
 // TXCSUM and TXCSUM_IPV6 (Linux has one switch for both families; without
-// it segmentation offload goes too), and full-sized frames only while the
-// cable needs no wire-sized ones.
+// it segmentation offload goes too), VLAN tag offload while the end has
+// VLAN_HWTAGGING, and full-sized frames only while the cable needs no
+// wire-sized ones.
 void Controller::update_offloads(End& end) {
-  const bool checksum = (end.ifp->enabled_capabilities() & kPairCapabilities) == kPairCapabilities;
-  if (end.kernel) {
-    const std::string name = end.ifp->name();
-    const Netns* ns = netns_->find(end.ifp->vnet_name());
-    Status s = ns == nullptr ? Status{ENOENT, name + ": namespace " + end.ifp->vnet_name() + " is not open"}
-                             : os::run_in_netns(ns->fd.get(), [&]() { return os::set_tx_checksum(name, checksum); });
-    if (!s) spdlog::warn("{}", s.message());
-  }
+  const std::uint32_t caps = end.ifp->enabled_capabilities();
+  const bool checksum = (caps & kPairCapabilities) == kPairCapabilities;
+  const bool vlan = (caps & kCapVlanHwTagging) != 0;
+  const std::string name = end.ifp->name();
+  const Netns* ns = netns_->find(end.ifp->vnet_name());
+  Status set = ns == nullptr ? Status{ENOENT, name + ": namespace " + end.ifp->vnet_name() + " is not open"}
+                             : os::run_in_netns(ns->fd.get(), [&]() -> Status {
+                                 if (Status s = os::set_tx_vlan_offload(name, vlan); !s) return s;
+                                 return end.kernel ? os::set_tx_checksum(name, checksum) : Status{};
+                               });
+  if (!set) spdlog::warn("{}", set.message());
   tap::Endpoint* tap = end.tap();
   if (tap == nullptr) return;
   // Corruption must hit frames as a wire carries them, with their own

@@ -17,5 +17,8 @@ namespace epair::os {
 /// Transmit checksum offload, for IPv4 and IPv6 at once: off, the stack
 /// fills in every checksum before the device sees the frame.
 Status set_tx_checksum(std::string_view ifname, bool on);
+/// VLAN tag insertion offload (`ethtool -K IFNAME txvlan`): off, the stack
+/// writes a VLAN tag into the frame instead of handing it over beside it.
+Status set_tx_vlan_offload(std::string_view ifname, bool on);
 
 }  // namespace epair::os

@@ -34,7 +34,7 @@ ip -n "$WEB" -6 addr show dev web0 | grep -q fd00:4:6::2/64 && ok "ifconfig_web0
 [[ $(ip -o -4 addr show dev epair0a | awk '{print $4}' | tr '\n' ' ') == "10.4.6.1/24 10.4.6.11/24 " ]] \
   && ok "epair0a: its address and alias" || fail "$(ip addr show dev epair0a)"
 wait_for 5 ping -c 1 -W 1 10.4.6.2 && ok "ping into the web namespace" || fail "no ping"
-[[ $(ctl -g uplinks) == epair1a && $(ctl epair1a) == *"options=600009<"* && $(ctl epair1a) == *"description: uplink"* ]] \
+[[ $(ctl -g uplinks) == epair1a && $(ctl epair1a) == *"options=600019<"* && $(ctl epair1a) == *"description: uplink"* ]] \
   && ok "epair1a: create_args, -txcsum and its group" || fail "$(ctl epair1a)"
 [[ $(show_field epair1b flags_text) != *UP* ]] && ok "epair1b, which the file does not name, stays down" \
   || fail "$(ctl epair1b)"

@@ -4,8 +4,9 @@
 # changed, removed with -alias or delete; the MTU range of the data path;
 # an end renamed with `name` or with `ip link set ... name`;
 # FreeBSD 15's capabilities in options=, transmit checksum offload switched
-# on both ends with txcsum and -txcsum and done so by the Linux devices; all
-# of it kept across a restart. Run on either data path (EPAIRD_ARGS).
+# on both ends with txcsum and -txcsum and VLAN tag offload on one with
+# vlanhwtag, done so by the Linux devices; all of it kept across a restart.
+# Run on either data path (EPAIRD_ARGS).
 source "$(dirname "$0")/lib.sh"
 start_daemon
 epair=$(vnet_mkepair) || fail "vnet_mkepair"
@@ -68,16 +69,16 @@ ctl "${epair}a" mtu "$most" && [[ $(jexec one cat "/sys/class/net/${epair}a/mtu"
 ctl "${epair}a" mtu 1500 || fail "mtu 1500"
 
 log "capabilities: FreeBSD 15's, checksum offload switched on both ends"
-options="options=60000b<RXCSUM,TXCSUM,VLAN_MTU,RXCSUM_IPV6,TXCSUM_IPV6>"
+options="options=60001b<RXCSUM,TXCSUM,VLAN_MTU,VLAN_HWTAGGING,RXCSUM_IPV6,TXCSUM_IPV6>"
 [[ $(ctl "${epair}a") == *"$options"* && $(ctl "${epair}b") == *"$options"* ]] && ok "$options" \
   || fail "$(ctl "${epair}a" | grep options)"
-[[ $(show_field "${epair}b" options) == $((0x60000b)) ]] && ok "--json options: FreeBSD's bits" \
+[[ $(show_field "${epair}b" options) == $((0x60001b)) ]] && ok "--json options: FreeBSD's bits" \
   || fail "options $(show_field "${epair}b" options)"
 segmented=$(frames_longer_than 4000 "${JAIL[one]}" "${JAIL[two]}" "${epair}b" 192.0.2.2 5201) \
   || fail "iperf3 with offload"
 ((segmented > 0)) && ok "with offload, TCP crosses in $segmented frames over 4000 bytes" || fail "no large frame"
 ctl "${epair}b" -txcsum || fail "-txcsum"
-off="options=600009<RXCSUM,VLAN_MTU,RXCSUM_IPV6,TXCSUM_IPV6>"
+off="options=600019<RXCSUM,VLAN_MTU,VLAN_HWTAGGING,RXCSUM_IPV6,TXCSUM_IPV6>"
 [[ $(ctl "${epair}a") == *"$off"* && $(ctl "${epair}b") == *"$off"* ]] && ok "-txcsum on ${epair}b: both ends $off" \
   || fail "$(ctl "${epair}a" | grep options)"
 large=$(frames_longer_than 1514 "${JAIL[one]}" "${JAIL[two]}" "${epair}b" 192.0.2.2 5202) || fail "iperf3 without"
@@ -95,6 +96,19 @@ wait "$dump"
   && ok "20 TCP segments, every checksum correct" || fail "checksums: $(grep -m3 cksum "$WORK/sums.txt")"
 ctl "${epair}a" -rxcsum && [[ $(ctl "${epair}a") == *"$off"* ]] && ok "-rxcsum: RXCSUM stays, as FreeBSD 15's" \
   || fail "$(ctl "${epair}a" | grep options)"
+# feature NS IFNAME NAME: what ethtool -k says of one of the device's features.
+feature() { jexec "$1" ethtool -k "$2" | awk -v name="$3:" '$1 == name {print $2}'; }
+[[ $(feature one "${epair}a" tx-checksumming) == off && $(feature two "${epair}b" tx-checksumming) == off ]] \
+  && ok "ethtool -k: tx-checksumming off on both ends' devices" \
+  || fail "tx-checksumming: $(feature one "${epair}a" tx-checksumming), $(feature two "${epair}b" tx-checksumming)"
+[[ $(feature one "${epair}a" tx-vlan-offload) == on ]] && ok "VLAN_HWTAGGING: tx-vlan-offload on" \
+  || fail "tx-vlan-offload: $(feature one "${epair}a" tx-vlan-offload)"
+ctl "${epair}a" -vlanhwtag || fail "-vlanhwtag"
+[[ $(ctl "${epair}a") != *VLAN_HWTAGGING* && $(ctl "${epair}b") == *VLAN_HWTAGGING* ]] \
+  && [[ $(feature one "${epair}a" tx-vlan-offload) == off && $(feature two "${epair}b" tx-vlan-offload) == on ]] \
+  && ok "-vlanhwtag: off on ${epair}a and its device only" || fail "$(ctl "${epair}a" | grep options)"
+ctl "${epair}a" vlanhwtag && [[ $(feature one "${epair}a" tx-vlan-offload) == on ]] && ok "vlanhwtag: on again" \
+  || fail "vlanhwtag: $(feature one "${epair}a" tx-vlan-offload)"
 
 log "rename: ifconfig NAME name NEWNAME, and ip link set ... name followed"
 sent=$(counter "${epair}a" opackets)
@@ -128,7 +142,8 @@ start_daemon
 large=$(frames_longer_than 1514 "${JAIL[one]}" "${JAIL[two]}" www 192.0.2.2 5204) || fail "iperf3 restarted"
 ((large == 0)) && ok "and the devices still checksum in software" || fail "$large large frames after restart"
 ctl "${epair}a" txcsum6 txcsum || fail "txcsum"
-[[ $(ctl www) == *"$options"* ]] && ok "txcsum: on again on both" || fail "$(ctl www | grep options)"
+[[ $(ctl www) == *"$options"* && $(feature two www tx-checksumming) == on ]] && ok "txcsum: on again on both" \
+  || fail "$(ctl www | grep options)"
 segmented=$(frames_longer_than 4000 "${JAIL[one]}" "${JAIL[two]}" www 192.0.2.2 5205) \
   || fail "iperf3 offload again"
 ((segmented > 0)) && ok "offload back: $segmented frames over 4000 bytes" || fail "no large frame"

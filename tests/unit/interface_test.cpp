@@ -120,18 +120,21 @@ TEST_F(InterfaceTest, UnsupportedCapabilityIsEinval) {
 }
 
 // FreeBSD 15: TXCSUM and TXCSUM_IPV6 are the pair's; RXCSUM and
-// RXCSUM_IPV6 cannot be turned off; the rest are each end's own.
+// RXCSUM_IPV6 cannot be turned off; the rest (VLAN_HWTAGGING) are each
+// end's own.
 TEST_F(InterfaceTest, TransmitChecksumOffloadIsThePairs) {
   ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities & ~kCapTxCsum));
   EXPECT_EQ(a->enabled_capabilities(), kDefaultCapabilities & ~kCapTxCsum);
   EXPECT_EQ(b->enabled_capabilities(), kDefaultCapabilities & ~kCapTxCsum);
   ASSERT_TRUE(b->set_enabled_capabilities(kCapVlanHwTagging));
   EXPECT_EQ(b->enabled_capabilities(), kFixedCapabilities | kCapVlanHwTagging);
-  EXPECT_EQ(a->enabled_capabilities(), kFixedCapabilities | kCapVlanMtu);
+  EXPECT_EQ(a->enabled_capabilities(), kFixedCapabilities | kCapVlanMtu | kCapVlanHwTagging);
   ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities));
   EXPECT_EQ(b->enabled_capabilities(), kFixedCapabilities | kCapVlanHwTagging | kPairCapabilities);
   EXPECT_NE(format_ifconfig(*b).find("\toptions=600013<RXCSUM,TXCSUM,VLAN_HWTAGGING,RXCSUM_IPV6,TXCSUM_IPV6>\n"),
             std::string::npos);
+  ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities & ~kCapVlanHwTagging));
+  EXPECT_TRUE(b->enabled_capabilities() & kCapVlanHwTagging);
 }
 
 TEST_F(InterfaceTest, IndexesAreDistinctInVnet) {
@@ -152,7 +155,7 @@ TEST_F(InterfaceTest, IfconfigBlockMatchesFreeBsd) {
   const std::string inet = "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255";
   EXPECT_EQ(format_ifconfig(*b, std::span(&inet, 1)),
             "epair0b: flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500\n"
-            "\toptions=60000b<RXCSUM,TXCSUM,VLAN_MTU,RXCSUM_IPV6,TXCSUM_IPV6>\n"
+            "\toptions=60001b<RXCSUM,TXCSUM,VLAN_MTU,VLAN_HWTAGGING,RXCSUM_IPV6,TXCSUM_IPV6>\n"
             "\tether 02:1e:66:05:b0:0b\n"
             "\tinet 10.4.6.2 netmask 0xffffff00 broadcast 10.4.6.255\n"
             "\tgroups: epair\n"

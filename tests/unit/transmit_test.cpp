@@ -170,6 +170,7 @@ TEST_F(TransmitTest, ScrubClearsSendTagAndNonPersistentTags) {
 }
 
 TEST_F(TransmitTest, ScrubClearsVlanMetadataWithoutHwTagging) {
+  ASSERT_TRUE(a->set_enabled_capabilities(kDefaultCapabilities & ~kCapVlanHwTagging));
   Frame* frame = make_frame(engine.pool());
   frame->meta.flags |= kFrameVlanTag;
   frame->meta.vlan_tci = 42;
