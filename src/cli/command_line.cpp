@@ -18,12 +18,6 @@ Status check_name(const std::string& name) {
   return {};
 }
 
-// ifconfig's words for the capabilities an end has (FreeBSD 15's epair).
-bool is_capability_word(std::string_view word) {
-  if (word.starts_with('-')) word.remove_prefix(1);
-  return word == "txcsum" || word == "txcsum6" || word == "rxcsum" || word == "rxcsum6" || word == "vlanhwtag";
-}
-
 }  // namespace
 
 Result<json> parse_settings(std::span<const std::string> words) {
@@ -32,7 +26,7 @@ Result<json> parse_settings(std::span<const std::string> words) {
   json actions = json::array();
   for (std::size_t i = 0; i < words.size(); ++i) {
     const std::string& word = words[i];
-    if (word == "up" || word == "down" || word == "destroy" || word == "detach" || is_capability_word(word)) {
+    if (word == "up" || word == "down" || word == "destroy" || word == "detach" || control::capability_word(word)) {
       actions.push_back({{"action", word}});
     } else if (word == "-description" || word == "-descr") {
       actions.push_back({{"action", "description"}, {"value", ""}});

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "epair/impairment.hpp"
+#include "epair/interface.hpp"
 #include "memif_protocol.hpp"
 #include "vxlan_config.hpp"
 
@@ -15,9 +16,7 @@ namespace {
 const std::set<std::string, std::less<>> kVerbsWithValue = {"mtu",    "ether", "description", "name",  "group",
                                                             "-group", "inet",  "inet6",       "-inet", "-inet6",
                                                             "vnet",   "-vnet", "impair",      "attach"};
-const std::set<std::string, std::less<>> kVerbsAlone = {"up",      "down",     "destroy",   "detach",    "txcsum",
-                                                        "-txcsum", "txcsum6",  "-txcsum6",  "rxcsum",    "-rxcsum",
-                                                        "rxcsum6", "-rxcsum6", "vlanhwtag", "-vlanhwtag"};
+const std::set<std::string, std::less<>> kVerbsAlone = {"up", "down", "destroy", "detach"};
 
 // The fields each op takes besides "v" and "op".
 const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kOps = {
@@ -154,6 +153,20 @@ Status check_attach(std::string_view value) {
   return Status{EINVAL, "'attach' needs a kind: attach vxlan remote ADDR ... or attach memif socket PATH ..."};
 }
 
+std::optional<CapabilityWord> capability_word(std::string_view word) {
+  static constexpr std::pair<std::string_view, std::uint32_t> kWords[] = {{"txcsum", kCapTxCsum},
+                                                                          {"txcsum6", kCapTxCsumIpv6},
+                                                                          {"rxcsum", kCapRxCsum},
+                                                                          {"rxcsum6", kCapRxCsumIpv6},
+                                                                          {"vlanhwtag", kCapVlanHwTagging}};
+  const bool on = !word.starts_with('-');
+  if (!on) word.remove_prefix(1);
+  for (const auto& [name, bit] : kWords) {
+    if (word == name) return CapabilityWord{bit, on};
+  }
+  return std::nullopt;
+}
+
 Status check_interface_name(std::string_view name) {
   const bool bad = name.empty() || name == "." || name == ".." || has_control(name) ||
                    name.find_first_of("/: \t\n\v\f\r") != std::string_view::npos;
@@ -207,7 +220,7 @@ Result<std::vector<Action>> parse_actions(const json& actions) {
       if (action.verb == "name") {
         if (Status s = check_interface_name(action.value); !s) return s;
       }
-    } else if (!kVerbsAlone.contains(action.verb)) {
+    } else if (!kVerbsAlone.contains(action.verb) && !capability_word(action.verb)) {
       return Status{EINVAL, "unknown action '" + printable(action.verb) + "'"};
     } else if (item.contains("value")) {
       return Status{EINVAL, "action " + action.verb + " takes no value"};

@@ -39,6 +39,15 @@ struct Action {
 /// characters too: ENAMETOOLONG or EINVAL, the message naming it printably.
 Status check_interface_name(std::string_view name);
 
+/// A capability word of ifconfig's (txcsum, -txcsum, txcsum6, rxcsum,
+/// rxcsum6, vlanhwtag, each with its '-' form): the capability bit
+/// (FreeBSD's IFCAP_ value) and whether it turns it on.
+struct CapabilityWord {
+  std::uint32_t bit = 0;
+  bool on = true;
+};
+std::optional<CapabilityWord> capability_word(std::string_view word);
+
 /// Checks the value of an `attach` action: a kind (vxlan, memif) and its
 /// settings. EINVAL with the settings parser's one line, or one naming the
 /// kinds.

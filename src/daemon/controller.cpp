@@ -278,9 +278,7 @@ Status Controller::apply(End& end, const control::Action& action) {
   if (action.verb == "mtu") return set_mtu(end, action.value);
   if (action.verb == "ether") return set_ether(end, action.value);
   if (action.verb == "description") return set_description(end, action.value);
-  if (action.verb.ends_with("csum") || action.verb.ends_with("csum6") || action.verb.ends_with("vlanhwtag")) {
-    return set_capability(end, action.verb);
-  }
+  if (auto word = control::capability_word(action.verb)) return set_capability(end, *word);
   if (action.verb == "group") return end.ifp->add_group(action.value);
   if (action.verb == "-group") return end.ifp->remove_group(action.value);
   if (action.verb == "impair") return impair(end, action.value);
@@ -347,16 +345,9 @@ Status Controller::set_ether(End& end, const std::string& value) {
 // FreeBSD 15's words: txcsum and txcsum6 switch the pair's transmit
 // checksum offload, on both ends; vlanhwtag the end's VLAN tag offload;
 // rxcsum and rxcsum6 stay on, as there.
-Status Controller::set_capability(End& end, std::string_view word) {
-  const bool on = !word.starts_with('-');
-  if (!on) word.remove_prefix(1);
-  const std::uint32_t bit = word == "txcsum"      ? kCapTxCsum
-                            : word == "txcsum6"   ? kCapTxCsumIpv6
-                            : word == "vlanhwtag" ? kCapVlanHwTagging
-                            : word == "rxcsum"    ? kCapRxCsum
-                                                  : kCapRxCsumIpv6;
+Status Controller::set_capability(End& end, control::CapabilityWord word) {
   const std::uint32_t caps = end.ifp->enabled_capabilities();
-  if (Status s = end.ifp->set_enabled_capabilities(on ? caps | bit : caps & ~bit); !s) return s;
+  if (Status s = end.ifp->set_enabled_capabilities(word.on ? caps | word.bit : caps & ~word.bit); !s) return s;
   update_offloads(end);
   if (End* peer = peer_of(end)) update_offloads(*peer);
   return {};

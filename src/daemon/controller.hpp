@@ -135,7 +135,7 @@ class Controller {
   Status reclaim_end(End& end, std::string_view from);
   Status add_address(End& end, int family, const std::string& cidr);
   Status remove_address(End& end, int family, const std::string& address);
-  Status set_capability(End& end, std::string_view word);
+  Status set_capability(End& end, control::CapabilityWord word);
   Status rename_end(End& end, const std::string& new_name);
   // Files the end called old under new_name, which the engine calls it now.
   void follow_rename(const std::string& old, const std::string& new_name);
