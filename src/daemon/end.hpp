@@ -10,8 +10,9 @@
 //   for detach to bring back. device() reaches it either way.
 // - counters() are what the engine and, on the kernel path, the program
 //   counted: each frame counted by the one that carried it. On the kernel
-//   path Linux drops what the end sends while its peer is down before the
-//   program sees it; oerrors add those.
+//   path Linux drops some frames before either sees them, and counts them
+//   on a device: what the end sends while its peer is down (oerrors), and
+//   what waits for the engine in a full hidden TAP (oqdrops).
 // - An End is used from the daemon's control thread only.
 #pragma once
 
@@ -54,6 +55,15 @@ struct EndId {
   char side = 'a';
 };
 
+/// What Linux dropped of what an end sent, before the program or the
+/// engine saw it, in SPEC.md's counters.
+struct LinuxDrops {
+  /// The end's own TX dropped: sent while its peer was down.
+  std::uint64_t oerrors = 0;
+  /// Its hidden TAP's TX dropped: the engine's way, its queue full.
+  std::uint64_t oqdrops = 0;
+};
+
 /// An end on the kernel data path: the program and the end's hidden devices.
 struct KernelPath {
   kernel::Datapath* datapath = nullptr;
@@ -64,9 +74,8 @@ struct KernelPath {
   /// Which way frames the end transmits go now, and why the engine's.
   epair_way way = EPAIR_WAY_KERNEL;
   std::string engine_reason;
-  /// What Linux dropped of what the end sent while its peer was down (the
-  /// end's own TX dropped): those frames never reach the program.
-  std::function<std::uint64_t()> dropped_while_down;
+  /// Read from the devices' counters when asked.
+  std::function<LinuxDrops()> linux_drops;
 };
 
 struct End {
@@ -88,7 +97,9 @@ struct End {
     InterfaceCounters sum = ifp->counters();
     if (!kernel) return sum;
     kernel::add_counters(sum, kernel->datapath->counters(kernel->hidden));
-    sum.oerrors += kernel->dropped_while_down();
+    const LinuxDrops dropped = kernel->linux_drops();
+    sum.oerrors += dropped.oerrors;
+    sum.oqdrops += dropped.oqdrops;
     return sum;
   }
 

@@ -25,7 +25,8 @@ std::string hidden_veth_name(const std::string& name) { return "v" + name; }
 constexpr std::uint32_t kHiddenVethMtu = 65535;
 // What an end sends on the engine's way waits in its hidden TAP's queue for
 // epaird to read it: as deep as an end's receive queue (SPEC.md), so that a
-// reader held up for a moment loses nothing the engine would have kept.
+// reader held up for a moment loses nothing the engine would have kept;
+// what a full queue drops, the end's oqdrops count (End::counters()).
 constexpr std::uint32_t kHiddenTapQueue = 4096;
 std::string hidden_tap_name(const std::string& name) { return "t" + name; }
 // A pair's hidden devices share a device group, so that destroy deletes
@@ -153,14 +154,16 @@ Result<tap::Device> Controller::make_kernel_end(End& end) {
 KernelPath Controller::kernel_path_of(const std::shared_ptr<Interface>& ifp, const std::string& hidden_name,
                                       const kernel::HiddenEnd& hidden) {
   std::weak_ptr<Interface> weak = ifp;
-  auto dropped_while_down = [this, weak]() -> std::uint64_t {
+  auto linux_drops = [this, weak, tap = hidden_tap_name(hidden_name)]() -> LinuxDrops {
+    LinuxDrops dropped;
+    if (auto link = hidden_control_->link(tap)) dropped.oqdrops = link->tx_dropped;
     auto end = weak.lock();
     const Netns* ns = end ? netns_->find(end->vnet_name()) : nullptr;
-    if (ns == nullptr) return 0;
-    auto link = ns->control->link(end->name());
-    return link ? link->tx_dropped : 0;
+    if (ns == nullptr) return dropped;
+    if (auto link = ns->control->link(end->name())) dropped.oerrors = link->tx_dropped;
+    return dropped;
   };
-  return KernelPath{datapath_.get(), hidden, hidden_name, EPAIR_WAY_KERNEL, {}, std::move(dropped_while_down)};
+  return KernelPath{datapath_.get(), hidden, hidden_name, EPAIR_WAY_KERNEL, {}, std::move(linux_drops)};
 }
 
 void Controller::remove_kernel_end(End& end) {
