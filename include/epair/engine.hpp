@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "epair/counter_block.hpp"
 #include "epair/frame.hpp"
 #include "epair/interface.hpp"
 #include "epair/mac.hpp"
@@ -103,6 +104,12 @@ class Engine {
   /// leaves no room for the suffix, EEXIST when the unit or an end's name
   /// is taken, ENOENT for an unknown vnet, EBUSY for one shutting down.
   Result<std::string> create(std::string_view name, std::string_view vnet = kHostVnet, const void* params = nullptr);
+  /// create() whose ends keep their counters in the blocks given, which
+  /// the pair holds until it is freed; counts already in a block go on
+  /// (epair/counter_block.hpp). A program that keeps pairs across restarts
+  /// gives blocks in memory that outlives it. No frame may be counted in
+  /// a block by two pairs at once: one block, one end.
+  Result<std::string> create(std::string_view name, const PairCounters& counters, std::string_view vnet = kHostVnet);
   /// Destroys the pair that ifname (either end) belongs to, found in vnet.
   /// In order: both sides go link down and not RUNNING, both are detached
   /// from their vnets, the call waits until no worker is delivering for them

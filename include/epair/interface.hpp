@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "epair/counter_block.hpp"
 #include "epair/frame.hpp"
 #include "epair/impairment.hpp"
 #include "epair/mac.hpp"
@@ -249,18 +250,18 @@ class Interface {
   std::error_code transmit(Frame* frame);
   /// Counts frames the attached stack refused on input in ierrors, as
   /// FreeBSD's ether_input() does for an oversize frame.
-  void count_input_errors(std::uint64_t n) { rx_.ierrors.fetch_add(n, std::memory_order_relaxed); }
+  void count_input_errors(std::uint64_t n) { add_to(counters_->rx.ierrors, n); }
   /// Counts frames the attached stack had for transmit() but could not hand
   /// over (the frame pool was empty) in oqdrops, where a full queue's drops
   /// go too.
-  void count_output_drops(std::uint64_t n) { tx_.oqdrops.fetch_add(n, std::memory_order_relaxed); }
+  void count_output_drops(std::uint64_t n) { add_to(counters_->tx.oqdrops, n); }
   /// transmit() for a burst, in order; returns how many frames got success.
   std::size_t transmit_burst(std::span<Frame* const> frames);
 
   /// Counts frames an endpoint refused as transmit() would (too short, or
   /// longer than mtu() + kFrameOverhead) in oerrors: one that hands frames
   /// over itself (epair/cut_through.hpp).
-  void count_output_errors(std::uint64_t n) { tx_.oerrors.fetch_add(n, std::memory_order_relaxed); }
+  void count_output_errors(std::uint64_t n) { add_to(counters_->tx.oerrors, n); }
 
   // --- shaping and impairment (epair/impairment.hpp) ---
   /// Shapes and impairs what this end transmits from now on. Setting it
@@ -330,24 +331,6 @@ class Interface {
   void count_cut_through(std::uint64_t frames, std::uint64_t bytes);
   void count_cut_through_mcasts(std::uint64_t frames);
 
-  struct alignas(kCacheLine) TransmitCounters {
-    std::atomic<std::uint64_t> opackets{0};
-    std::atomic<std::uint64_t> obytes{0};
-    std::atomic<std::uint64_t> omcasts{0};
-    std::atomic<std::uint64_t> oerrors{0};
-    std::atomic<std::uint64_t> oqdrops{0};
-  };
-  // Counted by the peer's transmitter at enqueue, as FreeBSD does.
-  struct alignas(kCacheLine) EnqueueCounters {
-    std::atomic<std::uint64_t> ipackets{0};
-  };
-  struct alignas(kCacheLine) InputCounters {
-    std::atomic<std::uint64_t> ibytes{0};
-    std::atomic<std::uint64_t> imcasts{0};
-    std::atomic<std::uint64_t> iqdrops{0};
-    std::atomic<std::uint64_t> ierrors{0};
-  };
-
   struct ObserverEntry {
     std::uint64_t id;
     std::shared_ptr<Observer> observer;
@@ -358,7 +341,8 @@ class Interface {
   };
   using TapList = std::vector<std::shared_ptr<const Tap>>;
 
-  Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth);
+  Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth,
+            std::shared_ptr<CounterBlock> counters);
 
   void notify(InterfaceEvent event);
   // The taps to show frames to, or null; one atomic load, no lock.
@@ -395,9 +379,8 @@ class Interface {
   std::atomic<bool> impaired_{false};
   std::atomic<bool> endpoint_link_{true};
 
-  TransmitCounters tx_;
-  EnqueueCounters rx_enqueue_;
-  InputCounters rx_;
+  // Never null: the block given at creation, or one of the interface's own.
+  const std::shared_ptr<CounterBlock> counters_;
 
   std::vector<std::unique_ptr<ReceiveQueue>> queues_;
 

@@ -84,11 +84,11 @@ struct Engine::PairRecord {
 };
 
 Pair::Pair(std::shared_ptr<Dispatcher> dispatcher_in, int unit_in, std::string_view prefix, std::size_t queues,
-           std::uint32_t queue_depth, bool carrier_follows_peer_in)
+           std::uint32_t queue_depth, bool carrier_follows_peer_in, const PairCounters& counters)
     : dispatcher(std::move(dispatcher_in)), unit(unit_in), carrier_follows_peer(carrier_follows_peer_in) {
   const std::string base = std::string(prefix) + std::to_string(unit);
-  a.reset(new Interface(*this, 'a', base + 'a', unit, queues, queue_depth));
-  b.reset(new Interface(*this, 'b', base + 'b', unit, queues, queue_depth));
+  a.reset(new Interface(*this, 'a', base + 'a', unit, queues, queue_depth, counters.a));
+  b.reset(new Interface(*this, 'b', base + 'b', unit, queues, queue_depth, counters.b));
   a->peer_ = b.get();
   b->peer_ = a.get();
 }
@@ -158,6 +158,10 @@ MacAddress Engine::mac_for_locked(const Interface& a) {
 }
 
 Result<std::string> Engine::create(std::string_view name, std::string_view vnet_name, const void* /*params*/) {
+  return create(name, PairCounters{}, vnet_name);
+}
+
+Result<std::string> Engine::create(std::string_view name, const PairCounters& counters, std::string_view vnet_name) {
   std::lock_guard lock(mutex_);
   auto vnet = vnet_locked(vnet_name);
   if (!vnet) return Status{ENOENT, vnet_missing(vnet_name)};
@@ -193,7 +197,7 @@ Result<std::string> Engine::create(std::string_view name, std::string_view vnet_
   std::shared_ptr<Pair> pair;
   try {
     pair = std::make_shared<Pair>(dispatcher_, unit, kCloner, config_.queues_per_side, config_.queue_depth,
-                                  config_.carrier_follows_peer);
+                                  config_.carrier_follows_peer, counters);
     pair->clock = clock_;
   } catch (const std::bad_alloc&) {
     return Status{ENOSPC, std::string(name) + ": SIOCIFCREATE2: No space left on device"};

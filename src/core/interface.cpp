@@ -83,12 +83,12 @@ bool Interface::enqueue_on_peer(Interface& peer, Frame* frame) {
 std::error_code Interface::transmit(Frame* frame) {
   const std::uint32_t size = frame->size();
   if (size < kMinEthernetHeader) {
-    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    add_to(counters_->tx.oerrors, 1);
     frame->release();
     return std::make_error_code(std::errc::invalid_argument);
   }
   if (std::error_code error = check_transmit(frame->wire_size(), flags_.load(std::memory_order_acquire))) {
-    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    add_to(counters_->tx.oerrors, 1);
     frame->release();
     return error;
   }
@@ -102,7 +102,7 @@ std::error_code Interface::transmit(Frame* frame) {
 
   Interface& peer = *peer_;
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
-    tx_.oerrors.fetch_add(1, std::memory_order_relaxed);
+    add_to(counters_->tx.oerrors, 1);
     frame->release();
     return {};
   }
@@ -111,15 +111,15 @@ std::error_code Interface::transmit(Frame* frame) {
   frame->meta.flags |= mcast;
   // Once queued the frame is the peer's: nothing of it is read afterwards.
   if (!enqueue_on_peer(peer, frame)) {
-    tx_.oqdrops.fetch_add(1, std::memory_order_relaxed);
+    add_to(counters_->tx.oqdrops, 1);
     frame->release();
     return {};
   }
   // Step 7.
-  tx_.opackets.fetch_add(1, std::memory_order_relaxed);
-  tx_.obytes.fetch_add(size, std::memory_order_relaxed);
-  if (mcast != 0) tx_.omcasts.fetch_add(1, std::memory_order_relaxed);
-  peer.rx_enqueue_.ipackets.fetch_add(1, std::memory_order_relaxed);
+  add_to(counters_->tx.opackets, 1);
+  add_to(counters_->tx.obytes, size);
+  if (mcast != 0) add_to(counters_->tx.omcasts, 1);
+  add_to(peer.counters_->enqueued.ipackets, 1);
   return {};
 }
 
@@ -157,7 +157,7 @@ std::size_t Interface::transmit_burst(std::span<Frame* const> frames) {
       cross_to_peer({passed, npassed});
     }
   }
-  if (oerrors != 0) tx_.oerrors.fetch_add(oerrors, std::memory_order_relaxed);
+  if (oerrors != 0) add_to(counters_->tx.oerrors, oerrors);
   return accepted;
 }
 
@@ -167,7 +167,7 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
   Interface& peer = *peer_;
   // Step 4, once for all.
   if ((peer.flags_.load(std::memory_order_acquire) & kPeerReady) != kPeerReady) {
-    tx_.oerrors.fetch_add(frames.size(), std::memory_order_relaxed);
+    add_to(counters_->tx.oerrors, frames.size());
     for (Frame* frame : frames) frame->release();
     return;
   }
@@ -211,12 +211,12 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
       }
     }
   }
-  if (oqdrops != 0) tx_.oqdrops.fetch_add(oqdrops, std::memory_order_relaxed);
+  if (oqdrops != 0) add_to(counters_->tx.oqdrops, oqdrops);
   if (opackets != 0) {
-    tx_.opackets.fetch_add(opackets, std::memory_order_relaxed);
-    tx_.obytes.fetch_add(obytes, std::memory_order_relaxed);
-    if (omcasts != 0) tx_.omcasts.fetch_add(omcasts, std::memory_order_relaxed);
-    peer.rx_enqueue_.ipackets.fetch_add(opackets, std::memory_order_relaxed);
+    add_to(counters_->tx.opackets, opackets);
+    add_to(counters_->tx.obytes, obytes);
+    if (omcasts != 0) add_to(counters_->tx.omcasts, omcasts);
+    add_to(peer.counters_->enqueued.ipackets, opackets);
   }
 }
 
@@ -235,15 +235,15 @@ bool Interface::cut_through_open() const {
 void Interface::count_cut_through(std::uint64_t frames, std::uint64_t bytes) {
   if (frames == 0) return;
   Interface& peer = *peer_;
-  tx_.opackets.fetch_add(frames, std::memory_order_relaxed);
-  tx_.obytes.fetch_add(bytes, std::memory_order_relaxed);
-  peer.rx_enqueue_.ipackets.fetch_add(frames, std::memory_order_relaxed);
-  peer.rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
+  add_to(counters_->tx.opackets, frames);
+  add_to(counters_->tx.obytes, bytes);
+  add_to(peer.counters_->enqueued.ipackets, frames);
+  add_to(peer.counters_->rx.ibytes, bytes);
 }
 
 void Interface::count_cut_through_mcasts(std::uint64_t frames) {
-  rx_.imcasts.fetch_add(frames, std::memory_order_relaxed);
-  peer_->tx_.omcasts.fetch_add(frames, std::memory_order_relaxed);
+  add_to(counters_->rx.imcasts, frames);
+  add_to(peer_->counters_->tx.omcasts, frames);
 }
 
 // Step 8, on the worker: what ether_input would count, then the stack.
@@ -255,13 +255,13 @@ void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
     bytes += frame->size();
     mcasts += (frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0;
   }
-  rx_.ibytes.fetch_add(bytes, std::memory_order_relaxed);
-  if (mcasts != 0) rx_.imcasts.fetch_add(mcasts, std::memory_order_relaxed);
+  add_to(counters_->rx.ibytes, bytes);
+  if (mcasts != 0) add_to(counters_->rx.imcasts, mcasts);
   if (endpoint != nullptr) {
     endpoint->input(*this, burst);
     return;
   }
-  rx_.iqdrops.fetch_add(burst.size(), std::memory_order_relaxed);
+  add_to(counters_->rx.iqdrops, burst.size());
   if (!burst.empty()) burst[0]->pool().free_bulk(burst.data(), static_cast<std::uint32_t>(burst.size()));
 }
 
@@ -339,12 +339,14 @@ ImpairmentCounters Interface::impairment_counters() const {
   return {};
 }
 
-Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth)
+Interface::Interface(Pair& pair, char side, std::string name, int unit, std::size_t queues, std::uint32_t queue_depth,
+                     std::shared_ptr<CounterBlock> counters)
     : pair_(pair),
       side_(side),
       name_(std::move(name)),
       unit_(unit),
-      flags_(kFlagBroadcast | kFlagSimplex | kFlagMulticast | kFlagKnowsEpoch) {
+      flags_(kFlagBroadcast | kFlagSimplex | kFlagMulticast | kFlagKnowsEpoch),
+      counters_(counters ? std::move(counters) : std::make_shared<CounterBlock>()) {
   queues_.reserve(queues);
   for (std::size_t i = 0; i < queues; ++i) {
     queues_.push_back(std::make_unique<ReceiveQueue>(*this, queue_depth, pair.dispatcher->assign_worker()));
@@ -549,16 +551,16 @@ std::size_t Interface::queue_capacity() const {
 
 InterfaceCounters Interface::counters() const {
   InterfaceCounters c;
-  c.ipackets = rx_enqueue_.ipackets.load(std::memory_order_relaxed);
-  c.ierrors = rx_.ierrors.load(std::memory_order_relaxed);
-  c.opackets = tx_.opackets.load(std::memory_order_relaxed);
-  c.oerrors = tx_.oerrors.load(std::memory_order_relaxed);
-  c.ibytes = rx_.ibytes.load(std::memory_order_relaxed);
-  c.obytes = tx_.obytes.load(std::memory_order_relaxed);
-  c.imcasts = rx_.imcasts.load(std::memory_order_relaxed);
-  c.omcasts = tx_.omcasts.load(std::memory_order_relaxed);
-  c.iqdrops = rx_.iqdrops.load(std::memory_order_relaxed);
-  c.oqdrops = tx_.oqdrops.load(std::memory_order_relaxed);
+  c.ipackets = read_counter(counters_->enqueued.ipackets);
+  c.ierrors = read_counter(counters_->rx.ierrors);
+  c.opackets = read_counter(counters_->tx.opackets);
+  c.oerrors = read_counter(counters_->tx.oerrors);
+  c.ibytes = read_counter(counters_->rx.ibytes);
+  c.obytes = read_counter(counters_->tx.obytes);
+  c.imcasts = read_counter(counters_->rx.imcasts);
+  c.omcasts = read_counter(counters_->tx.omcasts);
+  c.iqdrops = read_counter(counters_->rx.iqdrops);
+  c.oqdrops = read_counter(counters_->tx.oqdrops);
   return c;
 }
 

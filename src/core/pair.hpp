@@ -14,7 +14,7 @@ class ImpairmentClock;
 
 struct Pair : std::enable_shared_from_this<Pair> {
   Pair(std::shared_ptr<Dispatcher> dispatcher, int unit, std::string_view prefix, std::size_t queues,
-       std::uint32_t queue_depth, bool carrier_follows_peer);
+       std::uint32_t queue_depth, bool carrier_follows_peer, const PairCounters& counters);
   ~Pair();
 
   std::shared_ptr<Interface> handle(Interface& ifp) { return {shared_from_this(), &ifp}; }

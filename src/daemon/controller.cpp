@@ -148,17 +148,34 @@ void Controller::stop_end(End& end) {
 }
 
 // A pair, in this order:
-// 1. The engine makes its interfaces: the name, unit and addresses.
-// 2. Each end gets its Linux devices: a TAP with its name, or on the kernel
+// 1. On the kernel path, the program gives both ends a slot: its counters,
+//    and the engine's, which outlive epaird.
+// 2. The engine makes its interfaces: the name, unit and addresses, and
+//    counters in those slots.
+// 3. Each end gets its Linux devices: a TAP with its name, or on the kernel
 //    path a veth with its name and the hidden devices behind it. When the
 //    second end's cannot be made, the first's go and the engine forgets
 //    the pair.
-// 3. On the kernel path, the program learns both ends.
-// 4. Each end takes its Ethernet address and starts: its TAP read, its
+// 4. On the kernel path, the program learns both ends.
+// 5. Each end takes its Ethernet address and starts: its TAP read, its
 //    carrier following its peer.
 Result<std::string> Controller::create_pair(std::string_view name) {
-  auto created = engine_->create(name);
-  if (!created) return created;
+  std::optional<kernel::PairSlots> slots;
+  PairCounters counters;
+  if (new_pairs_in_kernel_) {
+    auto taken = datapath_->take_slots();
+    if (!taken) return taken.status();
+    slots = *taken;
+    counters = {datapath_->engine_counters(slots->a), datapath_->engine_counters(slots->b)};
+  }
+  const auto release_slots = [&]() {
+    if (slots) datapath_->release_slots(*slots);
+  };
+  auto created = engine_->create(name, counters);
+  if (!created) {
+    release_slots();
+    return created;
+  }
   const std::string names[2] = {*created, engine_->find(*created)->peer()->name()};
   End made[2];
   std::optional<tap::Device> devices[2];
@@ -169,17 +186,20 @@ Result<std::string> Controller::create_pair(std::string_view name) {
       if (devices[0]) (void)devices[0]->set_persistent(false);
       remove_kernel_end(made[0]);
       (void)engine_->destroy(names[0]);
+      release_slots();
       return device.status();
     }
     devices[i] = std::move(*device);
   }
   if (new_pairs_in_kernel_) {
-    if (Status s = datapath_->add_pair(made[0].kernel->hidden, made[1].kernel->hidden, made[0].ifp->mtu()); !s) {
+    if (Status s = datapath_->add_pair(made[0].kernel->hidden, made[1].kernel->hidden, made[0].ifp->mtu(), *slots);
+        !s) {
       for (int j = 0; j < 2; ++j) {
         remove_kernel_end(made[j]);
         (void)devices[j]->set_persistent(false);
       }
       (void)engine_->destroy(names[0]);
+      release_slots();
       return s;
     }
   }

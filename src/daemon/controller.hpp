@@ -63,6 +63,8 @@ struct ControllerConfig {
 /// The name an end's hidden devices are named after, as the state file
 /// keeps it.
 std::string hidden_name_in_state(const json& end);
+/// The side ("a" or "b") of an end of the state file; "?" when it has none.
+std::string side_in_state(const json& end);
 
 class Controller {
  public:
@@ -181,6 +183,9 @@ class Controller {
   // The end's hidden devices, named after hidden_name, as a previous
   // epaird left them.
   Status adopt_kernel_end(End& end, const std::string& hidden_name, std::optional<tap::Device>& device);
+  // Where the engine counted for a kernel pair of the state file: the
+  // blocks at its ends' slots, its counts in them. None on the TAP path.
+  PairCounters saved_engine_counters(const json& pair) const;
   void follow_carrier_in_kernel(End& end);
   // The end's own device loses carrier while an attachment stands in for it.
   void park_in_kernel(End& end);

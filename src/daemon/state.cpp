@@ -37,6 +37,12 @@ std::string Controller::state_text() const {
 
 Status Controller::reserve_state() { return state_file_.reserve(state_text()); }
 
+// An epaird from before renames kept no side: the name ended in it.
+std::string side_in_state(const json& end) {
+  const std::string name = end.value("name", "");
+  return end.value("side", name.empty() ? std::string("?") : name.substr(name.size() - 1));
+}
+
 void Controller::save() const { state_file_.save(state_text()); }
 
 // Re-adoption, in this order:
@@ -63,13 +69,12 @@ void Controller::restore() {
 }
 
 std::string Controller::adopt_pair(const json& pair, const std::string& name) {
-  if (auto created = engine_->create(name); !created) return created.status().message();
+  if (auto created = engine_->create(name, saved_engine_counters(pair)); !created) return created.status().message();
   int placed = 0;
   for (const json& e : pair.value("ends", json::array())) {
     const std::string ifname = e.value("name", "");
     const std::string vnet = e.value("vnet", std::string(kHostVnet));
-    // An epaird from before renames kept no side: the name ended in it.
-    const std::string side = e.value("side", ifname.empty() ? std::string("?") : ifname.substr(ifname.size() - 1));
+    const std::string side = side_in_state(e);
     if (side != "a" && side != "b") return "no side for " + ifname;
     if (Status s = engine_->rename(name + side, ifname); !s) return s.message();
     auto ns = netns_->open(vnet);

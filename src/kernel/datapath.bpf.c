@@ -46,6 +46,16 @@ struct {
   __type(value, struct epair_end_counters);
 } counters SEC(".maps");
 
+/* Not read here: epaird maps it, and binds it to the transmit program so
+ * that it lives as long as the program does. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, EPAIR_KERNEL_MAX_ENDS);
+  __type(key, __u32);
+  __type(value, struct epair_engine_counters);
+} engine_counters SEC(".maps");
+
 /* Linux keeps a frame's outer VLAN tag beside it (skb->vlan_present), not in
  * it: the frame on a wire is 4 bytes longer. */
 static __always_inline __u32 tag_length(struct __sk_buff* skb) { return skb->vlan_present ? 4 : 0; }

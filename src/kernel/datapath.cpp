@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -152,7 +154,9 @@ Datapath::~Datapath() = default;
 //    accepts the programs or the kernel says why not.
 // 2. Each program and map is kept by a descriptor of our own; the object
 //    goes.
-// 3. The transmit program is attached to the hidden namespace's loopback
+// 3. The engine's counters are bound to the transmit program, whose they
+//    are from then on, and mapped.
+// 4. The transmit program is attached to the hidden namespace's loopback
 //    and taken away again: by tcx where the kernel has it (6.6 and later;
 //    it saves the qdisc and classifier a frame passes), else as a filter of
 //    tc's clsact, which must then be there with cls_bpf.
@@ -175,11 +179,9 @@ Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
     const char* name;
     bool program;
   };
-  const Part parts[] = {{&path->transmit_, "transmit", true},
-                        {&path->deliver_, "deliver", true},
-                        {&path->ends_, "ends", false},
-                        {&path->from_engine_, "from_engine", false},
-                        {&path->counters_, "counters", false}};
+  const Part parts[] = {{&path->transmit_, "transmit", true},  {&path->deliver_, "deliver", true},
+                        {&path->ends_, "ends", false},         {&path->from_engine_, "from_engine", false},
+                        {&path->counters_, "counters", false}, {&path->engine_counters_, "engine_counters", false}};
   for (const Part& part : parts) {
     int fd = -1;
     if (part.program) {
@@ -196,6 +198,10 @@ Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
     *part.into = std::move(*taken);
   }
   close_object();
+  if (bpf_prog_bind_map(path->transmit_.get(), path->engine_counters_.get(), nullptr) != 0) {
+    return bpf_error(errno, "binding the engine's counters to the program");
+  }
+  if (Status s = path->map_engine_counters(); !s) return s;
 
   // EPAIR_KERNEL_HOOK=tc: the way of kernels before 6.6, taken on newer
   // ones, so that it is tested there.
@@ -214,6 +220,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(int netns_fd) {
 //    their ids.
 // 2. The programs are opened by id; the transmit program's maps, and the
 //    deliver program's, are opened by id and told apart by name.
+// 3. The engine's counters are mapped; programs an epaird before them
+//    attached have none, and the engine counts from zero.
 Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd& end) {
   libbpf_set_print(print_warnings);
   std::unique_ptr<Datapath> path(new Datapath(netns_fd));
@@ -239,6 +247,8 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
         path->from_engine_ = std::move(map);
       } else if (name == "counters") {
         path->counters_ = std::move(map);
+      } else if (name == "engine_counters") {
+        path->engine_counters_ = std::move(map);
       }
     }
   }
@@ -246,7 +256,28 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
     return bpf_error(ENOENT, "the adopted programs lack a map");
   }
   if (Status s = path->mark_used_slots(); !s) return s;
+  if (path->engine_counters_) {
+    if (Status s = path->map_engine_counters(); !s) return s;
+  }
   return path;
+}
+
+Status Datapath::map_engine_counters() {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t length = (sizeof(epair_engine_counters) * EPAIR_KERNEL_MAX_ENDS + page - 1) / page * page;
+  void* mapped = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, engine_counters_.get(), 0);
+  if (mapped == MAP_FAILED) return bpf_error(errno, "mapping the engine's counters");
+  engine_blocks_.reset(static_cast<epair_engine_counters*>(mapped),
+                       [length](epair_engine_counters* blocks) { ::munmap(blocks, length); });
+  return {};
+}
+
+std::shared_ptr<CounterBlock> Datapath::engine_counters(std::uint32_t slot) const {
+  static_assert(sizeof(CounterBlock) == sizeof(epair_engine_counters));
+  if (!engine_blocks_ || slot >= EPAIR_KERNEL_MAX_ENDS) return nullptr;
+  // The map's memory is page-aligned and its values 192 bytes each, so a
+  // block is as aligned as a CounterBlock must be.
+  return {engine_blocks_, reinterpret_cast<CounterBlock*>(engine_blocks_.get() + slot)};
 }
 
 Status Datapath::attach(int ifindex, int program_fd) const {
@@ -297,13 +328,7 @@ std::optional<std::uint32_t> Datapath::take_slot() {
   return std::nullopt;
 }
 
-// A pair, in this order:
-// 1. A slot for each end, its counters at zero.
-// 2. Both ends in the maps, each knowing its peer's veth, slot and MTU.
-// 3. The deliver program on each TAP, then the transmit program on each
-//    veth: an end's frames meet the program only once both ends are known.
-Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu) {
-  const HiddenEnd ends[2] = {a, b};
+Result<PairSlots> Datapath::take_slots() {
   std::optional<std::uint32_t> slots[2] = {take_slot(), take_slot()};
   if (!slots[0] || !slots[1]) {
     for (const auto& slot : slots) {
@@ -311,10 +336,32 @@ Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t 
     }
     return Status{ENOSPC, "kernel data path: no room for another pair"};
   }
+  const PairSlots taken{*slots[0], *slots[1]};
   const std::vector<Counters> zero(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+  for (const std::uint32_t slot : {taken.a, taken.b}) {
+    if (bpf_map_update_elem(counters_.get(), &slot, zero.data(), BPF_ANY) != 0) {
+      release_slots(taken);
+      return bpf_error(errno, "counters");
+    }
+    if (engine_blocks_) engine_blocks_.get()[slot] = epair_engine_counters{};
+  }
+  return taken;
+}
+
+void Datapath::release_slots(const PairSlots& slots) {
+  for (const std::uint32_t slot : {slots.a, slots.b}) {
+    if (slot < slot_used_.size()) slot_used_[slot] = false;
+  }
+}
+
+// A pair, in this order:
+// 1. Both ends in the maps, each knowing its peer's veth, slot and MTU.
+// 2. The deliver program on each TAP, then the transmit program on each
+//    veth: an end's frames meet the program only once both ends are known.
+Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu, const PairSlots& slots) {
+  const HiddenEnd ends[2] = {a, b};
+  const std::uint32_t slot_of[2] = {slots.a, slots.b};
   for (int i = 0; i < 2; ++i) {
-    const std::uint32_t slot = *slots[i];
-    if (bpf_map_update_elem(counters_.get(), &slot, zero.data(), BPF_ANY) != 0) return bpf_error(errno, "counters");
     const auto tap = static_cast<std::uint32_t>(ends[i].tap);
     const epair_tap_config to_end{static_cast<std::uint32_t>(ends[i].veth)};
     if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_ANY) != 0) return bpf_error(errno, "from_engine");
@@ -323,8 +370,8 @@ Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t 
     config.tap = tap;
     config.max_frame = mtu + kFrameOverMtu;
     config.peer_max_frame = mtu + kFrameOverMtu;
-    config.slot = slot;
-    config.peer_slot = *slots[1 - i];
+    config.slot = slot_of[i];
+    config.peer_slot = slot_of[1 - i];
     config.way = EPAIR_WAY_KERNEL;
     if (Status s = update_end(ends[i].veth, config); !s) return s;
   }

@@ -7,7 +7,9 @@
 //   the programs (attached by tcx, or as tc filters on kernels before 6.6),
 //   and the programs their maps, while no epaird runs.
 // - Adopting takes over the running programs and maps themselves, so the
-//   counters go on from where they were and nothing is counted twice.
+//   counters go on from where they were and nothing is counted twice: the
+//   kernel's, and the engine's, which it keeps in a map of the programs'
+//   (engine_counters()).
 // - A kernel that cannot run the data path is found by load(): it loads the
 //   programs and attaches one to a device of the hidden namespace, or says
 //   what it could not do.
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "datapath_abi.h"
+#include "epair/counter_block.hpp"
 #include "epair/status.hpp"
 #include "unique_fd.hpp"
 
@@ -50,6 +53,12 @@ void add_counters(Into& into, const Counters& more) {
   into.ierrors += more.ierrors;
 }
 
+/// The slots of a pair's ends in the counters.
+struct PairSlots {
+  std::uint32_t a = 0;
+  std::uint32_t b = 0;
+};
+
 /// What the maps hold, as the kernel says: an entry in each for every end
 /// on the kernel path.
 struct MapEntries {
@@ -69,12 +78,20 @@ class Datapath {
   /// The programs and maps a previous epaird attached to end's devices.
   static Result<std::unique_ptr<Datapath>> adopt(int netns_fd, const HiddenEnd& end);
 
-  /// Gives each end a slot in the counters, at zero, describes both in the
-  /// maps and attaches the programs to their devices: frames go the
-  /// kernel's way, those longer than an end's MTU + 18 are dropped, and
-  /// each end's peer counts as down until set_peer_up() says otherwise.
-  /// ENOSPC when the counters have no two free slots.
-  Status add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu);
+  /// Two free slots in the counters, the kernel's and the engine's at zero
+  /// in both; ENOSPC when there are not two. add_pair() takes them into
+  /// use; release_slots() gives back slots a pair did not take.
+  Result<PairSlots> take_slots();
+  void release_slots(const PairSlots& slots);
+  /// Where the engine counts for the end at slot (Engine::create): memory
+  /// of the programs', mapped, which outlives epaird. Null when the
+  /// programs have none (adopted from an epaird before it).
+  std::shared_ptr<CounterBlock> engine_counters(std::uint32_t slot) const;
+  /// Describes both ends in the maps, each at its slot, and attaches the
+  /// programs to their devices: frames go the kernel's way, those longer
+  /// than an end's MTU + 18 are dropped, and each end's peer counts as
+  /// down until set_peer_up() says otherwise.
+  Status add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t mtu, const PairSlots& slots);
   /// Forgets the end's map entries and frees its slot; the filters go with
   /// its devices.
   void remove_end(const HiddenEnd& end);
@@ -99,6 +116,8 @@ class Datapath {
   // The slots the ends in the map hold, read when adopting.
   Status mark_used_slots();
   std::optional<std::uint32_t> take_slot();
+  // Maps engine_counters_ into engine_blocks_.
+  Status map_engine_counters();
 
   int netns_fd_;
   // Programs attached by tcx, not as tc filters.
@@ -108,6 +127,9 @@ class Datapath {
   os::UniqueFd ends_;
   os::UniqueFd from_engine_;
   os::UniqueFd counters_;
+  os::UniqueFd engine_counters_;
+  // engine_counters_ mapped; what engine_counters() hands out keeps it so.
+  std::shared_ptr<epair_engine_counters> engine_blocks_;
   std::vector<bool> slot_used_ = std::vector<bool>(EPAIR_KERNEL_MAX_ENDS);
 };
 

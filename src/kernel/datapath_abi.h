@@ -7,7 +7,11 @@
  *   namespace: a hidden veth (the visible end's peer) or a hidden TAP (the
  *   end's way into and out of the engine). counters is an array indexed by
  *   the slot epaird gave the end, so that a frame costs one hash lookup.
- * - Counters are per CPU; a reader adds the CPUs' values. */
+ * - Counters are per CPU; a reader adds the CPUs' values.
+ * - engine_counters holds what the engine counted for each end, at the
+ *   end's slot, where epaird maps it: the program never reads it, but holds
+ *   it (bound to the transmit program), so that it outlives epaird as the
+ *   kernel's counters do. */
 #ifndef EPAIR_KERNEL_DATAPATH_ABI_H
 #define EPAIR_KERNEL_DATAPATH_ABI_H
 
@@ -52,6 +56,12 @@ struct epair_end_counters {
   __u64 ibytes;
   __u64 imcasts;
   __u64 ierrors;
+};
+
+/* engine_counters[slot of X]: the engine's counters of X, as the engine
+ * keeps them (epair/counter_block.hpp's CounterBlock: three cache lines). */
+struct epair_engine_counters {
+  __u64 words[24];
 };
 
 #endif

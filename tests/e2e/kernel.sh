@@ -3,11 +3,10 @@
 # peers stay out of the host's `ip link` and `ip netns list`; the views say
 # which way frames go; counters exact after iperf3 TCP and UDP; a frame
 # longer than MTU + 18 dropped and counted; carrier follows the peer; frames
-# go on flowing while epaird is killed, and the counters go on from where
-# they were; an impairment or a capture sends frames through the engine,
-# and switching ways under traffic at full rate loses none uncounted and
-# repeats none; destroy takes
-# every device.
+# go on flowing while epaird is killed, and the counters, the engine's share
+# too, go on from where they were; an impairment or a capture sends frames
+# through the engine, and switching ways under traffic at full rate loses
+# none uncounted and repeats none; destroy takes every device.
 source "$(dirname "$0")/lib.sh"
 start_daemon --datapath kernel
 connect_pair
@@ -306,6 +305,38 @@ deltas A.opackets A.oerrors A.oqdrops
   && ok "6000 sent: $D_A_opackets went on when epaird did, $D_A_oqdrops counted in oqdrops" \
   || fail "6000 sent: $D_A_opackets opackets, $D_A_oqdrops oqdrops, $D_A_oerrors oerrors"
 ctl "$A" impair clear || fail "clear"
+
+# A sends nothing meanwhile (its neighbour pinned, its IPv6 off), and B
+# nothing to A: A's output counters and B's input ones stay as they are,
+# the engine's share with the kernel's.
+log "kill -9 after traffic through the engine: every counter as it was"
+both_counters() {
+  local end
+  for end in "$A" "$B"; do
+    ctl --json "$end" | python3 -c "
+import json, sys
+interface = json.load(sys.stdin)['interfaces'][0]
+print(interface['name'], ' '.join(f'{k}={v}' for k, v in sorted(interface['counters'].items())))"
+  done
+}
+both_counters >"$WORK/counters.before"
+stop_daemon KILL
+start_daemon
+both_counters >"$WORK/counters.after"
+python3 - "$WORK/counters.before" "$WORK/counters.after" "$A" <<'PY' && ok "$A's and $B's counters as they were" \
+  || fail "counters after kill -9: $(paste -d'\n' "$WORK/counters.before" "$WORK/counters.after")"
+import sys
+def read(path):
+    return {line.split()[0]: dict(kv.split("=") for kv in line.split()[1:]) for line in open(path)}
+before, after, a = read(sys.argv[1]), read(sys.argv[2]), sys.argv[3]
+if len(before) != 2 or before.keys() != after.keys():
+    sys.exit(1)
+for name, counters in before.items():
+    for key, value in counters.items():
+        kept = (key[0] == "o") == (name == a)  # A's output, B's input: unchanged
+        if kept and after[name][key] != value or int(after[name][key]) < int(value):
+            sys.exit(1)
+PY
 ip netns exec "$NS_A" sysctl -qw "net.ipv6.conf.$A.disable_ipv6=0"
 
 log "a kernel path that cannot open: kernel refuses to start, auto takes tap"

@@ -233,5 +233,44 @@ TEST_F(ClonerTest, ManyPairsGetDistinctUnits) {
   EXPECT_EQ(engine.interfaces().size(), 200u);
 }
 
+// What a program that keeps pairs across restarts relies on: the blocks
+// hold the counts, the pair goes on from them, and a pair made again with
+// them goes on again.
+TEST_F(ClonerTest, CountersGoOnInTheBlocksGiven) {
+  PairCounters blocks{std::make_shared<CounterBlock>(), std::make_shared<CounterBlock>()};
+  blocks.a->tx.opackets = 5;
+  blocks.a->tx.obytes = 500;
+  blocks.b->enqueued.ipackets = 5;
+  blocks.b->rx.ibytes = 500;
+  ASSERT_TRUE(engine.create("epair3", blocks));
+  auto a = engine.find("epair3a");
+  auto b = engine.find("epair3b");
+  EXPECT_EQ(a->counters().opackets, 5u);
+  EXPECT_EQ(b->counters().ibytes, 500u);
+  auto at_b = std::make_shared<test::Collector>();
+  ASSERT_TRUE(a->set_up(true));
+  ASSERT_TRUE(b->set_up(true));
+  b->attach(at_b);
+  EXPECT_FALSE(a->transmit(test::make_frame(engine.pool(), 100)));
+  ASSERT_TRUE(at_b->wait_for(1));
+  ASSERT_TRUE(test::wait_until([&] { return b->counters().ibytes == 600; }));
+  EXPECT_EQ(read_counter(blocks.a->tx.opackets), 6u);
+  EXPECT_EQ(read_counter(blocks.a->tx.obytes), 600u);
+  EXPECT_EQ(read_counter(blocks.b->enqueued.ipackets), 6u);
+  EXPECT_EQ(a->counters().ipackets, 0u);
+
+  ASSERT_TRUE(engine.destroy("epair3a"));
+  ASSERT_TRUE(engine.create("epair3", blocks));
+  EXPECT_EQ(engine.find("epair3a")->counters().opackets, 6u);
+  EXPECT_EQ(engine.find("epair3b")->counters().ipackets, 6u);
+  EXPECT_EQ(engine.find("epair3b")->counters().ibytes, 600u);
+}
+
+TEST_F(ClonerTest, WithoutBlocksCountersStartAtZero) {
+  ASSERT_TRUE(engine.create("epair", PairCounters{}));
+  EXPECT_EQ(engine.find("epair0a")->counters().opackets, 0u);
+  EXPECT_EQ(engine.find("epair0b")->counters().ibytes, 0u);
+}
+
 }  // namespace
 }  // namespace epair
