@@ -22,6 +22,21 @@ EngineConfig continued(EngineConfig config, const json& state) {
   return config;
 }
 
+// The unit of "epair<N>", as the engine will read it; the engine judges
+// the rest (a leading zero, a unit too high).
+std::optional<int> unit_of(std::string_view name) {
+  constexpr std::string_view kPrefix = "epair";
+  if (!name.starts_with(kPrefix)) return std::nullopt;
+  const std::string_view digits = name.substr(kPrefix.size());
+  if (digits.empty() || digits.size() > 5) return std::nullopt;
+  int unit = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    unit = unit * 10 + (c - '0');
+  }
+  return unit;
+}
+
 }  // namespace
 
 Controller::Controller(ControllerConfig config)
@@ -30,6 +45,11 @@ Controller::Controller(ControllerConfig config)
       saved_(state_file_.read()),
       engine_(std::make_unique<Engine>(continued(config_.engine, saved_))),
       netns_(std::make_unique<NetnsRegistry>(*engine_)) {
+  if (!config_.counter_file.empty()) {
+    auto file = CounterFile::open(config_.counter_file);
+    if (!file) throw std::runtime_error(file.status().message());
+    counter_file_ = std::move(*file);
+  }
   if (config_.busy_poll.count() > 0) {
     poller_ = std::make_unique<tap::Poller>(config_.busy_poll);
     if (Status s = poller_->start(); !s) throw std::runtime_error(s.message());
@@ -148,10 +168,12 @@ void Controller::stop_end(End& end) {
 }
 
 // A pair, in this order:
-// 1. On the kernel path, the program gives both ends a slot: its counters,
-//    and the engine's, which outlive epaird.
+// 1. Both ends get the engine's counters where they outlive epaird: on the
+//    kernel path the program gives both ends a slot, its counters and the
+//    engine's; on the TAP path the counter file has the unit's blocks.
 // 2. The engine makes its interfaces: the name, unit and addresses, and
-//    counters in those slots.
+//    counters in those blocks, zeroed now on the TAP path (the unit was
+//    another pair's before).
 // 3. Each end gets its Linux devices: a TAP with its name, or on the kernel
 //    path a veth with its name and the hidden devices behind it. When the
 //    second end's cannot be made, the first's go and the engine forgets
@@ -159,6 +181,17 @@ void Controller::stop_end(End& end) {
 // 4. On the kernel path, the program learns both ends.
 // 5. Each end takes its Ethernet address and starts: its TAP read, its
 //    carrier following its peer.
+PairCounters Controller::file_counters(int unit) const {
+  if (!counter_file_) return {};
+  auto counters = counter_file_->pair(unit);
+  if (!counters) {
+    spdlog::warn("{}; the engine counts epair{} in memory, from zero after a restart", counters.status().message(),
+                 unit);
+    return {};
+  }
+  return *counters;
+}
+
 Result<std::string> Controller::create_pair(std::string_view name) {
   std::optional<kernel::PairSlots> slots;
   PairCounters counters;
@@ -167,6 +200,8 @@ Result<std::string> Controller::create_pair(std::string_view name) {
     if (!taken) return taken.status();
     slots = *taken;
     counters = {datapath_->engine_counters(slots->a), datapath_->engine_counters(slots->b)};
+  } else if (auto unit = unit_of(name)) {
+    counters = file_counters(*unit);
   }
   const auto release_slots = [&]() {
     if (slots) datapath_->release_slots(*slots);
@@ -175,6 +210,11 @@ Result<std::string> Controller::create_pair(std::string_view name) {
   if (!created) {
     release_slots();
     return created;
+  }
+  if (!new_pairs_in_kernel_) {
+    for (const auto& block : {counters.a, counters.b}) {
+      if (block) *block = CounterBlock{};
+    }
   }
   const std::string names[2] = {*created, engine_->find(*created)->peer()->name()};
   End made[2];

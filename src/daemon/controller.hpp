@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -26,6 +27,7 @@
 
 #include "boot_config.hpp"
 #include "control_protocol.hpp"
+#include "counter_file.hpp"
 #include "end.hpp"
 #include "epair/capture.hpp"
 #include "epair/engine.hpp"
@@ -58,6 +60,9 @@ struct ControllerConfig {
   /// Zero: a reader thread per TAP end. Otherwise one tap::Poller reads all
   /// ends and spins this long after the last frame before it sleeps.
   std::chrono::microseconds busy_poll{0};
+  /// Where the engine's counters of TAP-path ends outlive epaird
+  /// (CounterFile); empty: in memory, from zero at each start.
+  std::filesystem::path counter_file;
 };
 
 /// The name an end's hidden devices are named after, as the state file
@@ -183,9 +188,13 @@ class Controller {
   // The end's hidden devices, named after hidden_name, as a previous
   // epaird left them.
   Status adopt_kernel_end(End& end, const std::string& hidden_name, std::optional<tap::Device>& device);
-  // Where the engine counted for a kernel pair of the state file: the
-  // blocks at its ends' slots, its counts in them. None on the TAP path.
+  // Where the engine counted for a pair of the state file, its counts in
+  // them: the kernel path's blocks at its ends' slots, or the counter file's.
   PairCounters saved_engine_counters(const json& pair) const;
+  std::shared_ptr<CounterBlock> kernel_engine_counters(const json& end) const;
+  // The counter file's blocks of unit; none when there is no file or no
+  // room in it (logged).
+  PairCounters file_counters(int unit) const;
   void follow_carrier_in_kernel(End& end);
   // The end's own device loses carrier while an attachment stands in for it.
   void park_in_kernel(End& end);
@@ -218,6 +227,7 @@ class Controller {
 
   ControllerConfig config_;
   StateFile state_file_;
+  std::optional<CounterFile> counter_file_;
   json saved_;  // the state file as found at start, for restore()
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<NetnsRegistry> netns_;

@@ -298,8 +298,8 @@ int main(int argc, char** argv) {
   daemon::block_stop_signals();
 
   try {
-    daemon::Controller controller(
-        {o.engine, o.state_dir / "state.json", o.datapath, o.state_dir / "hidden.netns", o.busy_poll});
+    daemon::Controller controller({o.engine, o.state_dir / "state.json", o.datapath, o.state_dir / "hidden.netns",
+                                   o.busy_poll, o.state_dir / "counters"});
     daemon::Server server(controller, {o.socket_path, o.policy, o.metrics});
     if (Status s = server.listen(); !s) fail(s.message());
     if (Status s = controller.open_datapath(); !s) fail(s.message());

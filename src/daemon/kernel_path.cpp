@@ -186,17 +186,11 @@ void Controller::remove_kernel_devices(int unit, const std::string (&hidden_name
   for (const std::string& name : hidden_names) forget_kernel_devices(name);
 }
 
-PairCounters Controller::saved_engine_counters(const json& pair) const {
-  PairCounters counters;
-  if (!datapath_) return counters;
-  for (const json& e : pair.value("ends", json::array())) {
-    if (e.value("datapath", "tap") != "kernel") continue;
-    auto veth = hidden_control_->link(hidden_veth_name(hidden_name_in_state(e)));
-    auto config = veth ? datapath_->config({veth->index, 0}) : Result<epair_end_config>(veth.status());
-    if (!config) continue;
-    (side_in_state(e) == "b" ? counters.b : counters.a) = datapath_->engine_counters(config->slot);
-  }
-  return counters;
+std::shared_ptr<CounterBlock> Controller::kernel_engine_counters(const json& end) const {
+  if (!datapath_) return nullptr;
+  auto veth = hidden_control_->link(hidden_veth_name(hidden_name_in_state(end)));
+  auto config = veth ? datapath_->config({veth->index, 0}) : Result<epair_end_config>(veth.status());
+  return config ? datapath_->engine_counters(config->slot) : nullptr;
 }
 
 Status Controller::adopt_kernel_end(End& end, const std::string& name, std::optional<tap::Device>& device) {

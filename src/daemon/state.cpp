@@ -43,6 +43,15 @@ std::string side_in_state(const json& end) {
   return end.value("side", name.empty() ? std::string("?") : name.substr(name.size() - 1));
 }
 
+// A pair's ends are both on one data path.
+PairCounters Controller::saved_engine_counters(const json& pair) const {
+  const json ends = pair.value("ends", json::array());
+  if (ends.empty() || ends[0].value("datapath", "tap") != "kernel") return file_counters(pair.value("unit", -1));
+  PairCounters counters;
+  for (const json& e : ends) (side_in_state(e) == "b" ? counters.b : counters.a) = kernel_engine_counters(e);
+  return counters;
+}
+
 void Controller::save() const { state_file_.save(state_text()); }
 
 // Re-adoption, in this order:

@@ -1,6 +1,7 @@
 #!/bin/bash
-# A restarted daemon loses nothing; devices and namespaces removed behind its
-# back are noticed and their pairs torn down, attached ends too.
+# A restarted daemon loses nothing, counters neither; devices and namespaces
+# removed behind its back are noticed and their pairs torn down, attached
+# ends too.
 source "$(dirname "$0")/lib.sh"
 start_daemon
 connect_pair
@@ -13,6 +14,27 @@ log "state file"
   || fail "modes $(stat -c %a "$STATE_DIR") $(stat -c %a "$STATE_DIR/state.json")"
 expect_error "another epaird uses $STATE_DIR" "$EPAIRD" --socket "$WORK/other.sock" --state-dir "$STATE_DIR"
 expect_error "another epaird is listening on $EPAIR_SOCKET" "$EPAIRD" --socket "$EPAIR_SOCKET" --state-dir "$WORK/s2"
+mkdir -p "$WORK/s3/counters"
+expect_error "$WORK/s3/counters: open: Is a directory" "$EPAIRD" --socket "$WORK/s3.sock" --state-dir "$WORK/s3" \
+  --config /dev/null
+
+# On both data paths the engine counts where it outlives epaird: in the
+# counter file, or in the kernel program's map.
+for signal in KILL TERM; do
+  log "kill -$signal after 200 pings: the counters go on from where they were"
+  ip netns exec "$NS_B" ping -c 200 -i 0.002 -q 10.99.0.1 >/dev/null || fail "ping before kill -$signal"
+  read -r a_out a_in < <(show_fields "$A" counters.opackets counters.ipackets | paste -sd' ')
+  read -r b_out b_in < <(show_fields "$B" counters.opackets counters.ipackets | paste -sd' ')
+  stop_daemon "$signal"
+  start_daemon
+  read -r a_out2 a_in2 < <(show_fields "$A" counters.opackets counters.ipackets | paste -sd' ')
+  read -r b_out2 b_in2 < <(show_fields "$B" counters.opackets counters.ipackets | paste -sd' ')
+  ((a_out >= 200 && a_out2 >= a_out && a_in2 >= a_in && b_out2 >= b_out && b_in2 >= b_in)) \
+    && ok "$A sent $a_out before, $a_out2 after; $B $b_out, $b_out2" \
+    || fail "counters went back: $A out $a_out -> $a_out2, in $a_in -> $a_in2; $B out $b_out -> $b_out2, in $b_in -> $b_in2"
+done
+[[ $(stat -c %a "$STATE_DIR/counters") == 600 ]] && ok "the counter file is private" \
+  || fail "counters: $(stat -c %a "$STATE_DIR/counters")"
 
 for signal in KILL TERM; do
   log "kill -$signal and restart"
