@@ -5,6 +5,7 @@ and a teardown that removes everything."""
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,18 @@ def progress(tool, message):
 
 def run(*args, check=True, **kwargs):
     return subprocess.run(args, check=check, capture_output=True, text=True, **kwargs)
+
+
+def remove_work(work):
+    """Removes a benchmark's work directory, and first what is mounted in it:
+    the hidden namespace of an epaird on the kernel data path, whose
+    devices go with its mount and would outlive the run otherwise."""
+    inside = work.rstrip("/") + "/"
+    with open("/proc/mounts") as mounts:
+        points = [fields[1] for fields in (line.split() for line in mounts) if fields[1].startswith(inside)]
+    for point in reversed(points):
+        run("umount", point, check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 class Lab:
@@ -105,9 +118,7 @@ class Lab:
             self.daemon.wait()
         for name in self.namespaces:
             run("ip", "netns", "del", name, check=False)
-        # The kernel data path's hidden namespace goes with its mount.
-        run("umount", os.path.join(self.work, "state", "hidden.netns"), check=False)
-        subprocess.run(["rm", "-rf", self.work], check=False)
+        remove_work(self.work)
 
     def iperf(self, path, seconds, udp):
         client, server, address = self.paths[path]
