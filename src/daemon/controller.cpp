@@ -167,6 +167,17 @@ void Controller::stop_end(End& end) {
   if (memif::Endpoint* peer = end.memif()) peer->stop();
 }
 
+PairCounters Controller::file_counters(int unit) const {
+  if (!counter_file_) return {};
+  auto counters = counter_file_->pair(unit);
+  if (!counters) {
+    spdlog::warn("{}; the engine counts epair{} in memory, from zero after a restart", counters.status().message(),
+                 unit);
+    return {};
+  }
+  return *counters;
+}
+
 // A pair, in this order:
 // 1. Both ends get the engine's counters where they outlive epaird: on the
 //    kernel path the program gives both ends a slot, its counters and the
@@ -181,17 +192,6 @@ void Controller::stop_end(End& end) {
 // 4. On the kernel path, the program learns both ends.
 // 5. Each end takes its Ethernet address and starts: its TAP read, its
 //    carrier following its peer.
-PairCounters Controller::file_counters(int unit) const {
-  if (!counter_file_) return {};
-  auto counters = counter_file_->pair(unit);
-  if (!counters) {
-    spdlog::warn("{}; the engine counts epair{} in memory, from zero after a restart", counters.status().message(),
-                 unit);
-    return {};
-  }
-  return *counters;
-}
-
 Result<std::string> Controller::create_pair(std::string_view name) {
   std::optional<kernel::PairSlots> slots;
   PairCounters counters;
