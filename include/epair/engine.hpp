@@ -68,6 +68,12 @@ struct EngineConfig {
   FramePoolConfig pool;
 };
 
+/// The unit a cloner name asks for, as create() reads it (FreeBSD's
+/// ifc_name2unit()): N for "epair<N>", -1 for "epair" (the lowest free).
+/// EINVAL, with create()'s message, for any other name, a leading zero or
+/// a number past an int; a unit above kMaxUnit is create()'s to refuse.
+Result<int> cloner_unit(std::string_view name);
+
 /// One engine is one world of epairs: a cloner per vnet, the vnets, a frame
 /// pool and the workers. Every member may be called from any thread, also
 /// from inside Endpoint::input() and observers.

@@ -20,23 +20,6 @@ constexpr std::string_view kCloner = "epair";
 
 std::string vnet_missing(std::string_view name) { return "vnet " + std::string(name) + " does not exist"; }
 
-// ifc_name2unit(): "epair" is the wildcard (-1); "epair<N>" names unit N.
-// Leading zeros and values that overflow an int are invalid.
-Result<int> parse_unit(std::string_view name) {
-  const Status invalid{EINVAL, std::string(name) + ": SIOCIFCREATE2: Invalid argument"};
-  if (name.substr(0, kCloner.size()) != kCloner) return invalid;
-  const std::string_view digits = name.substr(kCloner.size());
-  if (digits.empty()) return -1;
-  if (digits.size() > 1 && digits[0] == '0') return invalid;
-  long long unit = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return invalid;
-    unit = unit * 10 + (c - '0');
-    if (unit > std::numeric_limits<int>::max()) return invalid;
-  }
-  return static_cast<int>(unit);
-}
-
 std::string interface_name(int unit, char side) { return std::string(kCloner) + std::to_string(unit) + side; }
 
 bool valid_vnet_name(std::string_view name) {
@@ -69,6 +52,21 @@ std::uint64_t choose_host_id(const EngineConfig& config) {
 }
 
 }  // namespace
+
+Result<int> cloner_unit(std::string_view name) {
+  const Status invalid{EINVAL, std::string(name) + ": SIOCIFCREATE2: Invalid argument"};
+  if (name.substr(0, kCloner.size()) != kCloner) return invalid;
+  const std::string_view digits = name.substr(kCloner.size());
+  if (digits.empty()) return -1;
+  if (digits.size() > 1 && digits[0] == '0') return invalid;
+  long long unit = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return invalid;
+    unit = unit * 10 + (c - '0');
+    if (unit > std::numeric_limits<int>::max()) return invalid;
+  }
+  return static_cast<int>(unit);
+}
 
 struct Engine::Vnet {
   std::string name;
@@ -167,7 +165,7 @@ Result<std::string> Engine::create(std::string_view name, const PairCounters& co
   if (!vnet) return Status{ENOENT, vnet_missing(vnet_name)};
   if (vnet->shutting_down) return Status{EBUSY, "vnet " + vnet->name + " is shutting down"};
 
-  auto parsed = parse_unit(name);
+  auto parsed = cloner_unit(name);
   if (!parsed) return parsed.status();
   int unit = *parsed;
   const auto names_free = [&](int u) {

@@ -22,21 +22,6 @@ EngineConfig continued(EngineConfig config, const json& state) {
   return config;
 }
 
-// The unit of "epair<N>", as the engine will read it; the engine judges
-// the rest (a leading zero, a unit too high).
-std::optional<int> unit_of(std::string_view name) {
-  constexpr std::string_view kPrefix = "epair";
-  if (!name.starts_with(kPrefix)) return std::nullopt;
-  const std::string_view digits = name.substr(kPrefix.size());
-  if (digits.empty() || digits.size() > 5) return std::nullopt;
-  int unit = 0;
-  for (const char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    unit = unit * 10 + (c - '0');
-  }
-  return unit;
-}
-
 }  // namespace
 
 Controller::Controller(ControllerConfig config)
@@ -200,7 +185,7 @@ Result<std::string> Controller::create_pair(std::string_view name) {
     if (!taken) return taken.status();
     slots = *taken;
     counters = {datapath_->engine_counters(slots->a), datapath_->engine_counters(slots->b)};
-  } else if (auto unit = unit_of(name)) {
+  } else if (auto unit = cloner_unit(name); unit && *unit >= 0 && *unit <= kMaxUnit) {
     counters = file_counters(*unit);
   }
   const auto release_slots = [&]() {

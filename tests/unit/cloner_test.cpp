@@ -272,5 +272,16 @@ TEST_F(ClonerTest, WithoutBlocksCountersStartAtZero) {
   EXPECT_EQ(engine.find("epair0b")->counters().ibytes, 0u);
 }
 
+TEST(ClonerUnitTest, ReadsTheUnitAsCreateDoes) {
+  EXPECT_EQ(*cloner_unit("epair"), -1);
+  EXPECT_EQ(*cloner_unit("epair0"), 0);
+  EXPECT_EQ(*cloner_unit("epair32767"), 32767);
+  EXPECT_EQ(*cloner_unit("epair40000"), 40000);
+  EXPECT_EQ(cloner_unit("epair01").status().message(), "epair01: SIOCIFCREATE2: Invalid argument");
+  EXPECT_EQ(cloner_unit("epair99999999999").status().value(), EINVAL);
+  EXPECT_EQ(cloner_unit("vlan0").status().value(), EINVAL);
+  EXPECT_EQ(cloner_unit("epair0a").status().value(), EINVAL);
+}
+
 }  // namespace
 }  // namespace epair
