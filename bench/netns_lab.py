@@ -5,9 +5,11 @@ and a teardown that removes everything."""
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 
@@ -102,7 +104,37 @@ class Lab:
         self.paths = {"epair": (e1, e2, "10.81.0.2"), "veth": (v1, v2, "10.82.0.2")}
         # The sending ends, where shaping and impairment go.
         self.epair_end, self.veth_end = a, f"{self.tag}v"
-        for name, (client, _, address) in self.paths.items():
+        self.await_paths(list(self.paths))
+
+    def setup_ceiling(self, clang="clang"):
+        """Adds the path "ceiling": two veth pairs whose far ends share a
+        namespace of their own, crossed by ceiling.bpf.c alone (tc's
+        clsact, bpf_redirect_peer), the structure of epair's kernel path
+        without epair's program. Needs clang and tc."""
+        c1, c2, hidden = self.ns("c1"), self.ns("c2"), self.ns("ch")
+        for near, far, ns in (("ca", "ha", c1), ("cb", "hb", c2)):
+            run("ip", "link", "add", near, "netns", ns, "type", "veth", "peer", "name", far, "netns", hidden)
+            run("ip", "-n", hidden, "link", "set", far, "up")
+        index = {far: int(run("ip", "-n", hidden, "-o", "link", "show", far).stdout.split(":")[0])
+                 for far in ("ha", "hb")}
+        program = os.path.join(self.work, "ceiling.bpf.o")
+        # The kernel's headers for this machine (asm/types.h), as CMake finds them for datapath.bpf.c.
+        arch = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+        run(clang, "-O2", "-target", "bpf", f"-I/usr/include/{arch}", f"-DEND_A={index['ha']}",
+            f"-DEND_B={index['hb']}", "-c", os.path.join(ROOT, "bench", "ceiling.bpf.c"), "-o", program)
+        for far in ("ha", "hb"):
+            run("tc", "-n", hidden, "qdisc", "add", "dev", far, "clsact")
+            run("tc", "-n", hidden, "filter", "add", "dev", far, "ingress", "bpf", "da", "obj", program, "sec", "tc")
+        run("ip", "-n", c1, "addr", "add", "10.83.0.1/24", "dev", "ca")
+        run("ip", "-n", c2, "addr", "add", "10.83.0.2/24", "dev", "cb")
+        run("ip", "-n", c1, "link", "set", "ca", "up")
+        run("ip", "-n", c2, "link", "set", "cb", "up")
+        self.paths["ceiling"] = (c1, c2, "10.83.0.2")
+        self.await_paths(["ceiling"])
+
+    def await_paths(self, names):
+        for name in names:
+            client, _, address = self.paths[name]
             deadline = time.time() + 5
             while run("ip", "netns", "exec", client, "ping", "-c", "1", "-W", "1", address, check=False).returncode:
                 if time.time() > deadline:
