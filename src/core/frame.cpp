@@ -74,6 +74,20 @@ std::uint32_t Frame::wire_size() const {
   return std::min(size_, l4 + l4_header + meta.gso_size);
 }
 
+std::uint32_t Frame::gso_segments() const {
+  const std::uint32_t one = wire_size();
+  if (one >= size_ || meta.gso_size == 0) return 1;
+  const std::uint32_t headers = one - meta.gso_size;
+  return (size_ - headers + meta.gso_size - 1) / meta.gso_size;
+}
+
+std::uint64_t Frame::gso_wire_bytes() const {
+  const std::uint32_t one = wire_size();
+  if (one >= size_ || meta.gso_size == 0) return size_;
+  const std::uint32_t headers = one - meta.gso_size;
+  return size_ + std::uint64_t{gso_segments() - 1} * headers;
+}
+
 void Frame::complete_checksum() {
   if ((meta.flags & kFrameCsumPartial) == 0) return;
   meta.flags &= ~kFrameCsumPartial;

@@ -15,17 +15,6 @@ namespace epair {
 
 namespace {
 
-// Bytes a frame puts on the wire: a GSO frame as its segments, each with
-// the headers.
-std::uint64_t wire_bytes(const Frame& frame) {
-  const std::uint32_t one = frame.wire_size();
-  if (one >= frame.size() || frame.meta.gso_size == 0) return frame.size();
-  const std::uint32_t headers = one - frame.meta.gso_size;
-  const std::uint64_t payload = frame.size() - headers;
-  const std::uint64_t segments = (payload + frame.meta.gso_size - 1) / frame.meta.gso_size;
-  return frame.size() + (segments - 1) * headers;
-}
-
 Frame* copy_of(const Frame& frame) {
   Frame* copy = frame.pool().alloc();
   if (copy == nullptr) return nullptr;
@@ -171,7 +160,7 @@ void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& de
   if (decision.reordered) {
     ++counters_.reordered;
   } else {
-    due = model_.depart(wire_bytes(*frame), now) + static_cast<std::int64_t>(decision.delay_ns);
+    due = model_.depart(frame->wire_bytes(), now) + static_cast<std::int64_t>(decision.delay_ns);
     due = std::max(due, last_delayed_due_);
     last_delayed_due_ = due;
   }

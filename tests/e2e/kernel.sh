@@ -207,6 +207,22 @@ wait "$CAP" && [[ $(tcpdump -r "$WORK/b.pcap" 2>/dev/null | grep -c ICMP) -ge 2 
 wait_for 5 bash -c "[[ \$('$EPAIRCTL' $A) == *'datapath: kernel'* ]]" && ok "capture over: the kernel's way again" \
   || fail "after the capture: $(show_field "$A" datapath)"
 
+# 4000 bytes of TCP payload at 1000 a segment, 54 bytes of headers: each
+# packet is 4 frames of 1054 bytes on a wire. An impairment that holds
+# nothing (limit) sends them through the engine.
+log "GSO packets count as the frames they become, on the kernel's way and the engine's alike"
+for way in kernel engine; do
+  [[ $way == engine ]] && { ctl "$A" impair limit 1000 || fail "impair $A"; }
+  deltas A.opackets A.obytes B.ipackets B.ibytes
+  send_frames 100 4054 1000 || fail "send GSO packets"
+  deltas A.opackets A.obytes B.ipackets B.ibytes
+  ((D_A_opackets >= 400 && D_A_opackets < 410 && D_A_obytes >= 421600 && D_A_obytes < 422600 \
+    && D_B_ipackets == D_A_opackets && D_B_ibytes == D_A_obytes)) \
+    && ok "$way: 100 packets, $D_A_opackets frames and $D_A_obytes bytes sent and received" \
+    || fail "$way: opackets +$D_A_opackets, obytes +$D_A_obytes; $B ipackets +$D_B_ipackets, ibytes +$D_B_ibytes"
+done
+ctl "$A" impair clear || fail "impair clear"
+
 # The sender sends as fast as it can, so the test is an account: the
 # engine's way cannot keep up, and what waits for it in a full hidden TAP
 # (or its own queue) is dropped and counted in the sender's oqdrops. Every

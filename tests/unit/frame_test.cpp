@@ -27,6 +27,31 @@ TEST(FrameTest, FreshFrameIsEmptyWithHeadroom) {
   f->release();
 }
 
+// A GSO frame is on a wire the segments its payload makes, each with the
+// headers: Ethernet, IPv4 and, here, UDP's 8 bytes (42 in all).
+TEST(FrameTest, AGsoFrameIsItsSegmentsOnAWire) {
+  FramePoolConfig config;
+  config.frames = 1;
+  config.buffer_size = 4096;
+  FramePool pool(config);
+  Frame* f = pool.alloc();
+  ASSERT_NE(f->append(42 + 2500), nullptr);
+  EXPECT_EQ(f->segments(), 1u);
+  EXPECT_EQ(f->wire_bytes(), 2542u);
+  f->meta.flags |= kFrameGso;
+  f->meta.gso_type = kGsoUdpL4;
+  f->meta.gso_size = 1000;
+  f->meta.csum_start = 14 + 20;
+  EXPECT_EQ(f->wire_size(), 1042u);
+  EXPECT_EQ(f->segments(), 3u);
+  EXPECT_EQ(f->wire_bytes(), 2542u + 2 * 42);
+  // One segment's worth or less: the frame as it is.
+  f->meta.gso_size = 2500;
+  EXPECT_EQ(f->segments(), 1u);
+  EXPECT_EQ(f->wire_bytes(), 2542u);
+  f->release();
+}
+
 TEST(FrameTest, AppendPrependAndTrim) {
   FramePool pool(small());
   Frame* f = pool.alloc();

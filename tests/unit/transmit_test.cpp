@@ -53,8 +53,9 @@ TEST_F(TransmitTest, MtuCheckUsesSenderMtu) {
 
 // A TSO frame from a TAP end is longer than the MTU; what must fit is each
 // segment it stands for: Ethernet + IPv4 + TCP headers + gso_size.
-Frame* make_tcp_gso_frame(FramePool& pool, std::uint32_t size, std::uint16_t gso_size) {
-  Frame* frame = make_frame(pool, size);
+Frame* make_tcp_gso_frame(FramePool& pool, std::uint32_t size, std::uint16_t gso_size,
+                          MacAddress dst = test::kUnicast) {
+  Frame* frame = make_frame(pool, size, dst);
   frame->meta.flags |= kFrameGso | kFrameCsumPartial;
   frame->meta.gso_type = kGsoTcpV4;
   frame->meta.gso_size = gso_size;
@@ -74,6 +75,32 @@ TEST_F(TransmitTest, GsoSegmentLongerThanMtuPlus18IsE2big) {
   // 14 + 20 + 20 + 1465 = 1519 = MTU + 19.
   EXPECT_EQ(a->transmit(make_tcp_gso_frame(engine.pool(), 1900, 1465)), std::errc::argument_list_too_long);
   EXPECT_EQ(a->counters().oerrors, 1u);
+}
+
+// Counted as the kernel data path counts a GSO packet: as the frames it
+// becomes, each with the headers. 54 bytes of them and 1800 of payload at
+// 700 a segment: 3 frames, 1800 + 3 * 54 bytes.
+TEST_F(TransmitTest, GsoFrameCountsAsItsSegments) {
+  EXPECT_FALSE(a->transmit(make_tcp_gso_frame(engine.pool(), 54 + 1800, 700)));
+  ASSERT_TRUE(at_b->wait_for(1));
+  ASSERT_TRUE(test::wait_until([&] { return b->counters().ibytes == 1800 + 3 * 54; }));
+  EXPECT_EQ(a->counters().opackets, 3u);
+  EXPECT_EQ(a->counters().obytes, 1800u + 3 * 54);
+  EXPECT_EQ(b->counters().ipackets, 3u);
+}
+
+TEST_F(TransmitTest, GsoFramesInABurstCountAsTheirSegments) {
+  std::vector<Frame*> burst{make_tcp_gso_frame(engine.pool(), 54 + 1800, 700), make_frame(engine.pool(), 64),
+                            make_tcp_gso_frame(engine.pool(), 54 + 1400, 700, test::kMulticast)};
+  EXPECT_EQ(a->transmit_burst(burst), 3u);
+  ASSERT_TRUE(at_b->wait_for(3));
+  constexpr std::uint64_t kBytes = (1800 + 3 * 54) + 64 + (1400 + 2 * 54);
+  ASSERT_TRUE(test::wait_until([&] { return b->counters().ibytes == kBytes; }));
+  EXPECT_EQ(a->counters().opackets, 6u);
+  EXPECT_EQ(a->counters().obytes, kBytes);
+  EXPECT_EQ(a->counters().omcasts, 2u);
+  EXPECT_EQ(b->counters().ipackets, 6u);
+  EXPECT_EQ(b->counters().imcasts, 2u);
 }
 
 TEST_F(TransmitTest, NotUpIsEnetdown) {
