@@ -115,13 +115,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     frame->meta.flags |= kFrameVlanTag;
     frame->meta.vlan_tci = static_cast<std::uint16_t>(data[1] << 8 | data[2]);
   }
-  const std::uint32_t segments = frame->segments();
-  FUZZ_CHECK(segments >= 1 && frame->wire_bytes() >= frame->size());
+  const WireCount wire = frame->on_wire();
+  FUZZ_CHECK(wire.frames >= 1 && wire.bytes >= frame->size());
   const auto before = world.a->counters();
   const std::error_code error = world.a->transmit(frame);
   const auto after = world.a->counters();
   if (!error) {
-    FUZZ_CHECK(after.opackets == before.opackets + segments);
+    FUZZ_CHECK(after.opackets == before.opackets + wire.frames);
   } else {
     FUZZ_CHECK(after.oerrors + after.oqdrops > before.oerrors + before.oqdrops);
   }

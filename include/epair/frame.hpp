@@ -90,6 +90,12 @@ struct FrameMeta {
   void delete_nonpersistent_tags();
 };
 
+/// A frame as a wire carries it: how many frames and their bytes.
+struct WireCount {
+  std::uint32_t frames = 1;
+  std::uint64_t bytes = 0;
+};
+
 /// One Ethernet frame in a pooled buffer: [headroom | data | tailroom].
 /// Laid out so that what every frame touches (buffer position, size and the
 /// common metadata) shares its first cache line.
@@ -104,8 +110,7 @@ class alignas(kCacheLine) Frame {
   // In the first line's padding: a free that finds it set is a double free.
   bool in_pool_ = false;
 
-  std::uint32_t gso_segments() const;
-  std::uint64_t gso_wire_bytes() const;
+  WireCount gso_on_wire() const;
 
  public:
   std::uint8_t* data() { return buffer_ + offset_; }
@@ -119,13 +124,10 @@ class alignas(kCacheLine) Frame {
   /// The longest frame this one puts on a wire: size(), or for a GSO frame
   /// its headers plus one gso_size segment (what an MTU must hold).
   std::uint32_t wire_size() const;
-  /// The frames this one is on a wire: 1, or for a GSO frame its payload
-  /// cut into gso_size segments. Counters count these, as the kernel data
-  /// path counts a GSO packet.
-  std::uint32_t segments() const { return (meta.flags & kFrameGso) == 0 ? 1 : gso_segments(); }
-  /// Its bytes on a wire: size(), or for a GSO frame its segments' bytes,
-  /// each segment with the headers.
-  std::uint64_t wire_bytes() const { return (meta.flags & kFrameGso) == 0 ? size_ : gso_wire_bytes(); }
+  /// This frame on a wire: one frame of size() bytes, or for a GSO frame
+  /// its payload cut into gso_size segments, each with the headers.
+  /// Counters count these, as the kernel data path counts a GSO packet.
+  WireCount on_wire() const { return (meta.flags & kFrameGso) == 0 ? WireCount{1, size_} : gso_on_wire(); }
 
   /// Grows the data at its end; returns the new bytes, or nullptr when the
   /// tailroom is too small (the frame is unchanged).

@@ -74,18 +74,14 @@ std::uint32_t Frame::wire_size() const {
   return std::min(size_, l4 + l4_header + meta.gso_size);
 }
 
-std::uint32_t Frame::gso_segments() const {
+WireCount Frame::gso_on_wire() const {
+  // wire_size() is the whole frame when it has no gso_size or no headers
+  // to repeat: then it is one frame.
   const std::uint32_t one = wire_size();
-  if (one >= size_ || meta.gso_size == 0) return 1;
+  if (one >= size_) return {1, size_};
   const std::uint32_t headers = one - meta.gso_size;
-  return (size_ - headers + meta.gso_size - 1) / meta.gso_size;
-}
-
-std::uint64_t Frame::gso_wire_bytes() const {
-  const std::uint32_t one = wire_size();
-  if (one >= size_ || meta.gso_size == 0) return size_;
-  const std::uint32_t headers = one - meta.gso_size;
-  return size_ + std::uint64_t{gso_segments() - 1} * headers;
+  const std::uint32_t segments = (size_ - headers + meta.gso_size - 1) / meta.gso_size;
+  return {segments, size_ + std::uint64_t{segments - 1} * headers};
 }
 
 void Frame::complete_checksum() {

@@ -160,7 +160,7 @@ void ImpairmentLine::admit_one(Frame* frame, const ImpairmentModel::Decision& de
   if (decision.reordered) {
     ++counters_.reordered;
   } else {
-    due = model_.depart(frame->wire_bytes(), now) + static_cast<std::int64_t>(decision.delay_ns);
+    due = model_.depart(frame->on_wire().bytes, now) + static_cast<std::int64_t>(decision.delay_ns);
     due = std::max(due, last_delayed_due_);
     last_delayed_due_ = due;
   }

@@ -109,8 +109,7 @@ std::error_code Interface::transmit(Frame* frame) {
   const std::uint32_t mcast = destination_class(*frame);
   scrub_for_peer(*frame, peer);
   frame->meta.flags |= mcast;
-  const std::uint32_t segments = frame->segments();
-  const std::uint64_t bytes = frame->wire_bytes();
+  const WireCount wire = frame->on_wire();
   // Once queued the frame is the peer's: nothing of it is read afterwards.
   if (!enqueue_on_peer(peer, frame)) {
     add_to(counters_->tx.oqdrops, 1);
@@ -118,10 +117,10 @@ std::error_code Interface::transmit(Frame* frame) {
     return {};
   }
   // Step 7, a GSO frame counted as the frames it stands for.
-  add_to(counters_->tx.opackets, segments);
-  add_to(counters_->tx.obytes, bytes);
-  if (mcast != 0) add_to(counters_->tx.omcasts, segments);
-  add_to(peer.counters_->enqueued.ipackets, segments);
+  add_to(counters_->tx.opackets, wire.frames);
+  add_to(counters_->tx.obytes, wire.bytes);
+  if (mcast != 0) add_to(counters_->tx.omcasts, wire.frames);
+  add_to(peer.counters_->enqueued.ipackets, wire.frames);
   return {};
 }
 
@@ -174,8 +173,7 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
     return;
   }
   Frame* ready[kChunk];
-  std::uint32_t segments[kChunk];
-  std::uint64_t bytes[kChunk];
+  WireCount wire[kChunk];
   std::uint32_t classes[kChunk];
   for (std::size_t next = 0; next < frames.size();) {
     const auto count = static_cast<std::uint32_t>(std::min<std::size_t>(kChunk, frames.size() - next));
@@ -184,8 +182,7 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
       classes[i] = destination_class(*frame);
       scrub_for_peer(*frame, peer);
       frame->meta.flags |= classes[i];
-      segments[i] = frame->segments();
-      bytes[i] = frame->wire_bytes();
+      wire[i] = frame->on_wire();
       ready[i] = frame;
     }
     next += count;
@@ -198,16 +195,16 @@ void Interface::cross_to_peer(std::span<Frame* const> frames) {
         ready[i]->release();
       }
       for (std::uint32_t i = 0; i < queued; ++i) {
-        opackets += segments[i];
-        obytes += bytes[i];
-        omcasts += classes[i] != 0 ? segments[i] : 0;
+        opackets += wire[i].frames;
+        obytes += wire[i].bytes;
+        omcasts += classes[i] != 0 ? wire[i].frames : 0;
       }
     } else {
       for (std::uint32_t i = 0; i < count; ++i) {
         if (enqueue_on_peer(peer, ready[i])) {
-          opackets += segments[i];
-          obytes += bytes[i];
-          omcasts += classes[i] != 0 ? segments[i] : 0;
+          opackets += wire[i].frames;
+          obytes += wire[i].bytes;
+          omcasts += classes[i] != 0 ? wire[i].frames : 0;
         } else {
           ++oqdrops;
           ready[i]->release();
@@ -256,8 +253,9 @@ void Interface::input_burst(std::span<Frame* const> burst, Endpoint* endpoint) {
   const std::shared_ptr<const TapList> taps = current_taps();
   if (taps && !burst.empty()) show_to_taps(*taps, burst, TapDirection::kIn);
   for (Frame* frame : burst) {
-    bytes += frame->wire_bytes();
-    if ((frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0) mcasts += frame->segments();
+    const WireCount wire = frame->on_wire();
+    bytes += wire.bytes;
+    if ((frame->meta.flags & (kFrameBroadcast | kFrameMulticast)) != 0) mcasts += wire.frames;
   }
   add_to(counters_->rx.ibytes, bytes);
   if (mcasts != 0) add_to(counters_->rx.imcasts, mcasts);

@@ -36,19 +36,19 @@ TEST(FrameTest, AGsoFrameIsItsSegmentsOnAWire) {
   FramePool pool(config);
   Frame* f = pool.alloc();
   ASSERT_NE(f->append(42 + 2500), nullptr);
-  EXPECT_EQ(f->segments(), 1u);
-  EXPECT_EQ(f->wire_bytes(), 2542u);
+  EXPECT_EQ(f->on_wire().frames, 1u);
+  EXPECT_EQ(f->on_wire().bytes, 2542u);
   f->meta.flags |= kFrameGso;
   f->meta.gso_type = kGsoUdpL4;
   f->meta.gso_size = 1000;
   f->meta.csum_start = 14 + 20;
   EXPECT_EQ(f->wire_size(), 1042u);
-  EXPECT_EQ(f->segments(), 3u);
-  EXPECT_EQ(f->wire_bytes(), 2542u + 2 * 42);
+  EXPECT_EQ(f->on_wire().frames, 3u);
+  EXPECT_EQ(f->on_wire().bytes, 2542u + 2 * 42);
   // One segment's worth or less: the frame as it is.
   f->meta.gso_size = 2500;
-  EXPECT_EQ(f->segments(), 1u);
-  EXPECT_EQ(f->wire_bytes(), 2542u);
+  EXPECT_EQ(f->on_wire().frames, 1u);
+  EXPECT_EQ(f->on_wire().bytes, 2542u);
   f->release();
 }
 
