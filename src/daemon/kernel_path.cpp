@@ -215,12 +215,13 @@ Status Controller::adopt_kernel_end(End& end, const std::string& name, std::opti
 // so that a frame racing the change is dropped and counted in oerrors;
 // what the end sends while it has no carrier, Linux drops and counts in
 // the end's own TX dropped, which its oerrors add (End::counters()).
+// The programs follow the end's Ethernet address too (Datapath::set_mac()).
 void Controller::follow_carrier_in_kernel(End& end) {
   // The engine's writes into the TAP need it; parking took it away.
   if (Status s = end.device().set_carrier(true); !s) spdlog::warn("{}", s.message());
   end.carrier = end.ifp->subscribe([this](Interface& ifp, InterfaceEvent event) {
-    if (event != InterfaceEvent::kLinkState && event != InterfaceEvent::kMtu && event != InterfaceEvent::kImpairment &&
-        event != InterfaceEvent::kTaps) {
+    if (event != InterfaceEvent::kLinkState && event != InterfaceEvent::kMtu && event != InterfaceEvent::kAddress &&
+        event != InterfaceEvent::kImpairment && event != InterfaceEvent::kTaps) {
       return;
     }
     const EndId id{ifp.unit(), ifp.side()};
@@ -231,6 +232,7 @@ void Controller::follow_carrier_in_kernel(End& end) {
     }
   });
   apply_kernel_event(end, InterfaceEvent::kLinkState);
+  apply_kernel_event(end, InterfaceEvent::kAddress);
 }
 
 // Read when applied, not when posted: of two changes made in turn, the
@@ -248,6 +250,11 @@ void Controller::apply_kernel_event(End& end, InterfaceEvent event) {
     }
     case InterfaceEvent::kMtu:
       if (Status s = datapath_->set_mtu(end.kernel->hidden, end.ifp->mtu()); !s) spdlog::warn("{}", s.message());
+      break;
+    // Until the program knows the new address, frames for it take the
+    // longer way in, and frames for the old one are taken as the end's.
+    case InterfaceEvent::kAddress:
+      if (Status s = datapath_->set_mac(end.kernel->hidden, end.ifp->mac()); !s) spdlog::warn("{}", s.message());
       break;
     case InterfaceEvent::kImpairment:
     case InterfaceEvent::kTaps:

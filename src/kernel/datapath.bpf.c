@@ -6,7 +6,11 @@
  *
  * One decision per frame: the end's `way` is read once, so a frame switched
  * between the two ways goes one of them, never both and never neither.
- * GSO and checksum metadata pass through untouched. */
+ * GSO and checksum metadata pass through untouched.
+ *
+ * The end receives a frame as from a veth: a frame for another host's
+ * address is that host's (PACKET_OTHERHOST) and its stack drops it, a
+ * broadcast or multicast one is marked so. */
 // libbpf's headers use the kernel's types, declared first.
 // clang-format off
 #include <linux/bpf.h>
@@ -91,6 +95,29 @@ static __always_inline __u32 segment_length(struct __sk_buff* skb) {
   return at + tag_length(skb) + skb->gso_size;
 }
 
+/* The frame's destination address; nonzero when it has none. */
+static __always_inline long read_destination(struct __sk_buff* skb, __u8 dst[ETH_ALEN]) {
+  void* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
+  if (data + ETH_ALEN <= data_end) {
+    __builtin_memcpy(dst, data, ETH_ALEN);
+    return 0;
+  }
+  return bpf_skb_load_bytes(skb, 0, dst, ETH_ALEN);
+}
+
+/* Into the end whose veth peer is veth and whose address is mac.
+ * bpf_redirect_peer() is the short way, but the kernel marks what it
+ * carries as the end's own (PACKET_HOST) whatever its destination: a frame
+ * for any other address goes out of veth instead, and the end classifies
+ * it by its destination as veth's receive does. */
+static __always_inline long enter_end(__u32 veth, const __u8 dst[ETH_ALEN], const __u8 mac[ETH_ALEN]) {
+  __u8 differ = 0;
+#pragma unroll
+  for (int i = 0; i < ETH_ALEN; ++i) differ |= dst[i] ^ mac[i];
+  return differ == 0 ? bpf_redirect_peer(veth, 0) : bpf_redirect(veth, 0);
+}
+
 SEC("tc")
 int transmit(struct __sk_buff* skb) {
   __u32 self = skb->ifindex;
@@ -113,8 +140,10 @@ int transmit(struct __sk_buff* skb) {
     length = segment_length(skb);
     bytes += (segments - 1) * (length - skb->gso_size);
   }
-  /* 1. Longer than MTU + 18; 4. the peer not UP and RUNNING. */
-  if (length > end->max_frame || !end->peer_up) {
+  __u8 dst[ETH_ALEN];
+  /* 1. Longer than MTU + 18, or no Ethernet header; 4. the peer not UP
+   * and RUNNING. */
+  if (length > end->max_frame || !end->peer_up || read_destination(skb, dst) != 0) {
     out->oerrors += 1;
     return TC_ACT_SHOT;
   }
@@ -123,15 +152,7 @@ int transmit(struct __sk_buff* skb) {
     in->ierrors += 1;
     return TC_ACT_SHOT;
   }
-  void* data = (void*)(long)skb->data;
-  void* data_end = (void*)(long)skb->data_end;
-  __u8 first = 0;
-  if (data + 1 <= data_end) {
-    first = *(__u8*)data;
-  } else {
-    bpf_skb_load_bytes(skb, 0, &first, 1);
-  }
-  __u32 mcasts = (first & 1) ? segments : 0;
+  __u32 mcasts = (dst[0] & 1) ? segments : 0;
   /* 7. Both ends' counters. */
   out->opackets += segments;
   out->obytes += bytes;
@@ -144,13 +165,14 @@ int transmit(struct __sk_buff* skb) {
   skb->mark = 0;
   skb->priority = 0;
   skb->tc_index = 0;
-  return bpf_redirect_peer(end->peer_veth, 0);
+  return enter_end(end->peer_veth, dst, end->peer_mac);
 }
 
 SEC("tc")
 int deliver(struct __sk_buff* skb) {
   __u32 self = skb->ifindex;
   struct epair_tap_config* tap = bpf_map_lookup_elem(&from_engine, &self);
-  if (!tap) return TC_ACT_SHOT;
-  return bpf_redirect_peer(tap->veth, 0);
+  __u8 dst[ETH_ALEN];
+  if (!tap || read_destination(skb, dst) != 0) return TC_ACT_SHOT;
+  return enter_end(tap->veth, dst, tap->mac);
 }

@@ -363,7 +363,8 @@ Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t 
   const std::uint32_t slot_of[2] = {slots.a, slots.b};
   for (int i = 0; i < 2; ++i) {
     const auto tap = static_cast<std::uint32_t>(ends[i].tap);
-    const epair_tap_config to_end{static_cast<std::uint32_t>(ends[i].veth)};
+    epair_tap_config to_end{};
+    to_end.veth = static_cast<std::uint32_t>(ends[i].veth);
     if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_ANY) != 0) return bpf_error(errno, "from_engine");
     epair_end_config config{};
     config.peer_veth = static_cast<std::uint32_t>(ends[1 - i].veth);
@@ -430,6 +431,23 @@ Status Datapath::set_way(const HiddenEnd& end, epair_way way) {
   if (!config) return config.status();
   config->way = static_cast<std::uint8_t>(way);
   return update_end(end.veth, *config);
+}
+
+// The address goes where frames to the end are sent from: the peer's entry
+// in ends, and the end's TAP's in from_engine.
+Status Datapath::set_mac(const HiddenEnd& end, const MacAddress& mac) {
+  auto config = this->config(end);
+  if (!config) return config.status();
+  auto peer = this->config(HiddenEnd{static_cast<int>(config->peer_veth), 0});
+  if (!peer) return peer.status();
+  std::memcpy(peer->peer_mac, mac.bytes.data(), sizeof peer->peer_mac);
+  if (Status s = update_end(static_cast<int>(config->peer_veth), *peer); !s) return s;
+  const auto tap = static_cast<std::uint32_t>(end.tap);
+  epair_tap_config to_end{};
+  if (bpf_map_lookup_elem(from_engine_.get(), &tap, &to_end) != 0) return bpf_error(errno, "from_engine");
+  std::memcpy(to_end.mac, mac.bytes.data(), sizeof to_end.mac);
+  if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_EXIST) != 0) return bpf_error(errno, "from_engine");
+  return {};
 }
 
 Counters Datapath::counters(const HiddenEnd& end) const {

@@ -23,6 +23,7 @@
 
 #include "datapath_abi.h"
 #include "epair/counter_block.hpp"
+#include "epair/mac.hpp"
 #include "epair/status.hpp"
 #include "unique_fd.hpp"
 
@@ -101,6 +102,12 @@ class Datapath {
   /// 1), those its peer sends in its ierrors.
   Status set_mtu(const HiddenEnd& end, std::uint32_t mtu);
   Status set_way(const HiddenEnd& end, epair_way way);
+  /// The end's Ethernet address, as the programs compare a frame's
+  /// destination with it: a frame for it takes the short way into the end
+  /// (bpf_redirect_peer), any other the way through its veth, where Linux
+  /// classifies it (another host's, broadcast, multicast). Until told,
+  /// the programs take it for 00:00:00:00:00:00, which no end has.
+  Status set_mac(const HiddenEnd& end, const MacAddress& mac);
   /// What the program says of the end: its peer's veth and its settings.
   Result<epair_end_config> config(const HiddenEnd& end) const;
   Counters counters(const HiddenEnd& end) const;

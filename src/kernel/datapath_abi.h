@@ -7,6 +7,8 @@
  *   namespace: a hidden veth (the visible end's peer) or a hidden TAP (the
  *   end's way into and out of the engine). counters is an array indexed by
  *   the slot epaird gave the end, so that a frame costs one hash lookup.
+ * - Fields added later go at the end of a value: an epaird adopting the
+ *   maps of an older one reads and writes only the value's length there.
  * - Counters are per CPU; a reader adds the CPUs' values.
  * - engine_counters holds what the engine counted for each end, at the
  *   end's slot, where epaird maps it: the program never reads it, but holds
@@ -36,12 +38,16 @@ struct epair_end_config {
   __u8 way;             /* enum epair_way */
   __u8 peer_up;         /* Y is UP and RUNNING */
   __u8 pad[2];
+  __u8 peer_mac[6]; /* Y's Ethernet address: a frame for it takes the short way in */
+  __u8 pad2[2];
 };
 
 /* from_engine[hidden TAP of Y]: what the engine delivers to Y goes to the
  * hidden veth whose peer Y is. */
 struct epair_tap_config {
   __u32 veth;
+  __u8 mac[6]; /* Y's Ethernet address, as peer_mac above */
+  __u8 pad[2];
 };
 
 /* counters[slot of X]: what the kernel path counted for X, in

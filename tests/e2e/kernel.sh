@@ -2,7 +2,8 @@
 # The kernel data path (epaird --datapath kernel): veth ends whose hidden
 # peers stay out of the host's `ip link` and `ip netns list`; the views say
 # which way frames go; counters exact after iperf3 TCP and UDP; a frame
-# longer than MTU + 18 dropped and counted; carrier follows the peer; frames
+# longer than MTU + 18 dropped and counted; carrier follows the peer; an end
+# receives as from a veth (another host's frames, broadcast, multicast); frames
 # go on flowing while epaird is killed, and the counters, the engine's share
 # too, go on from where they were; an impairment or a capture sends frames
 # through the engine, and switching ways under traffic at full rate loses
@@ -206,6 +207,50 @@ wait "$CAP" && [[ $(tcpdump -r "$WORK/b.pcap" 2>/dev/null | grep -c ICMP) -ge 2 
   || fail "capture: $(tcpdump -r "$WORK/b.pcap" 2>&1)"
 wait_for 5 bash -c "[[ \$('$EPAIRCTL' $A) == *'datapath: kernel'* ]]" && ok "capture over: the kernel's way again" \
   || fail "after the capture: $(show_field "$A" datapath)"
+
+# received_as MAC: one ping to 10.99.0.2 with its neighbour entry set to
+# MAC; prints ANSWERED/TYPE, TYPE as a packet socket on $B saw the request:
+# In (for $B), B (broadcast), M (multicast), P (another host's).
+received_as() {
+  ip netns exec "$NS_A" ip neigh replace 10.99.0.2 lladdr "$1" dev "$A" nud permanent
+  ip netns exec "$NS_B" timeout 10 tcpdump -Z root --immediate-mode -l -n -c 1 -i any 'icmp[icmptype] == 8' \
+    >"$WORK/seen" 2>"$WORK/seen.err" &
+  local dump=$!
+  wait_for 5 grep -q "listening on" "$WORK/seen.err" || fail "tcpdump did not start: $(cat "$WORK/seen.err")"
+  local answered
+  answered=$(ip netns exec "$NS_A" ping -c 1 -W 1 10.99.0.2 | awk '/received/ {print $4}')
+  wait "$dump"
+  echo "$answered/$(awk '{print $3}' "$WORK/seen")"
+}
+# expect_received WAY MAC=ANSWERED/TYPE...: what a plain veth pair gives.
+expect_received() {
+  local way=$1 what got
+  shift
+  for what in "$@"; do
+    got=$(received_as "${what%%=*}")
+    [[ $got == "${what#*=}" ]] && ok "$way, to ${what%%=*}: answered/type $got" \
+      || fail "$way, to ${what%%=*}: answered/type $got, a veth gives ${what#*=}: $(cat "$WORK/seen" "$WORK/seen.err")"
+  done
+  ip netns exec "$NS_A" ip neigh del 10.99.0.2 dev "$A"
+}
+# await_ether END MAC: epaird has seen END's new address.
+await_ether() { wait_for 5 bash -c "[[ \$('$EPAIRCTL' $1) == *'ether $2'* ]]" || fail "epaird did not see $1's $2"; }
+
+log "received as from a veth: frames for another host's address not taken, broadcast and multicast marked so"
+MAC_B=$(show_field "$B" ether)
+OTHER=02:11:22:33:44:55
+RECEIVED_AS=("$MAC_B=1/In" "$OTHER=0/P" "ff:ff:ff:ff:ff:ff=1/B" "01:00:5e:00:00:fb=1/M")
+expect_received "the kernel's way" "${RECEIVED_AS[@]}"
+ctl "$A" impair limit 1000 || fail "impair limit 1000"
+[[ $(show_field "$A" datapath) == "engine (impair)" ]] || fail "datapath $(show_field "$A" datapath)"
+expect_received "through the engine" "${RECEIVED_AS[@]}"
+ctl "$A" impair clear || fail "impair clear"
+ip netns exec "$NS_B" ip link set "$B" address "$OTHER"
+await_ether "$B" "$OTHER"
+expect_received "$B's address changed in its namespace" "$OTHER=1/In" "$MAC_B=0/P"
+ctl "$B" ether "$MAC_B" || fail "ether $MAC_B"
+await_ether "$B" "$MAC_B"
+expect_received "and back by epairctl" "$MAC_B=1/In" "$OTHER=0/P"
 
 # 4000 bytes of TCP payload at 1000 a segment, 54 bytes of headers: each
 # packet is 4 frames of 1054 bytes on a wire. An impairment that holds
