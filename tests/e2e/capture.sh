@@ -18,6 +18,8 @@ ip netns exec "$NS_A" ping -c 1 -W 2 10.99.0.2 >/dev/null || fail "no connectivi
 capture_bg() {
   local var=$1
   shift
+  # Gone before the capture starts: the last one's "capturing on" is not its.
+  rm -f "$WORK/$var.err"
   "$EPAIRCTL" capture "$@" 2>"$WORK/$var.err" &
   printf -v "$var" '%s' $!
   wait_for 5 grep -q "^capturing on" "$WORK/$var.err" || fail "capture $* did not start: $(cat "$WORK/$var.err")"

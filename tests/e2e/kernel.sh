@@ -213,6 +213,8 @@ wait_for 5 bash -c "[[ \$('$EPAIRCTL' $A) == *'datapath: kernel'* ]]" && ok "cap
 # In (for $B), B (broadcast), M (multicast), P (another host's).
 received_as() {
   ip netns exec "$NS_A" ip neigh replace 10.99.0.2 lladdr "$1" dev "$A" nud permanent
+  # Gone before tcpdump starts: the last one's "listening on" is not its.
+  rm -f "$WORK/seen" "$WORK/seen.err"
   ip netns exec "$NS_B" timeout 10 tcpdump -Z root --immediate-mode -l -n -c 1 -i any 'icmp[icmptype] == 8' \
     >"$WORK/seen" 2>"$WORK/seen.err" &
   local dump=$!
