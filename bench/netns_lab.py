@@ -102,6 +102,8 @@ class Lab:
         run("ip", "-n", v1, "link", "set", f"{self.tag}v", "up")
         run("ip", "-n", v2, "link", "set", f"{self.tag}w", "up")
         self.paths = {"epair": (e1, e2, "10.81.0.2"), "veth": (v1, v2, "10.82.0.2")}
+        # The device that receives on each path, in its server's namespace.
+        self.receivers = {"epair": b, "veth": f"{self.tag}w"}
         # The sending ends, where shaping and impairment go.
         self.epair_end, self.veth_end = a, f"{self.tag}v"
         self.await_paths(list(self.paths))
@@ -130,7 +132,23 @@ class Lab:
         run("ip", "-n", c1, "link", "set", "ca", "up")
         run("ip", "-n", c2, "link", "set", "cb", "up")
         self.paths["ceiling"] = (c1, c2, "10.83.0.2")
+        self.receivers["ceiling"] = "cb"
         self.await_paths(["ceiling"])
+
+    def bridge_receivers(self):
+        """Makes each path's receiving device a port of a bridge in its
+        namespace, the address moved to the bridge, whose Ethernet address
+        is its own: what the client sends is for the bridge's address, not
+        the device's, as in a lab of namespaces joined by a bridge."""
+        for name, (client, server, address) in self.paths.items():
+            device = self.receivers[name]
+            run("ip", "-n", server, "addr", "del", f"{address}/24", "dev", device)
+            run("ip", "-n", server, "link", "add", "br0", "address", "02:00:00:00:00:01", "type", "bridge")
+            run("ip", "-n", server, "link", "set", device, "master", "br0")
+            run("ip", "-n", server, "addr", "add", f"{address}/24", "dev", "br0")
+            run("ip", "-n", server, "link", "set", "br0", "up")
+            run("ip", "-n", client, "neigh", "flush", "all")
+        self.await_paths(list(self.paths))
 
     def await_paths(self, names):
         for name in names:
