@@ -13,6 +13,8 @@ import sysconfig
 import tempfile
 import time
 
+import bpf_ctl
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -106,13 +108,16 @@ class Lab:
         self.receivers = {"epair": b, "veth": f"{self.tag}w"}
         # The sending ends, where shaping and impairment go.
         self.epair_end, self.veth_end = a, f"{self.tag}v"
+        self.epair_ends = (a, b)
         self.await_paths(list(self.paths))
 
-    def setup_ceiling(self, clang="clang"):
+    def setup_ceiling(self, clang="clang", hook="tcx"):
         """Adds the path "ceiling": two veth pairs whose far ends share a
-        namespace of their own, crossed by ceiling.bpf.c alone (tc's
-        clsact, bpf_redirect_peer), the structure of epair's kernel path
-        without epair's program. Needs clang and tc."""
+        namespace of their own, crossed by ceiling.bpf.c alone
+        (bpf_redirect_peer), the structure of epair's kernel path without
+        epair's program. hook: "tcx", as epaird attaches its programs where
+        the kernel has it, or "tc" (clsact and cls_bpf). Needs clang, and tc
+        for "tc"."""
         c1, c2, hidden = self.ns("c1"), self.ns("c2"), self.ns("ch")
         for near, far, ns in (("ca", "ha", c1), ("cb", "hb", c2)):
             run("ip", "link", "add", near, "netns", ns, "type", "veth", "peer", "name", far, "netns", hidden)
@@ -124,13 +129,17 @@ class Lab:
         arch = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
         run(clang, "-O2", "-target", "bpf", f"-I/usr/include/{arch}", f"-DEND_A={index['ha']}",
             f"-DEND_B={index['hb']}", "-c", os.path.join(ROOT, "bench", "ceiling.bpf.c"), "-o", program)
-        for far in ("ha", "hb"):
-            run("tc", "-n", hidden, "qdisc", "add", "dev", far, "clsact")
-            run("tc", "-n", hidden, "filter", "add", "dev", far, "ingress", "bpf", "da", "obj", program, "sec", "tc")
+        if hook == "tcx":
+            bpf_ctl.attach_tcx(f"/run/netns/{hidden}", program, "cross", ("ha", "hb"))
+        else:
+            for far in ("ha", "hb"):
+                run("tc", "-n", hidden, "qdisc", "add", "dev", far, "clsact")
+                run("tc", "-n", hidden, "filter", "add", "dev", far, "ingress", "bpf", "da", "obj", program, "sec", "tc")
         run("ip", "-n", c1, "addr", "add", "10.83.0.1/24", "dev", "ca")
         run("ip", "-n", c2, "addr", "add", "10.83.0.2/24", "dev", "cb")
         run("ip", "-n", c1, "link", "set", "ca", "up")
         run("ip", "-n", c2, "link", "set", "cb", "up")
+        self.ceiling_netns = hidden
         self.paths["ceiling"] = (c1, c2, "10.83.0.2")
         self.receivers["ceiling"] = "cb"
         self.await_paths(["ceiling"])
@@ -149,6 +158,15 @@ class Lab:
             run("ip", "-n", server, "link", "set", "br0", "up")
             run("ip", "-n", client, "neigh", "flush", "all")
         self.await_paths(list(self.paths))
+
+    def programs(self, path):
+        """The ids of the eBPF programs tcx holds on path's hidden devices:
+        epair's (kernel path, hidden veths named "v" and the end's name) or
+        the ceiling's; none when tc holds them instead."""
+        if path == "epair":
+            return bpf_ctl.tcx_programs(os.path.join(self.work, "state", "hidden.netns"),
+                                        [f"v{end}" for end in self.epair_ends])
+        return bpf_ctl.tcx_programs(f"/run/netns/{self.ceiling_netns}", ("ha", "hb"))
 
     def await_paths(self, names):
         for name in names:
@@ -171,9 +189,12 @@ class Lab:
         remove_work(self.work)
 
     def iperf(self, path, seconds, udp):
+        """TCP: Gbit/s received. UDP: datagrams received a second, and the
+        share of a CPU the receiving iperf3 used (near 100 when it could not
+        keep up and was never asleep, lower when the sender had to wake it)."""
         client, server, address = self.paths[path]
-        srv = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-B", address],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        srv = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-J", "-B", address],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             deadline = time.time() + 5
             while "5201" not in run("ip", "netns", "exec", server, "ss", "-ltnH").stdout:
@@ -186,11 +207,12 @@ class Lab:
                 args += ["-u", "-l", "18", "-b", "0"]
             result = json.loads(run(*args).stdout)
         finally:
-            srv.wait(timeout=10)
+            served = srv.communicate(timeout=10)[0]
         end = result["end"]
         if udp:
             summary = end["sum"]
-            return (summary["packets"] - summary["lost_packets"]) / summary["seconds"]
+            receiver_cpu = json.loads(served)["end"]["cpu_utilization_percent"]["host_total"]
+            return (summary["packets"] - summary["lost_packets"]) / summary["seconds"], receiver_cpu
         return end["sum_received"]["bits_per_second"] / 1e9
 
     def ping(self, path, count):

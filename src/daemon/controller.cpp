@@ -206,7 +206,8 @@ Result<std::string> Controller::create_pair(std::string_view name) {
   std::optional<tap::Device> devices[2];
   for (int i = 0; i < 2; ++i) {
     made[i].ifp = engine_->find(names[i]);
-    auto device = new_pairs_in_kernel_ ? make_kernel_end(made[i]) : tap::Device::create(names[i]);
+    auto device = new_pairs_in_kernel_ ? make_kernel_end(made[i], datapath_->indexes_of(i == 0 ? slots->a : slots->b))
+                                       : tap::Device::create(names[i]);
     if (!device) {
       if (devices[0]) (void)devices[0]->set_persistent(false);
       remove_kernel_end(made[0]);

@@ -177,7 +177,7 @@ class Controller {
   // Whether the state file found at start has an end on the kernel path.
   bool saved_kernel_pairs() const;
   Status start_hidden_poller();
-  Result<tap::Device> make_kernel_end(End& end);
+  Result<tap::Device> make_kernel_end(End& end, const kernel::HiddenEnd& at);
   void remove_kernel_end(End& end);
   KernelPath kernel_path_of(const std::shared_ptr<Interface>& ifp, const std::string& hidden_name,
                             const kernel::HiddenEnd& hidden);

@@ -105,18 +105,19 @@ Status Controller::start_hidden_poller() {
 }
 
 // An end's devices, in this order:
-// 1. The TAP, made in the hidden namespace, its queue deep, UP: the
-//    engine's way in and out.
-// 2. The veth: the end's name in the host's namespace, its peer hidden,
-//    both down until the end is configured and its peer comes up.
+// 1. The TAP, made in the hidden namespace at at.tap, its queue deep, UP:
+//    the engine's way in and out.
+// 2. The veth: made from the hidden namespace at at.veth, where the
+//    program's maps look for it, the end's name its peer in the host's
+//    namespace; both down until the end is configured and its peer comes up.
 // 3. Their indexes in the hidden namespace, for the program's maps; the
 //    hidden veth's MTU the largest there is.
 // What was made is taken away again when a step fails.
-Result<tap::Device> Controller::make_kernel_end(End& end) {
+Result<tap::Device> Controller::make_kernel_end(End& end, const kernel::HiddenEnd& at) {
   const std::string& name = end.ifp->name();
   std::optional<tap::Device> device;
   Status made = os::run_in_netns(hidden_netns_.get(), [&]() -> Status {
-    auto tap = tap::Device::create(hidden_tap_name(name));
+    auto tap = tap::Device::create(hidden_tap_name(name), at.tap);
     if (!tap) return tap.status();
     device = std::move(*tap);
     return {};
@@ -132,9 +133,13 @@ Result<tap::Device> Controller::make_kernel_end(End& end) {
     undo();
     return s;
   }
-  if (Status s = netns_->host().control->add_veth(name, hidden_veth_name(name), hidden_netns_.get()); !s) {
+  if (Status s = hidden_control_->add_veth(hidden_veth_name(name), name, netns_->host().fd.get(), at.veth); !s) {
     undo();
-    return s.value() == EEXIST ? Status{EEXIST, "interface " + name + " already exists"} : s;
+    if (s.value() == EEXIST) return Status{EEXIST, "interface " + name + " already exists"};
+    if (s.value() == EBUSY) {
+      return Status{EBUSY, name + ": index " + std::to_string(at.veth) + " of its hidden veth is taken"};
+    }
+    return s;
   }
   auto veth = hidden_control_->link(hidden_veth_name(name));
   auto tap = hidden_control_->link(hidden_tap_name(name));

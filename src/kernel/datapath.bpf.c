@@ -30,8 +30,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, EPAIR_KERNEL_MAX_ENDS);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, EPAIR_KERNEL_VETH_INDEX(EPAIR_KERNEL_MAX_ENDS));
   __type(key, __u32);
   __type(value, struct epair_end_config);
 } ends SEC(".maps");
@@ -122,7 +122,7 @@ SEC("tc")
 int transmit(struct __sk_buff* skb) {
   __u32 self = skb->ifindex;
   struct epair_end_config* end = bpf_map_lookup_elem(&ends, &self);
-  if (!end) return TC_ACT_SHOT;
+  if (!end || end->peer_veth == 0) return TC_ACT_SHOT;
   /* The one decision: everything below reads this copy. */
   __u8 way = *(volatile __u8*)&end->way;
   if (way == EPAIR_WAY_ENGINE) return bpf_redirect(end->tap, 0);

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -242,6 +243,7 @@ Result<std::unique_ptr<Datapath>> Datapath::adopt(int netns_fd, const HiddenEnd&
       if (bpf_obj_get_info_by_fd(map.get(), &info, &length) != 0) return bpf_error(errno, "map info");
       const std::string name = info.name;
       if (name == "ends") {
+        path->ends_array_ = info.type == BPF_MAP_TYPE_ARRAY;
         path->ends_ = std::move(map);
       } else if (name == "from_engine") {
         path->from_engine_ = std::move(map);
@@ -299,23 +301,54 @@ Status Datapath::attach(int ifindex, int program_fd) const {
   });
 }
 
-Status Datapath::mark_used_slots() {
-  const bool read = for_each_key(ends_.get(), [this](std::uint32_t key) {
+// An array's every entry is there, most of them empty: it is read in one
+// call, not one or two a key. Its values are as long as the map says, which
+// is this epaird's or, adopted from a later one, longer.
+template <typename Visit>
+bool Datapath::for_each_end(Visit visit) const {
+  if (!ends_array_) {
+    return for_each_key(ends_.get(), [&](std::uint32_t key) {
+      epair_end_config config{};
+      if (bpf_map_lookup_elem(ends_.get(), &key, &config) == 0 && holds_end(config)) visit(config);
+    });
+  }
+  bpf_map_info info{};
+  std::uint32_t length = sizeof info;
+  if (bpf_obj_get_info_by_fd(ends_.get(), &info, &length) != 0) return false;
+  const std::size_t stride = std::max<std::size_t>(info.value_size, sizeof(epair_end_config));
+  std::vector<std::uint32_t> keys(info.max_entries);
+  std::vector<unsigned char> values(stride * info.max_entries);
+  std::uint32_t count = info.max_entries;
+  std::uint32_t next = 0;
+  if (bpf_map_lookup_batch(ends_.get(), nullptr, &next, keys.data(), values.data(), &count, nullptr) != 0 &&
+      errno != ENOENT) {
+    return false;
+  }
+  for (std::uint32_t i = 0; i < count; ++i) {
     epair_end_config config{};
-    if (bpf_map_lookup_elem(ends_.get(), &key, &config) == 0 && config.slot < slot_used_.size()) {
-      slot_used_[config.slot] = true;
-    }
+    std::memcpy(&config, values.data() + i * stride, sizeof config);
+    if (holds_end(config)) visit(config);
+  }
+  return true;
+}
+
+Status Datapath::mark_used_slots() {
+  const bool read = for_each_end([this](const epair_end_config& config) {
+    if (config.slot < slot_used_.size()) slot_used_[config.slot] = true;
   });
   return read ? Status{} : bpf_error(errno, "reading the ends");
 }
 
 MapEntries Datapath::map_entries() const {
-  auto count = [](int map_fd) {
-    std::size_t n = 0;
-    for_each_key(map_fd, [&n](std::uint32_t) { ++n; });
-    return n;
-  };
-  return {count(ends_.get()), count(from_engine_.get())};
+  MapEntries entries;
+  for_each_end([&](const epair_end_config&) { ++entries.ends; });
+  for_each_key(from_engine_.get(), [&](std::uint32_t) { ++entries.from_engine; });
+  return entries;
+}
+
+HiddenEnd Datapath::indexes_of(std::uint32_t slot) const {
+  if (!ends_array_) return {};
+  return {static_cast<int>(EPAIR_KERNEL_VETH_INDEX(slot)), static_cast<int>(EPAIR_KERNEL_TAP_INDEX(slot))};
 }
 
 std::optional<std::uint32_t> Datapath::take_slot() {
@@ -388,8 +421,19 @@ Status Datapath::add_pair(const HiddenEnd& a, const HiddenEnd& b, std::uint32_t 
 void Datapath::remove_end(const HiddenEnd& end) {
   const auto veth = static_cast<std::uint32_t>(end.veth);
   const auto tap = static_cast<std::uint32_t>(end.tap);
-  if (auto config = this->config(end); config && config->slot < slot_used_.size()) slot_used_[config->slot] = false;
-  bpf_map_delete_elem(ends_.get(), &veth);
+  auto config = this->config(end);
+  if (config && config->slot < slot_used_.size()) slot_used_[config->slot] = false;
+  if (ends_array_) {
+    // An array's entry stays; without a peer it holds no end. The rest is
+    // left as it was, so that a frame in flight that read the peer before
+    // this still finds the slots it read with it.
+    if (config) {
+      config->peer_veth = 0;
+      (void)update_end(end.veth, *config);
+    }
+  } else {
+    bpf_map_delete_elem(ends_.get(), &veth);
+  }
   bpf_map_delete_elem(from_engine_.get(), &tap);
 }
 
@@ -402,9 +446,8 @@ Status Datapath::update_end(int veth, const epair_end_config& config) {
 Result<epair_end_config> Datapath::config(const HiddenEnd& end) const {
   const auto veth = static_cast<std::uint32_t>(end.veth);
   epair_end_config config{};
-  if (bpf_map_lookup_elem(ends_.get(), &veth, &config) != 0) {
-    return bpf_error(errno, "no end with hidden veth " + std::to_string(end.veth));
-  }
+  const int error = bpf_map_lookup_elem(ends_.get(), &veth, &config) != 0 ? errno : holds_end(config) ? 0 : ENOENT;
+  if (error != 0) return bpf_error(error, "no end with hidden veth " + std::to_string(end.veth));
   return config;
 }
 

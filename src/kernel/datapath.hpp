@@ -84,6 +84,10 @@ class Datapath {
   /// use; release_slots() gives back slots a pair did not take.
   Result<PairSlots> take_slots();
   void release_slots(const PairSlots& slots);
+  /// The indexes at which the hidden devices of the end at slot must be
+  /// made (datapath_abi.h), or {0, 0}, any, for programs adopted from an
+  /// epaird before those.
+  HiddenEnd indexes_of(std::uint32_t slot) const;
   /// Where the engine counts for the end at slot (Engine::create): memory
   /// of the programs', mapped, which outlives epaird. Null when the
   /// programs have none (adopted from an epaird before it).
@@ -120,6 +124,12 @@ class Datapath {
   explicit Datapath(int netns_fd) : netns_fd_(netns_fd) {}
   Status attach(int ifindex, int program_fd) const;
   Status update_end(int veth, const epair_end_config& config);
+  // Whether an entry read from ends holds an end.
+  static bool holds_end(const epair_end_config& config) { return config.peer_veth != 0; }
+  // Calls visit with each entry of ends that holds an end; false when the
+  // map could not be read (errno).
+  template <typename Visit>
+  bool for_each_end(Visit visit) const;
   // The slots the ends in the map hold, read when adopting.
   Status mark_used_slots();
   std::optional<std::uint32_t> take_slot();
@@ -129,6 +139,9 @@ class Datapath {
   int netns_fd_;
   // Programs attached by tcx, not as tc filters.
   bool tcx_ = false;
+  // ends is an array indexed by the hidden veth's ifindex (an empty entry
+  // is there, its peer_veth 0), not a hash.
+  bool ends_array_ = true;
   os::UniqueFd transmit_;
   os::UniqueFd deliver_;
   os::UniqueFd ends_;

@@ -6,7 +6,13 @@
  * - ends and from_engine are keyed by an ifindex in epaird's hidden
  *   namespace: a hidden veth (the visible end's peer) or a hidden TAP (the
  *   end's way into and out of the engine). counters is an array indexed by
- *   the slot epaird gave the end, so that a frame costs one hash lookup.
+ *   the slot epaird gave the end.
+ * - ends is an array: epaird makes an end's hidden veth at
+ *   EPAIR_KERNEL_VETH_INDEX(slot) and its TAP at EPAIR_KERNEL_TAP_INDEX(slot),
+ *   so that what a frame needs is found without hashing (the hash was some
+ *   50 of the 130 ns a frame spent in the program beyond a bare redirect,
+ *   BENCHMARKS.md). An entry whose peer_veth is 0 holds no end. The programs of an epaird before this keep ends in a hash, and
+ *   any index; an epaird adopting them does as they did.
  * - Fields added later go at the end of a value: an epaird adopting the
  *   maps of an older one reads and writes only the value's length there.
  * - Counters are per CPU; a reader adds the CPUs' values.
@@ -21,6 +27,12 @@
 
 /* Ends the maps hold at most; each has a slot in the counters. */
 #define EPAIR_KERNEL_MAX_ENDS 8192
+
+/* Where the hidden devices of the end at slot are, as ifindexes in the
+ * hidden namespace, whose loopback is 1. */
+#define EPAIR_KERNEL_FIRST_INDEX 16
+#define EPAIR_KERNEL_VETH_INDEX(slot) (EPAIR_KERNEL_FIRST_INDEX + (slot))
+#define EPAIR_KERNEL_TAP_INDEX(slot) (EPAIR_KERNEL_FIRST_INDEX + EPAIR_KERNEL_MAX_ENDS + (slot))
 
 enum epair_way {
   EPAIR_WAY_KERNEL = 0, /* redirected into the peer end by the program */

@@ -196,16 +196,25 @@ Status RouteSocket::move(std::string_view name, int netns_fd) {
   return change(name, "SIOCSIFVNET", [netns_fd](rtnl_link* link) { rtnl_link_set_ns_fd(link, netns_fd); });
 }
 
-Status RouteSocket::add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd) {
+Status RouteSocket::add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd, int ifindex) {
   LinkPtr link(rtnl_link_veth_alloc());
   if (!link) return Status{ENOMEM, "netlink: out of memory"};
   rtnl_link_set_name(link.get(), std::string(name).c_str());
+  if (ifindex != 0) rtnl_link_set_ifindex(link.get(), ifindex);
   rtnl_link* peer = rtnl_link_veth_get_peer(link.get());
   rtnl_link_set_name(peer, std::string(peer_name).c_str());
   rtnl_link_set_ns_fd(peer, peer_netns_fd);
   rtnl_link_put(peer);
   if (int error = rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); error < 0) {
-    return nl_status(error, name, "RTM_NEWLINK veth");
+    Status failed = nl_status(error, name, "RTM_NEWLINK veth");
+    // Linux takes a request naming the index of a device for one about that
+    // device, and says EEXIST as for a name taken.
+    rtnl_link* holder = nullptr;
+    if (failed.value() == EEXIST && ifindex != 0 && rtnl_link_get_kernel(sock_.get(), ifindex, nullptr, &holder) == 0) {
+      rtnl_link_put(holder);
+      return Status{EBUSY, std::string(name) + ": interface index " + std::to_string(ifindex) + " is taken"};
+    }
+    return failed;
   }
   return {};
 }

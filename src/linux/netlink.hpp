@@ -84,8 +84,9 @@ class RouteSocket {
   /// Moves the link into the namespace of netns_fd.
   Status move(std::string_view name, int netns_fd);
   /// A veth pair: name here, peer_name in the namespace of peer_netns_fd,
-  /// both down. EEXIST when either name is taken.
-  Status add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd);
+  /// both down; name at ifindex when it is not 0. EEXIST when either name
+  /// is taken, EBUSY when the index is.
+  Status add_veth(std::string_view name, std::string_view peer_name, int peer_netns_fd, int ifindex = 0);
   Status remove(std::string_view name);
   /// Every device of group (not 0) in one batch (`ip link delete group
   /// N`): the kernel waits for the other CPUs once for all of them, not

@@ -13,6 +13,7 @@ start_daemon --datapath kernel
 connect_pair
 HIDDEN="$STATE_DIR/hidden.netns"
 hidden() { nsenter --net="$HIDDEN" "$@"; }
+hidden_index() { hidden ip -o link show dev "$1" | cut -d: -f1; }
 # read_counters KEY...: "A.opackets B.ipackets B.rx_packets" now, into NOW;
 # rx_packets is Linux's count on the device.
 declare -A NOW LAST
@@ -59,6 +60,10 @@ ip -d -n "$NS_A" link show "$A" | grep -q "veth" && ok "$A is a veth" || fail "$
 [[ $(ip netns list) != *hidden* ]] && ok "the hidden namespace is not in ip netns list" || fail "$(ip netns list)"
 [[ $(hidden ip -o link show | grep -cE "(v|t)$PAIR[ab]") == 4 ]] && ok "4 hidden devices in $HIDDEN" \
   || fail "hidden: $(hidden ip -o link show)"
+# The first pair has slots 0 and 1: its veths at 16 + slot, where the
+# program's array finds them, its TAPs at 16 + 8192 + slot.
+indexes="$(hidden_index "v$A") $(hidden_index "v$B") $(hidden_index "t$A") $(hidden_index "t$B")"
+[[ $indexes == "16 17 8208 8209" ]] && ok "hidden devices at their slots' indexes: $indexes" || fail "indexes: $indexes"
 # tcx holds the programs from Linux 6.6 on (e2e.traffic_tc tests tc's
 # clsact, which older kernels need).
 if printf '%s\n' 6.6 "$(uname -r)" | sort -V -C; then
@@ -164,6 +169,22 @@ ticks=$(daemon_ticks_in_a_second)
 for name in "${made[@]}"; do ctl "$name" destroy || fail "destroy $name"; done
 [[ $(hidden ip -o link show | wc -l) == "$hidden_before" ]] && ok "20 pairs destroyed: their 80 hidden devices gone" \
   || fail "hidden devices: $hidden_before before, $(hidden ip -o link show | wc -l) after"
+
+log "an index the next pair's hidden devices need, taken: one line, nothing made, nothing lost"
+# The next pair takes slots 2 and 3: its first end's veth 18, TAP 8210.
+pairs_before=$(ctl -l)
+for squat in 18 8210; do
+  hidden ip link add squat index "$squat" type veth peer name squatp || fail "squat $squat"
+  if ((squat == 18)); then want="index 18 of its hidden veth is taken"; else want="interface index 8210 is taken"; fi
+  expect_error "$want" "$EPAIRCTL" epair create
+  [[ $(ctl -l) == "$pairs_before" && $(hidden ip -o link show | wc -l) == $((hidden_before + 2)) ]] \
+    && ok "index $squat taken: no pair, no device made" || fail "after: $(ctl -l); $(hidden ip -o link show)"
+  hidden ip link del squat
+done
+made=$(ctl epair create) && [[ $(hidden_index "v$made") == 18 ]] && ok "freed: $made made, its veth at 18" \
+  || fail "create after the squat: $made, $(hidden ip -o link show)"
+ip netns exec "$NS_A" ping -c 1 -W 2 10.99.0.2 >/dev/null && ok "$A and $B go on" || fail "ping after the squat"
+ctl "$made" destroy || fail "destroy $made"
 
 log "kill -9 epaird during a ping every 10 ms: none lost; counters go on"
 ip netns exec "$NS_A" ping -c 300 -i 0.01 -W 1 10.99.0.2 >"$WORK/ping.log" 2>&1 &

@@ -3,7 +3,8 @@
 // request, and no other device; a group with none is ENODEV, group 0 is
 // refused. Addresses as ifconfig has them: added again, or under another
 // prefix, an address is kept once; removed under any prefix or the one
-// given. Needs root; skipped otherwise.
+// given. A veth and a TAP made at the index asked, EBUSY when a device
+// has it. Needs root; skipped otherwise.
 #include "netlink.hpp"
 
 #include <fcntl.h>
@@ -41,6 +42,33 @@ TEST(RouteSocketGroupTest, RemovingAGroupTakesItsDevicesAndTheirVethPeers) {
     Status everything = route->remove_group(0);
     EXPECT_FALSE(everything);
     EXPECT_TRUE(route->link("oa"));
+  });
+}
+
+TEST(RouteSocketIndexTest, DevicesAreMadeAtTheIndexAsked) {
+  if (::geteuid() != 0) GTEST_SKIP() << "devices need root";
+  test::in_private_netns([] {
+    auto route = RouteSocket::open();
+    ASSERT_TRUE(route) << route.status().message();
+    UniqueFd here(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(here);
+    Status made = route->add_veth("ia", "ib", here.get(), 40);
+    ASSERT_TRUE(made) << made.message();
+    ASSERT_TRUE(route->link("ia"));
+    EXPECT_EQ(route->link("ia")->index, 40);
+    EXPECT_NE(route->link("ib")->index, 40);
+    auto tap = tap::Device::create("it", 41);
+    ASSERT_TRUE(tap) << tap.status().message();
+    EXPECT_EQ(route->link("it")->index, 41);
+
+    Status busy = route->add_veth("ja", "jb", here.get(), 41);
+    EXPECT_EQ(busy.value(), EBUSY);
+    EXPECT_EQ(busy.message(), "ja: interface index 41 is taken");
+    auto taken = tap::Device::create("jt", 40);
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.status().value(), EBUSY);
+    EXPECT_EQ(taken.status().message(), "jt: interface index 40 is taken");
+    for (const char* never : {"ja", "jb", "jt"}) EXPECT_FALSE(route->link(never)) << never << " was made";
   });
 }
 

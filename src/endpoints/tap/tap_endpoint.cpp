@@ -78,14 +78,18 @@ bool insert_vlan_tag(Frame& frame) {
   return true;
 }
 
-Result<Device> Device::open(std::string_view name, bool exclusive) {
+Result<Device> Device::open(std::string_view name, bool exclusive, int ifindex) {
   if (name.empty() || name.size() >= IFNAMSIZ) return Status{EINVAL, "invalid interface name"};
   os::UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return errno_status("/dev/net/tun", "open");
+  if (ifindex != 0 && ::ioctl(fd.get(), TUNSETIFINDEX, &ifindex) != 0) return errno_status(name, "TUNSETIFINDEX");
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   ifr.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (exclusive ? IFF_TUN_EXCL : 0));
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    if (errno == EBUSY && ifindex != 0 && ::if_nametoindex(std::string(name).c_str()) == 0) {
+      return Status{EBUSY, std::string(name) + ": interface index " + std::to_string(ifindex) + " is taken"};
+    }
     if (errno == EBUSY && exclusive) return Status{EEXIST, "interface " + std::string(name) + " already exists"};
     if (errno == EBUSY) return Status{EBUSY, std::string(name) + ": TAP device is in use by another process"};
     if (errno == EINVAL && !exclusive) return Status{ENODEV, std::string(name) + ": not a TAP device"};
@@ -107,11 +111,11 @@ Status Device::set_offloads(bool on) {
   return {};
 }
 
-Result<Device> Device::create(std::string_view name) {
+Result<Device> Device::create(std::string_view name, int ifindex) {
   if (::if_nametoindex(std::string(name).c_str()) != 0) {
     return Status{EEXIST, "interface " + std::string(name) + " already exists"};
   }
-  auto device = open(name, true);
+  auto device = open(name, true, ifindex);
   if (!device) return device;
   if (Status s = device->set_persistent(true); !s) return s;
   return device;

@@ -23,9 +23,10 @@ namespace epair::tap {
 /// The descriptor of one persistent TAP device, opened with IFF_VNET_HDR.
 class Device {
  public:
-  /// Creates a new TAP named name in the calling thread's namespace: EEXIST
-  /// ("interface NAME already exists") when a device has that name.
-  static Result<Device> create(std::string_view name);
+  /// Creates a new TAP named name in the calling thread's namespace, at
+  /// ifindex when it is not 0: EEXIST ("interface NAME already exists")
+  /// when a device has that name, EBUSY when one has that index.
+  static Result<Device> create(std::string_view name, int ifindex = 0);
   /// Attaches to the persistent TAP name in the calling thread's namespace
   /// (a daemon restart); ENODEV when there is none.
   static Result<Device> attach(std::string_view name);
@@ -45,7 +46,7 @@ class Device {
 
  private:
   Device(os::UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
-  static Result<Device> open(std::string_view name, bool exclusive);
+  static Result<Device> open(std::string_view name, bool exclusive, int ifindex = 0);
 
   os::UniqueFd fd_;
   std::string name_;
