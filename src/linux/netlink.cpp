@@ -208,7 +208,8 @@ Status RouteSocket::add_veth(std::string_view name, std::string_view peer_name, 
   if (int error = rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); error < 0) {
     Status failed = nl_status(error, name, "RTM_NEWLINK veth");
     // Linux takes a request naming the index of a device for one about that
-    // device, and says EEXIST as for a name taken.
+    // device, and says EEXIST as for a name taken: told apart, so that a
+    // caller trying name after name on EEXIST (epair create) stops here.
     rtnl_link* holder = nullptr;
     if (failed.value() == EEXIST && ifindex != 0 && rtnl_link_get_kernel(sock_.get(), ifindex, nullptr, &holder) == 0) {
       rtnl_link_put(holder);
