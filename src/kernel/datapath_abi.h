@@ -11,8 +11,9 @@
  *   EPAIR_KERNEL_VETH_INDEX(slot) and its TAP at EPAIR_KERNEL_TAP_INDEX(slot),
  *   so that what a frame needs is found without hashing (the hash was some
  *   50 of the 130 ns a frame spent in the program beyond a bare redirect,
- *   BENCHMARKS.md). An entry whose peer_veth is 0 holds no end. The programs of an epaird before this keep ends in a hash, and
- *   any index; an epaird adopting them does as they did.
+ *   BENCHMARKS.md). An entry whose peer_veth is 0 holds no end. The
+ *   programs of an epaird before this keep ends in a hash, and any index;
+ *   an epaird adopting them does as they did.
  * - Fields added later go at the end of a value: an epaird adopting the
  *   maps of an older one reads and writes only the value's length there.
  * - Counters are per CPU; a reader adds the CPUs' values.
