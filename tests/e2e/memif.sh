@@ -265,6 +265,10 @@ wait_for 10 bash -c "[[ \$('$EPAIRCTL' $B) == *'memif link: connected'* ]]" && o
 sleep "$SEND_SECONDS"
 stop_testpmd srv
 sent=$(grep -A2 "Forward statistics for port 0" "$WORK/srv.log" | grep -o "TX-packets: *[0-9]*" | grep -o '[0-9]*$')
+# What memif has received the engine may still be delivering: the counts
+# are read once the namespace has them all, or after 5 s.
+all_delivered() { (($(rx_packets) - before + $(counter "$B" oqdrops) - oqdrops0 >= ${sent:-1})); }
+wait_for 5 all_delivered
 dropped=$(($(counter "$B" oqdrops) - oqdrops0))
 ((sent > 10000 && $(mf counters.received) == sent && $(rx_packets) - before + dropped == sent)) \
   && ok "testpmd server sent $sent, the namespace counted them (+ $dropped queue drops)" \
