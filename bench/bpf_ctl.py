@@ -5,6 +5,7 @@ kernel's statistics are on."""
 
 import contextlib
 import ctypes
+import functools
 import os
 import socket
 
@@ -14,6 +15,7 @@ STATS_RUN_TIME = 0
 CLONE_NEWNET = 0x40000000
 
 
+@functools.cache
 def _libraries():
     libc = ctypes.CDLL(None, use_errno=True)
     bpf = ctypes.CDLL("libbpf.so.1", use_errno=True)

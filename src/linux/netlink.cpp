@@ -210,9 +210,7 @@ Status RouteSocket::add_veth(std::string_view name, std::string_view peer_name, 
     // Linux takes a request naming the index of a device for one about that
     // device, and says EEXIST as for a name taken: told apart, so that a
     // caller trying name after name on EEXIST (epair create) stops here.
-    rtnl_link* holder = nullptr;
-    if (failed.value() == EEXIST && ifindex != 0 && rtnl_link_get_kernel(sock_.get(), ifindex, nullptr, &holder) == 0) {
-      rtnl_link_put(holder);
+    if (failed.value() == EEXIST && ifindex != 0 && this->link(ifindex)) {
       return Status{EBUSY, std::string(name) + ": interface index " + std::to_string(ifindex) + " is taken"};
     }
     return failed;
