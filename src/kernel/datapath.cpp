@@ -458,14 +458,16 @@ Status Datapath::set_peer_up(const HiddenEnd& end, bool up) {
   return update_end(end.veth, *config);
 }
 
+// Both entries are read before either is written: an end whose peer is
+// not found keeps its MTU too.
 Status Datapath::set_mtu(const HiddenEnd& end, std::uint32_t mtu) {
   auto config = this->config(end);
   if (!config) return config.status();
-  config->max_frame = mtu + kFrameOverMtu;
-  if (Status s = update_end(end.veth, *config); !s) return s;
   auto peer = this->config(HiddenEnd{static_cast<int>(config->peer_veth), 0});
   if (!peer) return peer.status();
+  config->max_frame = mtu + kFrameOverMtu;
   peer->peer_max_frame = mtu + kFrameOverMtu;
+  if (Status s = update_end(end.veth, *config); !s) return s;
   return update_end(static_cast<int>(config->peer_veth), *peer);
 }
 
@@ -477,18 +479,19 @@ Status Datapath::set_way(const HiddenEnd& end, epair_way way) {
 }
 
 // The address goes where frames to the end are sent from: the peer's entry
-// in ends, and the end's TAP's in from_engine.
+// in ends, and the end's TAP's in from_engine. Both are read before either
+// is written, so that a failed call changes neither.
 Status Datapath::set_mac(const HiddenEnd& end, const MacAddress& mac) {
   auto config = this->config(end);
   if (!config) return config.status();
   auto peer = this->config(HiddenEnd{static_cast<int>(config->peer_veth), 0});
   if (!peer) return peer.status();
-  std::memcpy(peer->peer_mac, mac.bytes.data(), sizeof peer->peer_mac);
-  if (Status s = update_end(static_cast<int>(config->peer_veth), *peer); !s) return s;
   const auto tap = static_cast<std::uint32_t>(end.tap);
   epair_tap_config to_end{};
   if (bpf_map_lookup_elem(from_engine_.get(), &tap, &to_end) != 0) return bpf_error(errno, "from_engine");
+  std::memcpy(peer->peer_mac, mac.bytes.data(), sizeof peer->peer_mac);
   std::memcpy(to_end.mac, mac.bytes.data(), sizeof to_end.mac);
+  if (Status s = update_end(static_cast<int>(config->peer_veth), *peer); !s) return s;
   if (bpf_map_update_elem(from_engine_.get(), &tap, &to_end, BPF_EXIST) != 0) return bpf_error(errno, "from_engine");
   return {};
 }

@@ -103,14 +103,16 @@ class Datapath {
   Status set_peer_up(const HiddenEnd& end, bool up);
   /// Frames longer than mtu + 18 (Ethernet and a VLAN header) the end
   /// sends are dropped and counted in its oerrors (SPEC.md, transmit step
-  /// 1), those its peer sends in its ierrors.
+  /// 1), those its peer sends in its ierrors. Fails changing nothing when
+  /// either end is not in the maps.
   Status set_mtu(const HiddenEnd& end, std::uint32_t mtu);
   Status set_way(const HiddenEnd& end, epair_way way);
   /// The end's Ethernet address, as the programs compare a frame's
   /// destination with it: a frame for it takes the short way into the end
   /// (bpf_redirect_peer), any other the way through its veth, where Linux
   /// classifies it (another host's, broadcast, multicast). Until told,
-  /// the programs take it for 00:00:00:00:00:00, which no end has.
+  /// the programs take it for 00:00:00:00:00:00, which no end has. Fails
+  /// changing nothing when the end, its peer or its TAP is not in the maps.
   Status set_mac(const HiddenEnd& end, const MacAddress& mac);
   /// What the program says of the end: its peer's veth and its settings.
   Result<epair_end_config> config(const HiddenEnd& end) const;
