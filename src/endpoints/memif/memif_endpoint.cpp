@@ -383,6 +383,12 @@ void Endpoint::disconnect(const std::string& reason, bool tell_peer) {
   for (const Ring& ring : session_->rx) {
     if (ring.interrupt) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ring.interrupt.get(), nullptr);
   }
+  // The reason is there before connected() says false: whoever sees the
+  // peer gone can ask why.
+  {
+    std::lock_guard lock(names_mutex_);
+    last_disconnect_ = reason;
+  }
   std::unique_ptr<Session> gone;
   {
     std::lock_guard lock(tx_mutex_);
@@ -396,7 +402,6 @@ void Endpoint::disconnect(const std::string& reason, bool tell_peer) {
   {
     std::lock_guard lock(names_mutex_);
     peer_name_.clear();
-    last_disconnect_ = reason;
   }
   counters_.add(&Counters::disconnects);
   if (was_connected) ifp_->set_endpoint_link(false);

@@ -114,7 +114,7 @@ class Endpoint final : public epair::Endpoint {
   CounterTable counter_table() const;
   bool connected() const { return connected_.load(std::memory_order_acquire); }
   /// The peer's name (from its messages) while connected; the last
-  /// disconnect's reason.
+  /// disconnect's reason, set before connected() turns false.
   std::string peer_name() const;
   std::string last_disconnect() const;
 
