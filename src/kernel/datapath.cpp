@@ -67,34 +67,6 @@ Result<os::UniqueFd> take_fd(int fd, const std::string& what) {
   return copy;
 }
 
-// The id of the program epaird attached to ifindex, asked in netns_fd: by
-// tcx, or as the filter of tc's clsact; and which of the two holds it.
-struct Attached {
-  std::uint32_t id = 0;
-  bool tcx = false;
-};
-Result<Attached> attached_program(int netns_fd, int ifindex) {
-  Attached attached;
-  Status s = os::run_in_netns(netns_fd, [&]() -> Status {
-    std::uint32_t ids[1] = {};
-    std::uint32_t count = 1;
-    if (bpf_prog_query(ifindex, kTcxIngress, 0, nullptr, ids, &count) == 0 && count > 0) {
-      attached = {ids[0], true};
-      return {};
-    }
-    bpf_tc_hook hook = ingress_hook(ifindex);
-    bpf_tc_opts opts = filter_opts(0);
-    opts.prog_fd = 0;
-    if (int err = bpf_tc_query(&hook, &opts); err < 0) {
-      return bpf_error(-err, "no epaird program on hidden device " + std::to_string(ifindex));
-    }
-    attached = {opts.prog_id, false};
-    return {};
-  });
-  if (!s) return s;
-  return attached;
-}
-
 // Whether tcx can hold program_fd at the ingress of the loopback of the
 // current namespace; it is taken away again.
 bool probe_tcx(int program_fd) {
@@ -147,6 +119,28 @@ Result<std::vector<std::uint32_t>> map_ids_of(int program_fd) {
 }
 
 }  // namespace
+
+Result<AttachedProgram> attached_program(int netns_fd, int ifindex) {
+  AttachedProgram attached;
+  Status s = os::run_in_netns(netns_fd, [&]() -> Status {
+    std::uint32_t ids[1] = {};
+    std::uint32_t count = 1;
+    if (bpf_prog_query(ifindex, kTcxIngress, 0, nullptr, ids, &count) == 0 && count > 0) {
+      attached = {ids[0], true};
+      return {};
+    }
+    bpf_tc_hook hook = ingress_hook(ifindex);
+    bpf_tc_opts opts = filter_opts(0);
+    opts.prog_fd = 0;
+    if (int err = bpf_tc_query(&hook, &opts); err < 0) {
+      return bpf_error(-err, "no epaird program on hidden device " + std::to_string(ifindex));
+    }
+    attached = {opts.prog_id, false};
+    return {};
+  });
+  if (!s) return s;
+  return attached;
+}
 
 Datapath::~Datapath() = default;
 

@@ -67,6 +67,16 @@ struct MapEntries {
   std::size_t from_engine = 0;  ///< by hidden TAP: what the engine delivers
 };
 
+/// A program epaird attached to a hidden device, and what holds it.
+struct AttachedProgram {
+  std::uint32_t id = 0;
+  bool tcx = false;  ///< by tcx, not as the filter of tc's clsact
+};
+
+/// The program epaird attached to ifindex, asked in the namespace of
+/// netns_fd: by tcx, else as the filter of tc's clsact.
+Result<AttachedProgram> attached_program(int netns_fd, int ifindex);
+
 class Datapath {
  public:
   ~Datapath();

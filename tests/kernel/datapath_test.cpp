@@ -8,7 +8,6 @@
 #include "datapath.hpp"
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
@@ -27,7 +26,6 @@ namespace epair::kernel {
 namespace {
 
 constexpr std::uint32_t kMtu = 1500;
-constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
 const MacAddress kMacB = *MacAddress::parse("02:e0:00:00:00:0b");
 const MacAddress kOther = *MacAddress::parse("02:11:22:33:44:55");
 const MacAddress kBroadcast = *MacAddress::parse("ff:ff:ff:ff:ff:ff");
@@ -55,6 +53,7 @@ class DatapathPair {
  public:
   static std::unique_ptr<DatapathPair> make(os::RouteSocket& route, int netns_fd) {
     auto pair = std::unique_ptr<DatapathPair>(new DatapathPair);
+    pair->netns_fd = netns_fd;
     auto loaded = Datapath::load(netns_fd);
     EXPECT_TRUE(loaded) << loaded.status().message();
     if (!loaded) return nullptr;
@@ -85,8 +84,16 @@ class DatapathPair {
   // What the program attached to ifindex returns for frame, as if the
   // device had received it.
   int run(int ifindex, std::vector<std::uint8_t> frame, std::uint32_t gso_size = 0, std::uint32_t gso_segs = 0) {
-    os::UniqueFd program(attached_program(ifindex));
-    if (!program) return -1;
+    auto attached = attached_program(netns_fd, ifindex);
+    if (!attached) {
+      ADD_FAILURE() << attached.status().message();
+      return -1;
+    }
+    os::UniqueFd program(bpf_prog_get_fd_by_id(attached->id));
+    if (!program) {
+      ADD_FAILURE() << "program " << attached->id << ": " << std::strerror(errno);
+      return -1;
+    }
     __sk_buff context{};
     context.ifindex = static_cast<std::uint32_t>(ifindex);
     context.gso_size = gso_size;
@@ -104,6 +111,8 @@ class DatapathPair {
     return static_cast<int>(opts.retval);
   }
 
+  // The namespace the pair is in, the test's own.
+  int netns_fd = -1;
   std::unique_ptr<Datapath> path;
   PairSlots slots;
   HiddenEnd a;
@@ -111,27 +120,6 @@ class DatapathPair {
 
  private:
   DatapathPair() = default;
-
-  int attached_program(int ifindex) const {
-    std::uint32_t id = 0;
-    if (std::strcmp(path->hook(), "tcx") == 0) {
-      std::uint32_t count = 1;
-      if (bpf_prog_query(ifindex, kTcxIngress, 0, nullptr, &id, &count) != 0 || count == 0) id = 0;
-    } else {
-      bpf_tc_hook hook{};
-      hook.sz = sizeof hook;
-      hook.ifindex = ifindex;
-      hook.attach_point = BPF_TC_INGRESS;
-      bpf_tc_opts opts{};
-      opts.sz = sizeof opts;
-      opts.handle = 1;
-      opts.priority = 1;
-      if (bpf_tc_query(&hook, &opts) == 0) id = opts.prog_id;
-    }
-    const int fd = id != 0 ? bpf_prog_get_fd_by_id(id) : -1;
-    EXPECT_GE(fd, 0) << "no program on device " << ifindex;
-    return fd;
-  }
 
   std::vector<tap::Device> taps;
 };
@@ -302,8 +290,7 @@ TEST(DatapathTest, AdoptingTakesOverTheRunningProgramsAndCounters) {
   with_pair([](DatapathPair& pair) {
     ASSERT_TRUE(pair.path->set_peer_up(pair.a, true));
     EXPECT_EQ(pair.run(pair.a.veth, frame_to(kMacB, 10)), TC_ACT_REDIRECT);
-    os::UniqueFd here(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    auto adopted = Datapath::adopt(here.get(), pair.a);
+    auto adopted = Datapath::adopt(pair.netns_fd, pair.a);
     ASSERT_TRUE(adopted) << adopted.status().message();
     pair.path = std::move(*adopted);
     EXPECT_EQ(pair.path->counters(pair.a).opackets, 1U);
@@ -317,7 +304,7 @@ TEST(DatapathTest, AdoptingTakesOverTheRunningProgramsAndCounters) {
     EXPECT_NE(slots->b, pair.slots.b);
 
     const HiddenEnd elsewhere{pair.b.veth + 1000, pair.b.tap};
-    auto orphan = Datapath::adopt(here.get(), elsewhere);
+    auto orphan = Datapath::adopt(pair.netns_fd, elsewhere);
     ASSERT_FALSE(orphan);
     EXPECT_EQ(orphan.status().message(), "kernel data path: no epaird program on hidden device " +
                                              std::to_string(elsewhere.veth) + ": " +
